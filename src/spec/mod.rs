@@ -1,0 +1,251 @@
+//! Pipeline files: the only module that reads YAML. [`load`] turns a file plus `--set` overrides into a
+//! validated [`Pipeline`], or into every problem found, each with file, line and column.
+//!
+//! ```text
+//!   text --yaml::parse--> Node --overrides--> params --validate (interpolate, expand foreach)--> Pipeline
+//! ```
+
+pub mod diagnostic;
+pub mod interpolate;
+pub mod overrides;
+mod validate;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use overrides::Override;
+pub use yaml::Pos;
+
+/// A validated pipeline: params resolved, stages expanded and interpolated, paths normalised.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file as the user named it.
+    pub file: String,
+    /// The file's text, for diagnostics found later (graph checks).
+    pub source: String,
+    /// Pipeline-wide params after `--set`.
+    pub params: Value,
+    /// Stages in file order (`foreach`/`matrix` stages expanded in place).
+    pub stages: Vec<Stage>,
+}
+
+/// One stage, ready to be hashed and run.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Unique name; expanded stages are `group@item`.
+    pub name: String,
+    /// The `foreach`/`matrix` stage this one was expanded from.
+    pub group: Option<String>,
+    /// Where the stage is defined.
+    pub pos: Pos,
+    /// What the stage does.
+    pub action: Action,
+    /// Files and folders it reads, relative to the workspace root (or absolute).
+    pub deps: Vec<PathRef>,
+    /// Files and folders it writes, relative to the workspace root.
+    pub outs: Vec<Out>,
+    /// Params that are part of its key (dotted name -> value): those listed under `params:` and those
+    /// referenced with `${...}`.
+    pub params: BTreeMap<String, Value>,
+    /// Directory the command runs in, relative to the workspace root (`.` by default).
+    pub wdir: String,
+    /// Run every time (DVC's `always_changed`); dependents still see early cutoff.
+    pub always_changed: bool,
+    /// Never run (DVC's `frozen`): its outputs are used as they are.
+    pub frozen: bool,
+    /// Free-text description.
+    pub desc: Option<String>,
+}
+
+/// What a stage runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Shell commands run one after another with `sh -c`.
+    Command(Vec<String>),
+    /// A built-in kind with its resolved settings (defaults filled in).
+    Builtin {
+        /// The kind's name.
+        kind: String,
+        /// The kind's implementation version.
+        version: u32,
+        /// Every setting of the kind, resolved.
+        settings: BTreeMap<String, Value>,
+    },
+}
+
+/// A path with the place it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRef {
+    /// Normalised path, `/`-separated.
+    pub path: String,
+    /// Where it was written.
+    pub pos: Pos,
+}
+
+/// A stage output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Out {
+    /// The path and its position.
+    pub path: PathRef,
+    /// Whether it goes into the store (DVC's `cache`); uncached outputs are hashed but not restored.
+    pub cache: bool,
+    /// Whether it is kept, not deleted, before the stage runs (DVC's `persist`).
+    pub persist: bool,
+    /// Whether it is a metrics file (JSON or YAML) whose values go into `run.json`.
+    pub metrics: bool,
+}
+
+/// Why a pipeline could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read pipeline `{file}`: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file has problems, all listed.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads, parses and validates a pipeline file. `root` is the workspace root, where DVC-style
+/// `params.yaml` files are looked up.
+pub fn load(file: &str, root: &Path, overrides: &[Override]) -> Result<Pipeline, LoadError> {
+    let source = std::fs::read_to_string(root.join(file)).map_err(|source| LoadError::Read {
+        file: file.to_string(),
+        source,
+    })?;
+    parse(file, source, root, overrides).map_err(|d| LoadError::Invalid(Diagnostics(d)))
+}
+
+/// Validates pipeline text that has already been read.
+pub fn parse(
+    file: &str,
+    source: String,
+    root: &Path,
+    overrides: &[Override],
+) -> Result<Pipeline, Vec<Diagnostic>> {
+    let node = match yaml::parse(&source) {
+        Ok(Some(node)) => node,
+        Ok(None) => {
+            return Err(vec![Diagnostic {
+                file: file.to_string(),
+                pos: None,
+                message: "the pipeline file is empty".into(),
+                help: Some("a pipeline needs a `stages:` mapping".into()),
+                line_text: None,
+            }]);
+        }
+        Err(e) => {
+            return Err(vec![Diagnostic::at(
+                file,
+                &source,
+                e.pos,
+                format!("invalid YAML: {}", e.message),
+            )]);
+        }
+    };
+    let (params, stages) = validate::validate(file, &source, &node, root, overrides)?;
+    Ok(Pipeline {
+        file: file.to_string(),
+        source,
+        params,
+        stages,
+    })
+}
+
+impl Pipeline {
+    /// A diagnostic pointing at `pos` in this pipeline's file.
+    pub fn diagnostic(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.file, &self.source, pos, message)
+    }
+
+    /// The stage called `name`.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+impl Stage {
+    /// `cmd` for command stages, the kind's name for built-in ones.
+    pub fn kind_name(&self) -> &str {
+        match &self.action {
+            Action::Command(_) => "cmd",
+            Action::Builtin { kind, .. } => kind,
+        }
+    }
+}
+
+/// Lexically normalises `path` joined to `wdir`: `.` and `..` resolved, `/` separators, no trailing
+/// slash. A relative path that climbs above the workspace root keeps its leading `..` parts.
+pub fn normalize(wdir: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') || wdir == "." || wdir.is_empty() {
+        path.to_string()
+    } else {
+        format!("{wdir}/{path}")
+    };
+    let absolute = joined.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match parts.last() {
+                Some(&"..") => parts.push(".."),
+                Some(_) => {
+                    parts.pop();
+                }
+                None if !absolute => parts.push(".."),
+                None => {}
+            },
+            p => parts.push(p),
+        }
+    }
+    let body = parts.join("/");
+    match (absolute, body.is_empty()) {
+        (true, _) => format!("/{body}"),
+        (false, true) => ".".to_string(),
+        (false, false) => body,
+    }
+}
+
+/// Whether a normalised path lies outside the workspace (absolute, or climbing above the root).
+pub fn is_outside(path: &str) -> bool {
+    path.starts_with('/') || path == ".." || path.starts_with("../")
+}
+
+/// Whether `inner` is `outer` or lies under it (path-component-wise).
+pub fn is_within(inner: &str, outer: &str) -> bool {
+    outer == "."
+        || inner == outer
+        || (inner.len() > outer.len()
+            && inner.starts_with(outer)
+            && inner.as_bytes()[outer.len()] == b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_joins_and_resolves() {
+        assert_eq!(normalize(".", "./a//b/"), "a/b");
+        assert_eq!(normalize("sub", "../x"), "x");
+        assert_eq!(normalize(".", "/abs/../y"), "/y");
+        assert_eq!(normalize("a", "../../shared/data"), "../shared/data");
+        assert!(is_outside("../shared/data") && is_outside("/y") && !is_outside("a/..b"));
+    }
+
+    #[test]
+    fn within_is_by_component() {
+        assert!(is_within("data/raw/x", "data/raw"));
+        assert!(is_within("data/raw", "data/raw"));
+        assert!(!is_within("data/rawer", "data/raw"));
+    }
+}

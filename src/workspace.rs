@@ -1,0 +1,200 @@
+//! A workspace: the directory `pipe` runs in, with its store (`.pipe/`) and records (`runs/`). Each
+//! subcommand is one call here: [`Workspace::run`], [`Workspace::plan`], [`Workspace::gc`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use crate::dag::Dag;
+use crate::error::Error;
+use crate::exec::{Force, Mode, Observer, Options, Runner, StageResult, Status};
+use crate::hash::StatCache;
+use crate::record::{self, FORMAT_VERSION, RunRecord, Runs, StageRecord};
+use crate::spec::{self, Diagnostics, Override, Pipeline};
+use crate::state::PipelineState;
+use crate::store::{Store, WorkspaceLock};
+
+/// Where pipe keeps things.
+pub struct Workspace {
+    /// The workspace root: paths in pipelines are relative to it.
+    pub root: PathBuf,
+    /// The content-addressed store.
+    pub store: Store,
+    /// The run records.
+    pub runs: Runs,
+}
+
+/// What `pipe run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Pipeline file, relative to the root (or absolute).
+    pub file: String,
+    /// Stages to run (and what they need); empty for all.
+    pub targets: Vec<String>,
+    /// `--set` overrides.
+    pub overrides: Vec<Override>,
+    /// Stages to run even if cached.
+    pub force: Force,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Finish independent branches after a failure.
+    pub keep_going: bool,
+}
+
+/// What `pipe gc` removed (or would remove).
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Run records removed.
+    pub runs: Vec<String>,
+    /// Store entries removed.
+    pub entries: usize,
+    /// Store objects removed.
+    pub objects: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+impl Workspace {
+    /// A workspace rooted at `root` with the given store and runs folders.
+    pub fn new(root: PathBuf, cache_dir: PathBuf, runs_dir: PathBuf) -> Workspace {
+        Workspace {
+            store: Store::new(root.join(cache_dir)),
+            runs: Runs::new(root.join(runs_dir)),
+            root,
+        }
+    }
+
+    /// Loads and checks a pipeline: spec errors, then graph errors, before anything is hashed.
+    pub fn load(&self, file: &str, overrides: &[Override]) -> Result<(Pipeline, Dag), Error> {
+        let pipeline = spec::load(file, &self.root, overrides)?;
+        let dag = Dag::build(&pipeline, &self.root).map_err(|d| Error::Spec(Diagnostics(d)))?;
+        Ok((pipeline, dag))
+    }
+
+    fn stat_cache(&self) -> StatCache {
+        StatCache::load(self.store.dir().join("stat-cache"))
+    }
+
+    /// What `run` would do, touching nothing.
+    pub fn plan(&self, request: &RunRequest, observer: &dyn Observer) -> Result<(Pipeline, Vec<StageResult>), Error> {
+        let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
+        let stats = self.stat_cache();
+        let options = self.options(request, Mode::Plan, String::new());
+        let runner = Runner { root: &self.root, store: &self.store, stats: &stats, pipeline: &pipeline, dag: &dag, options: &options };
+        let results = runner.run(observer).map_err(Error::Usage)?;
+        let _ = stats.save();
+        Ok((pipeline, results))
+    }
+
+    fn options(&self, request: &RunRequest, mode: Mode, run_id: String) -> Options {
+        Options {
+            jobs: request.jobs,
+            force: request.force.clone(),
+            keep_going: request.keep_going,
+            mode,
+            targets: request.targets.clone(),
+            log_dir: self.runs.run_dir(&run_id).join("logs"),
+            run_id,
+        }
+    }
+
+    /// Runs a pipeline and records it. Waits (calling `on_wait`) while another run holds the workspace.
+    pub fn run(&self, request: &RunRequest, observer: &dyn Observer, on_wait: impl FnOnce(&str)) -> Result<RunRecord, Error> {
+        let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
+        let _lock = WorkspaceLock::acquire(self.store.dir(), on_wait)
+            .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
+        let started = Instant::now();
+        let id = self.runs.create().map_err(|e| Error::Io(format!("cannot create a run record: {e}")))?;
+        let mut record = RunRecord {
+            format_version: FORMAT_VERSION,
+            id: id.clone(),
+            pipeline: pipeline.file.clone(),
+            status: "running".into(),
+            started_at: record::rfc3339(SystemTime::now()),
+            finished_at: None,
+            duration_s: 0.0,
+            params: pipeline.params.clone(),
+            overrides: request.overrides.iter().map(|o| (o.key.clone(), o.value.clone())).collect(),
+            targets: request.targets.clone(),
+            pipe_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            jobs: request.jobs,
+            stages: Vec::new(),
+            metrics: BTreeMap::new(),
+            warnings: Vec::new(),
+        };
+        let io = |e: std::io::Error| Error::Io(format!("cannot write run record: {e}"));
+        self.runs.write(&record).map_err(io)?;
+        let stats = self.stat_cache();
+        let options = self.options(request, Mode::Run, id);
+        let runner = Runner { root: &self.root, store: &self.store, stats: &stats, pipeline: &pipeline, dag: &dag, options: &options };
+        let results = runner.run(observer).map_err(Error::Usage);
+        if let Err(e) = stats.save() {
+            record.warnings.push(format!("cannot save the stat cache: {e}"));
+        }
+        let results = results?;
+        for r in &results {
+            record.warnings.extend(r.warnings.iter().map(|w| format!("{}: {w}", r.name)));
+            if let Some(m) = &r.metrics {
+                record.metrics.insert(r.name.clone(), m.clone());
+            }
+        }
+        record.stages = results.iter().map(|r| stage_record(&pipeline, r)).collect();
+        record.status = if results.iter().any(|r| r.status == Status::Failed) { "failed" } else { "succeeded" }.into();
+        record.finished_at = Some(record::rfc3339(SystemTime::now()));
+        record.duration_s = started.elapsed().as_secs_f64();
+        self.runs.write(&record).map_err(io)?;
+        Ok(record)
+    }
+
+    /// Removes all but the newest `keep` runs (all kept when `None`), then every store entry that no
+    /// kept run and no pipeline's last state refers to, and every object no kept entry uses.
+    pub fn gc(&self, keep: Option<usize>, dry_run: bool, on_wait: impl FnOnce(&str)) -> Result<GcReport, Error> {
+        let _lock = WorkspaceLock::acquire(self.store.dir(), on_wait)
+            .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
+        let (records, _) = self.runs.list();
+        let keep = keep.unwrap_or(records.len());
+        let mut report = GcReport::default();
+        let mut live: HashSet<String> = HashSet::new();
+        for (i, r) in records.iter().enumerate() {
+            if i < keep {
+                live.extend(r.stages.iter().filter_map(|s| s.key.clone()));
+            } else {
+                report.runs.push(r.id.clone());
+                if !dry_run {
+                    self.runs.remove(&r.id).map_err(|e| Error::Io(format!("cannot remove run {}: {e}", r.id)))?;
+                }
+            }
+        }
+        if let Ok(states) = std::fs::read_dir(self.store.dir().join("state")) {
+            for file in states.flatten() {
+                let s = PipelineState::load(&file.path());
+                live.extend(s.stages.into_values().map(|st| st.key));
+            }
+        }
+        let (entries, objects, bytes) = self
+            .store
+            .gc(&live, dry_run)
+            .map_err(|e| Error::Io(format!("cannot clean the store: {e}")))?;
+        report.entries = entries;
+        report.objects = objects;
+        report.bytes = bytes;
+        Ok(report)
+    }
+}
+
+fn stage_record(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
+    let stage = &pipeline.stages[r.index];
+    StageRecord {
+        name: r.name.clone(),
+        kind: stage.kind_name().to_string(),
+        status: r.status.word().to_string(),
+        key: r.key.clone(),
+        duration_s: r.duration_s,
+        saved_s: r.saved_s,
+        reason: r.reason.clone(),
+        outputs: r.outputs.iter().map(|(p, t)| (p.clone(), t.hash.clone())).collect(),
+        exit_code: r.exit_code,
+        error: r.error.clone(),
+    }
+}
