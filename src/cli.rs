@@ -126,7 +126,8 @@ impl Observer for Silent {
 
 /// Runs the parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
-    let root = std::env::current_dir().map_err(|e| Error::Io(format!("cannot read the current directory: {e}")))?;
+    let root = std::env::current_dir()
+        .map_err(|e| Error::Io(format!("cannot read the current directory: {e}")))?;
     let ws = Workspace::new(root, cli.cache_dir.clone(), cli.runs_dir.clone());
     let verbosity = if cli.quiet {
         Verbosity::Quiet
@@ -136,19 +137,43 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Verbosity::Normal
     };
     match cli.command {
-        Command::Run { file, stages, set, force, jobs, dry_run, keep_going } => {
+        Command::Run {
+            file,
+            stages,
+            set,
+            force,
+            jobs,
+            dry_run,
+            keep_going,
+        } => {
             let request = RunRequest {
                 file,
                 targets: stages,
                 overrides: set,
                 force: force_from(force),
-                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 keep_going,
             };
-            if dry_run { plan(&ws, &request, verbosity, false) } else { run_pipeline(&ws, &request, verbosity) }
+            if dry_run {
+                plan(&ws, &request, verbosity, false)
+            } else {
+                run_pipeline(&ws, &request, verbosity)
+            }
         }
-        Command::Status { file, stages, set, json } => {
-            let request = RunRequest { file, targets: stages, overrides: set, jobs: 1, ..Default::default() };
+        Command::Status {
+            file,
+            stages,
+            set,
+            json,
+        } => {
+            let request = RunRequest {
+                file,
+                targets: stages,
+                overrides: set,
+                jobs: 1,
+                ..Default::default()
+            };
             plan(&ws, &request, verbosity, json)
         }
         Command::Dag { file, format } => {
@@ -163,12 +188,16 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             Ok(EXIT_OK)
         }
         Command::Compare { runs } => {
-            let records = runs.iter().map(|r| ws.runs.resolve(r)).collect::<Result<Vec<_>, _>>().map_err(Error::Usage)?;
+            let records = runs
+                .iter()
+                .map(|r| ws.runs.resolve(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Error::Usage)?;
             print!("{}", render_compare(&records));
             Ok(EXIT_OK)
         }
         Command::Gc { keep, dry_run } => {
-            let report = ws.gc(keep, dry_run, |holder| wait_message(holder))?;
+            let report = ws.gc(keep, dry_run, wait_message)?;
             let verb = if dry_run { "would remove" } else { "removed" };
             println!(
                 "{verb} {} run{}, {} store entr{}, {} object{} ({:.1} MB)",
@@ -186,11 +215,19 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             for kind in crate::kinds::all() {
                 println!("{} (v{}): {}", kind.kind, kind.version, kind.description);
                 for (name, slot) in kind.inputs.iter().chain(&kind.outputs) {
-                    let what = if kind.inputs.contains_key(name) { "input" } else { "output" };
+                    let what = if kind.inputs.contains_key(name) {
+                        "input"
+                    } else {
+                        "output"
+                    };
                     println!("  {name:<20} {what:<7} {}", slot.description);
                 }
                 for (name, p) in &kind.params {
-                    let default = p.default.as_ref().map(|d| format!(" (default {d})")).unwrap_or_default();
+                    let default = p
+                        .default
+                        .as_ref()
+                        .map(|d| format!(" (default {d})"))
+                        .unwrap_or_default();
                     println!("  {name:<20} {:<7} {}{default}", p.ty.name(), p.description);
                 }
             }
@@ -214,7 +251,11 @@ fn force_from(force: Vec<String>) -> Force {
 }
 
 fn wait_message(holder: &str) {
-    let who = if holder.is_empty() { String::new() } else { format!(" ({holder})") };
+    let who = if holder.is_empty() {
+        String::new()
+    } else {
+        format!(" ({holder})")
+    };
     eprintln!("pipe: another pipe run{who} is using this workspace; waiting for it to finish");
 }
 
@@ -224,10 +265,18 @@ fn name_width(names: impl Iterator<Item = usize>) -> usize {
 
 fn run_pipeline(ws: &Workspace, request: &RunRequest, verbosity: Verbosity) -> Result<i32, Error> {
     let (pipeline, _) = ws.load(&request.file, &request.overrides)?;
-    let term = Terminal::new(verbosity, pipeline.stages.len(), name_width(pipeline.stages.iter().map(|s| s.name.len())));
+    let term = Terminal::new(
+        verbosity,
+        pipeline.stages.len(),
+        name_width(pipeline.stages.iter().map(|s| s.name.len())),
+    );
     let record = ws.run(request, &term, wait_message)?;
     if verbosity > Verbosity::Quiet {
-        for w in record.warnings.iter().filter(|_| verbosity == Verbosity::Verbose) {
+        for w in record
+            .warnings
+            .iter()
+            .filter(|_| verbosity == Verbosity::Verbose)
+        {
             term.warn(w);
         }
     }
@@ -239,8 +288,20 @@ fn run_pipeline(ws: &Workspace, request: &RunRequest, verbosity: Verbosity) -> R
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
     let saved: f64 = record.stages.iter().map(|s| s.saved_s).sum();
-    let saved = if saved >= 0.01 { format!(", {saved:.1}s saved by the cache") } else { String::new() };
-    let status = paint(color, if record.status == "failed" { "31;1" } else { "32;1" }, &record.status);
+    let saved = if saved >= 0.005 {
+        format!(", {saved:.2}s saved by the cache")
+    } else {
+        String::new()
+    };
+    let status = paint(
+        color,
+        if record.status == "failed" {
+            "31;1"
+        } else {
+            "32;1"
+        },
+        &record.status,
+    );
     term.line(&format!(
         "run {} {status}: {} in {:.2}s{saved} (runs/{}/run.json)",
         record.id,
@@ -248,7 +309,11 @@ fn run_pipeline(ws: &Workspace, request: &RunRequest, verbosity: Verbosity) -> R
         record.duration_s,
         record.id
     ));
-    Ok(if record.status == "failed" { EXIT_STAGE_FAILED } else { EXIT_OK })
+    Ok(if record.status == "failed" {
+        EXIT_STAGE_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 fn plan_word(r: &StageResult) -> &'static str {
@@ -261,14 +326,23 @@ fn plan_word(r: &StageResult) -> &'static str {
     }
 }
 
-fn plan(ws: &Workspace, request: &RunRequest, verbosity: Verbosity, json: bool) -> Result<i32, Error> {
+fn plan(
+    ws: &Workspace,
+    request: &RunRequest,
+    verbosity: Verbosity,
+    json: bool,
+) -> Result<i32, Error> {
     let (pipeline, results) = ws.plan(request, &Silent)?;
     if json {
         let stages: Vec<Value> = results
             .iter()
             .map(|r| json!({"stage": r.name, "status": plan_word(r), "reason": r.error.as_deref().unwrap_or(&r.reason), "key": r.key}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({"pipeline": pipeline.file, "stages": stages})).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"pipeline": pipeline.file, "stages": stages}))
+                .expect("json")
+        );
     } else {
         let color = use_color();
         let rows: Vec<Vec<String>> = results
@@ -277,18 +351,40 @@ fn plan(ws: &Workspace, request: &RunRequest, verbosity: Verbosity, json: bool) 
             .map(|r| {
                 let word = plan_word(r);
                 let code = if word == "up to date" { "2" } else { "36" };
-                let reason = r.error.clone().unwrap_or_else(|| if word == "up to date" { String::new() } else { r.reason.clone() });
+                let reason = r.error.clone().unwrap_or_else(|| {
+                    if word == "up to date" {
+                        String::new()
+                    } else {
+                        r.reason.clone()
+                    }
+                });
                 vec![paint(color, code, word), r.name.clone(), reason]
             })
             .collect();
         print!("{}", table(&["STATUS", "STAGE", "REASON"], &rows));
-        let stale = results.iter().filter(|r| plan_word(r) != "up to date").count();
-        println!("{} of {} stage{} up to date", results.len() - stale, results.len(), plural(results.len()));
+        let stale = results
+            .iter()
+            .filter(|r| plan_word(r) != "up to date")
+            .count();
+        println!(
+            "{} of {} stage{} up to date",
+            results.len() - stale,
+            results.len(),
+            plural(results.len())
+        );
     }
-    Ok(if results.iter().any(|r| r.status == Status::Failed) { EXIT_STAGE_FAILED } else { EXIT_OK })
+    Ok(if results.iter().any(|r| r.status == Status::Failed) {
+        EXIT_STAGE_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
-fn render_dag(pipeline: &crate::spec::Pipeline, dag: &crate::dag::Dag, format: DagFormat) -> String {
+fn render_dag(
+    pipeline: &crate::spec::Pipeline,
+    dag: &crate::dag::Dag,
+    format: DagFormat,
+) -> String {
     let mut out = String::new();
     let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
     match format {
@@ -296,7 +392,8 @@ fn render_dag(pipeline: &crate::spec::Pipeline, dag: &crate::dag::Dag, format: D
             for &i in dag.order() {
                 let stage = &pipeline.stages[i];
                 out.push_str(&format!("{} ({})\n", stage.name, stage.kind_name()));
-                let ups: BTreeSet<(usize, String)> = dag.upstream(i).map(|(u, e)| (u, e.dep.clone())).collect();
+                let ups: BTreeSet<(usize, String)> =
+                    dag.upstream(i).map(|(u, e)| (u, e.dep.clone())).collect();
                 for (u, dep) in ups {
                     out.push_str(&format!("  <- {} (reads {dep})\n", names[u]));
                 }
@@ -308,7 +405,10 @@ fn render_dag(pipeline: &crate::spec::Pipeline, dag: &crate::dag::Dag, format: D
                 out.push_str(&format!("  \"{name}\";\n"));
             }
             for (from, to, edge) in dag.edges() {
-                out.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{}\"];\n", names[from], names[to], edge.dep));
+                out.push_str(&format!(
+                    "  \"{}\" -> \"{}\" [label=\"{}\"];\n",
+                    names[from], names[to], edge.dep
+                ));
             }
             out.push_str("}\n");
         }
@@ -336,7 +436,11 @@ fn key_metrics(record: &RunRecord, max: usize) -> String {
 }
 
 fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e12 { format!("{v:.0}") } else { format!("{v:.4}") }
+    if v.fract() == 0.0 && v.abs() < 1e12 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 fn list_runs(ws: &Workspace, json: bool) -> Result<i32, Error> {
@@ -370,19 +474,47 @@ fn list_runs(ws: &Workspace, json: bool) -> Result<i32, Error> {
                 r.id.clone(),
                 r.effective_status().to_string(),
                 r.pipeline.clone(),
-                r.started_at.replace('T', " ").trim_end_matches('Z').to_string(),
+                r.started_at
+                    .replace('T', " ")
+                    .get(..19)
+                    .unwrap_or(&r.started_at)
+                    .to_string(),
                 format!("{:.1}s", r.duration_s),
-                format!("{}/{}/{}", r.count("ran"), r.count("cached"), r.count("failed")),
+                format!(
+                    "{}/{}/{}",
+                    r.count("ran"),
+                    r.count("cached"),
+                    r.count("failed")
+                ),
                 key_metrics(r, 3),
             ]
         })
         .collect();
-    print!("{}", table(&["RUN", "STATUS", "PIPELINE", "STARTED (UTC)", "TIME", "RAN/CACHED/FAILED", "METRICS"], &rows));
+    print!(
+        "{}",
+        table(
+            &[
+                "RUN",
+                "STATUS",
+                "PIPELINE",
+                "STARTED (UTC)",
+                "TIME",
+                "RAN/CACHED/FAILED",
+                "METRICS"
+            ],
+            &rows
+        )
+    );
     Ok(EXIT_OK)
 }
 
 fn render_show(ws: &Workspace, r: &RunRecord) -> String {
-    let mut out = format!("run {} ({}) of {}\n", r.id, r.effective_status(), r.pipeline);
+    let mut out = format!(
+        "run {} ({}) of {}\n",
+        r.id,
+        r.effective_status(),
+        r.pipeline
+    );
     out.push_str(&format!(
         "started {} finished {} ({:.2}s), pipe {}, {} job{}\n",
         r.started_at,
@@ -393,7 +525,11 @@ fn render_show(ws: &Workspace, r: &RunRecord) -> String {
         plural(r.jobs)
     ));
     if !r.overrides.is_empty() {
-        let sets: Vec<String> = r.overrides.iter().map(|(k, v)| format!("--set {k}={v}")).collect();
+        let sets: Vec<String> = r
+            .overrides
+            .iter()
+            .map(|(k, v)| format!("--set {k}={v}"))
+            .collect();
         out.push_str(&format!("overrides: {}\n", sets.join(" ")));
     }
     let params: Vec<Vec<String>> = crate::spec::interpolate::flatten_names(&r.params)
@@ -411,22 +547,51 @@ fn render_show(ws: &Workspace, r: &RunRecord) -> String {
         .stages
         .iter()
         .map(|s| {
-            let time = if s.status == "cached" { format!("saved {:.2}s", s.saved_s) } else { format!("{:.2}s", s.duration_s) };
-            vec![s.status.clone(), s.name.clone(), s.kind.clone(), time, s.key.as_deref().map(|k| k[..12].to_string()).unwrap_or_default(), s.reason.clone()]
+            let time = if s.status == "cached" {
+                format!("saved {:.2}s", s.saved_s)
+            } else {
+                format!("{:.2}s", s.duration_s)
+            };
+            vec![
+                s.status.clone(),
+                s.name.clone(),
+                s.kind.clone(),
+                time,
+                s.key
+                    .as_deref()
+                    .map(|k| k[..12].to_string())
+                    .unwrap_or_default(),
+                s.reason.clone(),
+            ]
         })
         .collect();
     out.push_str("\nstages:\n");
-    out.push_str(&indent(&table(&["STATUS", "STAGE", "KIND", "TIME", "KEY", "REASON"], &stages)));
+    out.push_str(&indent(&table(
+        &["STATUS", "STAGE", "KIND", "TIME", "KEY", "REASON"],
+        &stages,
+    )));
     for s in r.stages.iter().filter(|s| s.error.is_some()) {
-        out.push_str(&format!("\n{} failed: {}\n", s.name, s.error.as_deref().unwrap_or_default()));
+        out.push_str(&format!(
+            "\n{} failed: {}\n",
+            s.name,
+            s.error.as_deref().unwrap_or_default()
+        ));
     }
-    let metrics: Vec<Vec<String>> = r.numeric_metrics().iter().map(|(k, v)| vec![k.clone(), format_number(*v)]).collect();
+    let metrics: Vec<Vec<String>> = r
+        .numeric_metrics()
+        .iter()
+        .map(|(k, v)| vec![k.clone(), format_number(*v)])
+        .collect();
     if !metrics.is_empty() {
         out.push_str("\nmetrics:\n");
         out.push_str(&indent(&table(&["METRIC", "VALUE"], &metrics)));
     }
     let dir = ws.runs.run_dir(&r.id);
-    out.push_str(&format!("\nrecord: {}\nlogs:   {}\n", dir.join("run.json").display(), dir.join("logs").display()));
+    out.push_str(&format!(
+        "\nrecord: {}\nlogs:   {}\n",
+        dir.join("run.json").display(),
+        dir.join("logs").display()
+    ));
     out
 }
 
@@ -448,7 +613,11 @@ fn render_compare(records: &[RunRecord]) -> String {
             .iter()
             .map(|(name, values)| {
                 let mut row = vec![name.clone()];
-                row.extend(values.iter().map(|v| v.as_ref().map_or("-".into(), Value::to_string)));
+                row.extend(
+                    values
+                        .iter()
+                        .map(|v| v.as_ref().map_or("-".into(), Value::to_string)),
+                );
                 row
             })
             .collect();
@@ -465,7 +634,9 @@ fn render_compare(records: &[RunRecord]) -> String {
                 let mut row = vec![name.clone()];
                 for (i, v) in values.iter().enumerate() {
                     let cell = match (v, values[0]) {
-                        (Some(v), Some(base)) if i > 0 => format!("{} ({:+.4})", format_number(*v), v - base),
+                        (Some(v), Some(base)) if i > 0 => {
+                            format!("{} ({:+.4})", format_number(*v), v - base)
+                        }
                         (Some(v), _) => format_number(*v),
                         (None, _) => "-".into(),
                     };
@@ -479,7 +650,11 @@ fn render_compare(records: &[RunRecord]) -> String {
     }
     out.push_str("\nstages that ran:\n");
     for (id, ran) in c.runs.iter().zip(&c.ran) {
-        let list = if ran.is_empty() { "(none: all cached)".to_string() } else { ran.join(", ") };
+        let list = if ran.is_empty() {
+            "(none: all cached)".to_string()
+        } else {
+            ran.join(", ")
+        };
         out.push_str(&format!("  {id}: {list}\n"));
     }
     out

@@ -23,10 +23,7 @@ pub struct Comparison {
 
 /// Compares `runs` (the first is the baseline for deltas).
 pub fn compare(runs: &[RunRecord]) -> Comparison {
-    let param_names: BTreeSet<String> = runs
-        .iter()
-        .flat_map(|r| leaf_names(&r.params))
-        .collect();
+    let param_names: BTreeSet<String> = runs.iter().flat_map(|r| leaf_names(&r.params)).collect();
     let params = param_names
         .into_iter()
         .filter_map(|name| {
@@ -34,10 +31,16 @@ pub fn compare(runs: &[RunRecord]) -> Comparison {
                 .iter()
                 .map(|r| crate::spec::interpolate::get_path(&r.params, &name).cloned())
                 .collect();
-            values.iter().any(|v| *v != values[0]).then_some((name, values))
+            values
+                .iter()
+                .any(|v| *v != values[0])
+                .then_some((name, values))
         })
         .collect();
-    let metric_names: BTreeSet<String> = runs.iter().flat_map(|r| r.numeric_metrics().into_keys()).collect();
+    let metric_names: BTreeSet<String> = runs
+        .iter()
+        .flat_map(|r| r.numeric_metrics().into_keys())
+        .collect();
     let all_metrics: Vec<_> = runs.iter().map(RunRecord::numeric_metrics).collect();
     let metrics = metric_names
         .into_iter()
@@ -52,7 +55,13 @@ pub fn compare(runs: &[RunRecord]) -> Comparison {
         metrics,
         ran: runs
             .iter()
-            .map(|r| r.stages.iter().filter(|s| s.status == "ran").map(|s| s.name.clone()).collect())
+            .map(|r| {
+                r.stages
+                    .iter()
+                    .filter(|s| s.status == "ran")
+                    .map(|s| s.name.clone())
+                    .collect()
+            })
             .collect(),
     }
 }
@@ -82,11 +91,31 @@ mod tests {
 
     #[test]
     fn shows_only_differing_params_and_all_metrics() {
-        let a = run("a", json!({"seed": 1, "train": {"lr": 0.1, "epochs": 3}}), json!({"eval": {"acc": 0.8}}));
-        let b = run("b", json!({"seed": 1, "train": {"lr": 0.2, "epochs": 3}}), json!({"eval": {"acc": 0.9}}));
+        let a = run(
+            "a",
+            json!({"seed": 1, "train": {"lr": 0.1, "epochs": 3}}),
+            json!({"eval": {"acc": 0.8}}),
+        );
+        let b = run(
+            "b",
+            json!({"seed": 1, "train": {"lr": 0.2, "epochs": 3}}),
+            json!({"eval": {"acc": 0.9}}),
+        );
         let c = compare(&[a, b]);
-        assert_eq!(c.params, vec![("train.lr".to_string(), vec![Some(json!(0.1)), Some(json!(0.2))])]);
-        assert_eq!(c.metrics, vec![("eval.acc".to_string(), vec![Some(0.8), Some(0.9)])]);
-        assert_eq!(c.ran, vec![vec!["train".to_string()], vec!["train".to_string()]]);
+        assert_eq!(
+            c.params,
+            vec![(
+                "train.lr".to_string(),
+                vec![Some(json!(0.1)), Some(json!(0.2))]
+            )]
+        );
+        assert_eq!(
+            c.metrics,
+            vec![("eval.acc".to_string(), vec![Some(0.8), Some(0.9)])]
+        );
+        assert_eq!(
+            c.ran,
+            vec![vec!["train".to_string()], vec!["train".to_string()]]
+        );
     }
 }

@@ -7,10 +7,11 @@
 //!        └────────────────────────────────────────────────▲   (evaluate also reads data/clean)
 //! ```
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::path::Path;
 
-use petgraph::algo::{kosaraju_scc, toposort};
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
@@ -59,13 +60,17 @@ impl Dag {
         for (i, a) in outs.iter().enumerate() {
             for b in outs[i + 1..].iter().take_while(|b| b.0.starts_with(a.0)) {
                 if a.0 != b.0 && is_within(b.0, a.0) {
-                    errors.push(pipeline.diagnostic(
-                        b.2.path.pos,
-                        format!(
-                            "output `{}` of stage `{}` is inside output `{}` of stage `{}`",
-                            b.0, stages[b.1].name, a.0, stages[a.1].name
-                        ),
-                    ).with_help("outputs may not overlap; write to separate folders"));
+                    errors.push(
+                        pipeline
+                            .diagnostic(
+                                b.2.path.pos,
+                                format!(
+                                    "output `{}` of stage `{}` is inside output `{}` of stage `{}`",
+                                    b.0, stages[b.1].name, a.0, stages[a.1].name
+                                ),
+                            )
+                            .with_help("outputs may not overlap; write to separate folders"),
+                    );
                 }
             }
         }
@@ -79,7 +84,14 @@ impl Dag {
                             format!("stage `{}` depends on its own output `{out}`", stage.name),
                         ));
                     } else if !graph.contains_edge(nodes[*from], nodes[to]) {
-                        graph.add_edge(nodes[*from], nodes[to], Edge { out: out.to_string(), dep: dep.path.clone() });
+                        graph.add_edge(
+                            nodes[*from],
+                            nodes[to],
+                            Edge {
+                                out: out.to_string(),
+                                dep: dep.path.clone(),
+                            },
+                        );
                     }
                 }
                 if producers.is_empty() && !root.join(&dep.path).exists() {
@@ -94,12 +106,9 @@ impl Dag {
         if !errors.is_empty() {
             return Err(errors);
         }
-        match toposort(&graph, None) {
-            Ok(sorted) => {
-                let order = sorted.into_iter().map(|n| graph[n]).collect();
-                Ok(Dag { graph, order })
-            }
-            Err(_) => Err(vec![cycle_error(pipeline, &graph)]),
+        match file_ordered_toposort(&graph) {
+            Some(order) => Ok(Dag { graph, order }),
+            None => Err(vec![cycle_error(pipeline, &graph)]),
         }
     }
 
@@ -164,6 +173,34 @@ impl Dag {
     }
 }
 
+/// Kahn's algorithm taking the earliest stage in file order whenever several are ready, so listings
+/// and runs follow the file. `None` when there is a cycle.
+fn file_ordered_toposort(graph: &DiGraph<usize, Edge>) -> Option<Vec<usize>> {
+    let mut waiting: Vec<usize> = graph
+        .node_indices()
+        .map(|n| {
+            graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+        })
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..waiting.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(waiting.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for next in graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing) {
+            waiting[next.index()] -= 1;
+            if waiting[next.index()] == 0 {
+                ready.push(Reverse(next.index()));
+            }
+        }
+    }
+    (order.len() == waiting.len()).then_some(order)
+}
+
 type OutRef<'p> = (&'p str, usize, &'p crate::spec::Out);
 
 /// The outputs that overlap `dep` (the dep is inside them, or they are inside the dep), found by
@@ -184,7 +221,11 @@ fn producers_of<'a, 'p>(outs: &'a [OutRef<'p>], dep: &str) -> Vec<&'a OutRef<'p>
     }
     let inside = format!("{dep}/");
     let start = outs.partition_point(|o| o.0 < inside.as_str());
-    found.extend(outs[start..].iter().take_while(|o| o.0.starts_with(&inside)));
+    found.extend(
+        outs[start..]
+            .iter()
+            .take_while(|o| o.0.starts_with(&inside)),
+    );
     found
 }
 
@@ -195,7 +236,10 @@ fn cycle_error(pipeline: &Pipeline, graph: &DiGraph<usize, Edge>) -> Diagnostic 
         .find(|c| c.len() > 1)
         .expect("toposort failed, so a cycle exists");
     // Walk the cycle inside the component, starting at its first stage in file order.
-    let start = *component.iter().min_by_key(|n| graph[**n]).expect("non-empty");
+    let start = *component
+        .iter()
+        .min_by_key(|n| graph[**n])
+        .expect("non-empty");
     let mut path = vec![start];
     let mut current = start;
     loop {
@@ -212,7 +256,10 @@ fn cycle_error(pipeline: &Pipeline, graph: &DiGraph<usize, Edge>) -> Diagnostic 
         path.push(next);
         current = next;
     }
-    let names: Vec<&str> = path.iter().map(|n| pipeline.stages[graph[*n]].name.as_str()).collect();
+    let names: Vec<&str> = path
+        .iter()
+        .map(|n| pipeline.stages[graph[*n]].name.as_str())
+        .collect();
     let (from, to) = (path[path.len() - 2], path[path.len() - 1]);
     let edge = graph
         .edges_connecting(from, to)
@@ -220,13 +267,18 @@ fn cycle_error(pipeline: &Pipeline, graph: &DiGraph<usize, Edge>) -> Diagnostic 
         .expect("consecutive cycle nodes are connected")
         .weight();
     let to_stage = &pipeline.stages[graph[to]];
-    let pos = to_stage.deps.iter().find(|d| d.path == edge.dep).map_or(to_stage.pos, |d| d.pos);
+    let pos = to_stage
+        .deps
+        .iter()
+        .find(|d| d.path == edge.dep)
+        .map_or(to_stage.pos, |d| d.pos);
     pipeline
-        .diagnostic(pos, format!("the stages form a cycle: {}", names.join(" -> ")))
+        .diagnostic(
+            pos,
+            format!("the stages form a cycle: {}", names.join(" -> ")),
+        )
         .with_help(format!(
             "cut an edge: `{}` reads `{}`, which `{}` writes",
-            to_stage.name,
-            edge.dep,
-            pipeline.stages[graph[from]].name
+            to_stage.name, edge.dep, pipeline.stages[graph[from]].name
         ))
 }

@@ -169,13 +169,21 @@ impl Runner<'_> {
     pub fn run(&self, observer: &dyn Observer) -> Result<Vec<StageResult>, String> {
         let selected = self.dag.select(self.pipeline, &self.options.targets)?;
         if let Force::Stages(names) = &self.options.force {
-            self.dag.select(self.pipeline, &names.iter().cloned().collect::<Vec<_>>())?;
+            self.dag
+                .select(self.pipeline, &names.iter().cloned().collect::<Vec<_>>())?;
         }
         let state_path = state::path(self.store.dir(), &self.pipeline.file);
         let last_state = PipelineState::load(&state_path);
         let n = self.pipeline.stages.len();
         let mut waiting: Vec<usize> = (0..n)
-            .map(|i| self.dag.upstream(i).filter(|(u, _)| selected[*u]).map(|(u, _)| u).collect::<BTreeSet<_>>().len())
+            .map(|i| {
+                self.dag
+                    .upstream(i)
+                    .filter(|(u, _)| selected[*u])
+                    .map(|(u, _)| u)
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            })
             .collect();
         let position: Vec<usize> = {
             let mut p = vec![0; n];
@@ -185,10 +193,20 @@ impl Runner<'_> {
             p
         };
         let mut results: Vec<Option<StageResult>> = vec![None; n];
-        let mut ready: VecDeque<usize> = self.dag.order().iter().copied().filter(|&i| selected[i] && waiting[i] == 0).collect();
+        let mut ready: VecDeque<usize> = self
+            .dag
+            .order()
+            .iter()
+            .copied()
+            .filter(|&i| selected[i] && waiting[i] == 0)
+            .collect();
         let mut stopped: Option<String> = None;
         let mut in_flight = 0usize;
-        let jobs = self.options.jobs.max(1).min(selected.iter().filter(|s| **s).count().max(1));
+        let jobs = self
+            .options
+            .jobs
+            .max(1)
+            .min(selected.iter().filter(|s| **s).count().max(1));
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Mutex::new(job_rx);
         let (result_tx, result_rx) = mpsc::channel::<StageResult>();
@@ -210,9 +228,14 @@ impl Runner<'_> {
             }
             drop(result_tx);
             loop {
-                while let Some(i) = ready.pop_front() {
+                // Hand out at most `jobs` stages at a time, so a failure stops what has not started.
+                while in_flight < jobs
+                    && let Some(i) = ready.pop_front()
+                {
                     let stage = &self.pipeline.stages[i];
-                    if let Some(result) = self.settle_without_running(i, &results, stopped.as_deref()) {
+                    if let Some(result) =
+                        self.settle_without_running(i, &results, stopped.as_deref())
+                    {
                         observer.finished(&result);
                         self.release(i, &selected, &mut waiting, &mut ready, &position);
                         results[i] = Some(result);
@@ -225,7 +248,9 @@ impl Runner<'_> {
                         .map(|r| (r.name.clone(), r.outputs.clone()))
                         .collect();
                     observer.started(stage);
-                    job_tx.send(Job { index: i, upstream }).expect("workers outlive the scheduler");
+                    job_tx
+                        .send(Job { index: i, upstream })
+                        .expect("workers outlive the scheduler");
                     in_flight += 1;
                 }
                 if in_flight == 0 {
@@ -234,7 +259,8 @@ impl Runner<'_> {
                 let result = result_rx.recv().expect("a worker answers every job");
                 in_flight -= 1;
                 let i = result.index;
-                if result.status == Status::Failed && !self.options.keep_going && stopped.is_none() {
+                if result.status == Status::Failed && !self.options.keep_going && stopped.is_none()
+                {
                     stopped = Some(result.name.clone());
                 }
                 observer.finished(&result);
@@ -247,7 +273,12 @@ impl Runner<'_> {
             .iter_mut()
             .flatten()
             .filter_map(|r| r.state.take().map(|s| (r.name.clone(), s)))
-            .filter(|(name, s)| last_state.stages.get(name).is_none_or(|old| old.key != s.key))
+            .filter(|(name, s)| {
+                last_state
+                    .stages
+                    .get(name)
+                    .is_none_or(|old| old.key != s.key)
+            })
             .collect();
         if self.options.mode == Mode::Run {
             PipelineState::merge_and_save(&state_path, updates)
@@ -257,7 +288,14 @@ impl Runner<'_> {
     }
 
     /// Decrements the dependents of a finished stage and queues those that become ready.
-    fn release(&self, i: usize, selected: &[bool], waiting: &mut [usize], ready: &mut VecDeque<usize>, position: &[usize]) {
+    fn release(
+        &self,
+        i: usize,
+        selected: &[bool],
+        waiting: &mut [usize],
+        ready: &mut VecDeque<usize>,
+        position: &[usize],
+    ) {
         let mut newly: Vec<usize> = Vec::new();
         for d in self.dag.downstream(i) {
             if selected[d] {
@@ -273,7 +311,12 @@ impl Runner<'_> {
 
     /// A result for a stage that must not be dispatched: an upstream failed or will run, or the run
     /// has stopped.
-    fn settle_without_running(&self, i: usize, results: &[Option<StageResult>], stopped: Option<&str>) -> Option<StageResult> {
+    fn settle_without_running(
+        &self,
+        i: usize,
+        results: &[Option<StageResult>],
+        stopped: Option<&str>,
+    ) -> Option<StageResult> {
         let stage = &self.pipeline.stages[i];
         for (u, _) in self.dag.upstream(i) {
             let Some(up) = &results[u] else { continue };
@@ -283,20 +326,35 @@ impl Runner<'_> {
                     format!("upstream `{}` did not run", up.name)
                 }
                 Status::WillRun => {
-                    return Some(StageResult::new(i, stage, Status::WillRun, format!("upstream `{}` will run", up.name)));
+                    return Some(StageResult::new(
+                        i,
+                        stage,
+                        Status::WillRun,
+                        format!("upstream `{}` will run", up.name),
+                    ));
                 }
                 _ => continue,
             };
             return Some(StageResult::new(i, stage, Status::Skipped, reason));
         }
-        stopped.map(|name| StageResult::new(i, stage, Status::Skipped, format!("run stopped after `{name}` failed")))
+        stopped.map(|name| {
+            StageResult::new(
+                i,
+                stage,
+                Status::Skipped,
+                format!("run stopped after `{name}` failed"),
+            )
+        })
     }
 
     fn forced(&self, stage: &Stage) -> bool {
         match &self.options.force {
             Force::None => false,
             Force::All => true,
-            Force::Stages(names) => names.contains(&stage.name) || stage.group.as_ref().is_some_and(|g| names.contains(g)),
+            Force::Stages(names) => {
+                names.contains(&stage.name)
+                    || stage.group.as_ref().is_some_and(|g| names.contains(g))
+            }
         }
     }
 
@@ -304,16 +362,23 @@ impl Runner<'_> {
         let index = job.index;
         let stage = &self.pipeline.stages[index];
         let start = Instant::now();
-        let mut result = self.evaluate_inner(job, stage, last_state).unwrap_or_else(|error| {
-            let mut r = StageResult::new(index, stage, Status::Failed, "failed".into());
-            r.error = Some(error);
-            r
-        });
+        let mut result = self
+            .evaluate_inner(job, stage, last_state)
+            .unwrap_or_else(|error| {
+                let mut r = StageResult::new(index, stage, Status::Failed, "failed".into());
+                r.error = Some(error);
+                r
+            });
         result.duration_s = start.elapsed().as_secs_f64();
         result
     }
 
-    fn evaluate_inner(&self, job: Job, stage: &Stage, last_state: &PipelineState) -> Result<StageResult, String> {
+    fn evaluate_inner(
+        &self,
+        job: Job,
+        stage: &Stage,
+        last_state: &PipelineState,
+    ) -> Result<StageResult, String> {
         let i = job.index;
         if stage.frozen {
             let outputs = self.hash_outputs(stage)?;
@@ -359,7 +424,9 @@ impl Runner<'_> {
                         return Err(format!("cannot restore output `{path}`: {source}"));
                     }
                     Err(e @ RestoreError::Corrupt { .. }) => {
-                        warnings.push(format!("{e}; the entry was dropped and the stage runs again"));
+                        warnings.push(format!(
+                            "{e}; the entry was dropped and the stage runs again"
+                        ));
                         self.store.drop_entry(&key);
                     }
                     Err(e @ RestoreError::Uncached(_)) => warnings.push(e.to_string()),
@@ -384,12 +451,19 @@ impl Runner<'_> {
             return Ok(r);
         }
         let duration_s = started.elapsed().as_secs_f64();
-        let outputs = self.hash_outputs(stage).map_err(|e| e.replace("does not exist", "was not created by the stage"))?;
+        let outputs = self
+            .hash_outputs(stage)
+            .map_err(|e| e.replace("does not exist", "was not created by the stage"))?;
         let entry = Entry {
             format: 1,
             key,
             stage: stage.name.clone(),
-            cached: stage.outs.iter().filter(|o| o.cache).map(|o| o.path.path.clone()).collect(),
+            cached: stage
+                .outs
+                .iter()
+                .filter(|o| o.cache)
+                .map(|o| o.path.path.clone())
+                .collect(),
             outputs,
             duration_s,
         };
@@ -406,7 +480,13 @@ impl Runner<'_> {
     /// Restores (run mode) or checks (plan mode) a hit. Returns whether the workspace needs writing.
     fn use_entry(&self, stage: &Stage, entry: &Entry) -> Result<bool, RestoreError> {
         let declared: BTreeSet<&str> = stage.outs.iter().map(|o| o.path.path.as_str()).collect();
-        if entry.outputs.keys().map(String::as_str).collect::<BTreeSet<_>>() != declared {
+        if entry
+            .outputs
+            .keys()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+            != declared
+        {
             return Err(RestoreError::Corrupt {
                 path: stage.name.clone(),
                 problem: "an entry whose outputs differ from the stage's".into(),
@@ -415,14 +495,21 @@ impl Runner<'_> {
         match self.options.mode {
             Mode::Run => self.store.restore(self.root, entry, self.stats),
             Mode::Plan => Ok(entry.outputs.iter().any(|(path, tree)| {
-                self.stats.hash_tree(&self.root.join(path)).map(|t| t.hash != tree.hash).unwrap_or(true)
+                self.stats
+                    .hash_tree(&self.root.join(path))
+                    .map(|t| t.hash != tree.hash)
+                    .unwrap_or(true)
             })),
         }
     }
 
     /// Each dep's content: from the upstream stage's recorded outputs when the dep is (inside) one
     /// of them, else hashed from the workspace.
-    fn hash_deps(&self, stage: &Stage, upstream: &[(String, Arc<BTreeMap<String, Tree>>)]) -> Result<BTreeMap<String, Tree>, String> {
+    fn hash_deps(
+        &self,
+        stage: &Stage,
+        upstream: &[(String, Arc<BTreeMap<String, Tree>>)],
+    ) -> Result<BTreeMap<String, Tree>, String> {
         let mut deps = BTreeMap::new();
         for dep in &stage.deps {
             let known = upstream
@@ -434,19 +521,35 @@ impl Runner<'_> {
                 None => self
                     .stats
                     .hash_tree(&self.root.join(&dep.path))
-                    .map_err(|e| format!("cannot read dep `{}` of stage `{}`: {e}", dep.path, stage.name))?,
+                    .map_err(|e| {
+                        format!(
+                            "cannot read dep `{}` of stage `{}`: {e}",
+                            dep.path, stage.name
+                        )
+                    })?,
             };
             deps.insert(dep.path.clone(), tree);
         }
         Ok(deps)
     }
 
-    fn key_input(&self, stage: &Stage, deps: &BTreeMap<String, Tree>, upstream: &[(String, Arc<BTreeMap<String, Tree>>)]) -> KeyInput {
+    fn key_input(
+        &self,
+        stage: &Stage,
+        deps: &BTreeMap<String, Tree>,
+        upstream: &[(String, Arc<BTreeMap<String, Tree>>)],
+    ) -> KeyInput {
         let (kind, kind_version, action) = match &stage.action {
             Action::Command(cmds) => ("cmd".to_string(), 0, Value::from(cmds.clone())),
-            Action::Builtin { kind, version, settings } => {
-                (kind.clone(), *version, serde_json::to_value(settings).expect("settings serialize"))
-            }
+            Action::Builtin {
+                kind,
+                version,
+                settings,
+            } => (
+                kind.clone(),
+                *version,
+                serde_json::to_value(settings).expect("settings serialize"),
+            ),
         };
         KeyInput {
             key_version: KEY_VERSION,
@@ -454,15 +557,30 @@ impl Runner<'_> {
             kind_version,
             action,
             params: stage.params.clone(),
-            inputs: deps.iter().map(|(p, t)| (p.clone(), t.hash.clone())).collect(),
+            inputs: deps
+                .iter()
+                .map(|(p, t)| (p.clone(), t.hash.clone()))
+                .collect(),
             outs: stage
                 .outs
                 .iter()
-                .map(|o| if o.cache { o.path.path.clone() } else { format!("{} (uncached)", o.path.path) })
+                .map(|o| {
+                    if o.cache {
+                        o.path.path.clone()
+                    } else {
+                        format!("{} (uncached)", o.path.path)
+                    }
+                })
                 .collect(),
             wdir: stage.wdir.clone(),
-            upstream: upstream.iter().map(|(name, outs)| (name.clone(), outputs_hash(outs))).collect(),
-            nonce: stage.always_changed.then(fsutil::unique_suffix).map(|s| format!("{s}-{:?}", std::time::SystemTime::now())),
+            upstream: upstream
+                .iter()
+                .map(|(name, outs)| (name.clone(), outputs_hash(outs)))
+                .collect(),
+            nonce: stage
+                .always_changed
+                .then(fsutil::unique_suffix)
+                .map(|s| format!("{s}-{:?}", std::time::SystemTime::now())),
         }
     }
 
@@ -474,9 +592,15 @@ impl Runner<'_> {
                 let path = &o.path.path;
                 let full = self.root.join(path);
                 if !full.exists() {
-                    return Err(format!("output `{path}` of stage `{}` does not exist", stage.name));
+                    return Err(format!(
+                        "output `{path}` of stage `{}` does not exist",
+                        stage.name
+                    ));
                 }
-                let tree = self.stats.hash_tree(&full).map_err(|e| format!("cannot hash output `{path}`: {e}"))?;
+                let tree = self
+                    .stats
+                    .hash_tree(&full)
+                    .map_err(|e| format!("cannot hash output `{path}`: {e}"))?;
                 Ok((path.clone(), tree))
             })
             .collect()
@@ -487,19 +611,36 @@ impl Runner<'_> {
         for out in &stage.outs {
             let full = self.root.join(&out.path.path);
             if !out.persist {
-                fsutil::remove_path(&full).map_err(|e| (format!("cannot remove old output `{}`: {e}", out.path.path), None))?;
+                fsutil::remove_path(&full).map_err(|e| {
+                    (
+                        format!("cannot remove old output `{}`: {e}", out.path.path),
+                        None,
+                    )
+                })?;
             }
             if let Some(parent) = full.parent() {
                 fs::create_dir_all(parent).map_err(|e| {
-                    (format!("cannot create the folder of output `{}` ({}): {e}", out.path.path, parent.display()), None)
+                    (
+                        format!(
+                            "cannot create the folder of output `{}` ({}): {e}",
+                            out.path.path,
+                            parent.display()
+                        ),
+                        None,
+                    )
                 })?;
             }
         }
         match &stage.action {
             Action::Command(cmds) => self.run_commands(stage, cmds),
             Action::Builtin { kind, settings, .. } => {
-                let implementation = builtin::implementation(kind).expect("declared kinds have implementations");
-                let ctx = builtin::Context { root: self.root, stage: &stage.name, settings };
+                let implementation =
+                    builtin::implementation(kind).expect("declared kinds have implementations");
+                let ctx = builtin::Context {
+                    root: self.root,
+                    stage: &stage.name,
+                    settings,
+                };
                 implementation(&ctx).map_err(|e| (format!("{e:#}"), None))
             }
         }
@@ -507,10 +648,18 @@ impl Runner<'_> {
 
     fn run_commands(&self, stage: &Stage, cmds: &[String]) -> Result<(), (String, Option<i32>)> {
         let log_dir = &self.options.log_dir;
-        fs::create_dir_all(log_dir).map_err(|e| (format!("cannot create log folder {}: {e}", log_dir.display()), None))?;
+        fs::create_dir_all(log_dir).map_err(|e| {
+            (
+                format!("cannot create log folder {}: {e}", log_dir.display()),
+                None,
+            )
+        })?;
         let stdout_path = log_dir.join(format!("{}.stdout", stage.name));
         let stderr_path = log_dir.join(format!("{}.stderr", stage.name));
-        let open = |p: &Path| fs::File::create(p).map_err(|e| (format!("cannot create log {}: {e}", p.display()), None));
+        let open = |p: &Path| {
+            fs::File::create(p)
+                .map_err(|e| (format!("cannot create log {}: {e}", p.display()), None))
+        };
         let (stdout, stderr) = (open(&stdout_path)?, open(&stderr_path)?);
         for cmd in cmds {
             let status = Command::new("sh")
@@ -523,7 +672,12 @@ impl Runner<'_> {
                 .stdout(stdout.try_clone().map_err(|e| (e.to_string(), None))?)
                 .stderr(stderr.try_clone().map_err(|e| (e.to_string(), None))?)
                 .status()
-                .map_err(|e| (format!("cannot start `sh` for stage `{}`: {e}", stage.name), None))?;
+                .map_err(|e| {
+                    (
+                        format!("cannot start `sh` for stage `{}`: {e}", stage.name),
+                        None,
+                    )
+                })?;
             if !status.success() {
                 let how = match status.code() {
                     Some(code) => format!("exited with code {code}"),
@@ -535,7 +689,10 @@ impl Runner<'_> {
                 let tail = tail_lines(&stderr_path, STDERR_TAIL_LINES);
                 let mut message = format!("command `{cmd}` {how}");
                 if !tail.is_empty() {
-                    message.push_str(&format!("\nlast lines of stderr ({}):\n{tail}", stderr_path.display()));
+                    message.push_str(&format!(
+                        "\nlast lines of stderr ({}):\n{tail}",
+                        stderr_path.display()
+                    ));
                 }
                 return Err((message, status.code()));
             }
@@ -548,9 +705,12 @@ impl Runner<'_> {
         let mut merged = serde_json::Map::new();
         for out in stage.outs.iter().filter(|o| o.metrics) {
             let text = fs::read_to_string(self.root.join(&out.path.path)).ok()?;
-            let value = serde_json::from_str(&text)
-                .ok()
-                .or_else(|| crate::spec::yaml::parse(&text).ok().flatten().map(|n| n.to_value()))?;
+            let value = serde_json::from_str(&text).ok().or_else(|| {
+                crate::spec::yaml::parse(&text)
+                    .ok()
+                    .flatten()
+                    .map(|n| n.to_value())
+            })?;
             match value {
                 Value::Object(map) => merged.extend(map),
                 other => {
@@ -607,22 +767,37 @@ fn subtree(tree: &Tree, out: &str, dep: &str) -> Option<Tree> {
     if let Some(file) = tree.files.iter().find(|f| f.path == rel) {
         let mut file = file.clone();
         file.path.clear();
-        return Some(Tree { kind: TreeKind::File, hash: file.hash.clone(), files: vec![file] });
+        return Some(Tree {
+            kind: TreeKind::File,
+            hash: file.hash.clone(),
+            files: vec![file],
+        });
     }
     let prefix = format!("{rel}/");
     let files: Vec<_> = tree
         .files
         .iter()
         .filter_map(|f| {
-            f.path.strip_prefix(&prefix).map(|p| crate::hash::FileEntry { path: p.to_string(), ..f.clone() })
+            f.path
+                .strip_prefix(&prefix)
+                .map(|p| crate::hash::FileEntry {
+                    path: p.to_string(),
+                    ..f.clone()
+                })
         })
         .collect();
-    (!files.is_empty()).then(|| Tree { kind: TreeKind::Dir, hash: crate::hash::listing_hash(&files), files })
+    (!files.is_empty()).then(|| Tree {
+        kind: TreeKind::Dir,
+        hash: crate::hash::listing_hash(&files),
+        files,
+    })
 }
 
 /// The last `n` lines of a text file.
 fn tail_lines(path: &Path, n: usize) -> String {
-    let text = fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

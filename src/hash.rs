@@ -112,7 +112,14 @@ impl StatCache {
                 if hash.len() == 64 {
                     entries.insert(
                         PathBuf::from(path),
-                        (Stat { size, mtime_ns, ino }, hash.to_string()),
+                        (
+                            Stat {
+                                size,
+                                mtime_ns,
+                                ino,
+                            },
+                            hash.to_string(),
+                        ),
                     );
                 }
             }
@@ -145,7 +152,11 @@ impl StatCache {
         let mut text = Vec::with_capacity(entries.len() * 100);
         for (path, (stat, hash)) in entries.iter() {
             if let Some(p) = path.to_str().filter(|p| !p.contains('\n')) {
-                writeln!(text, "{hash} {} {} {} {p}", stat.size, stat.mtime_ns, stat.ino)?;
+                writeln!(
+                    text,
+                    "{hash} {} {} {} {p}",
+                    stat.size, stat.mtime_ns, stat.ino
+                )?;
             }
         }
         fsutil::write_atomic(file, &text)
@@ -183,7 +194,9 @@ impl StatCache {
     pub fn hash_tree(&self, path: &Path) -> io::Result<Tree> {
         let meta = fs::metadata(path).map_err(|e| with_path(e, path))?;
         if meta.is_file() {
-            let hash = self.hash_file(path, &meta).map_err(|e| with_path(e, path))?;
+            let hash = self
+                .hash_file(path, &meta)
+                .map_err(|e| with_path(e, path))?;
             return Ok(Tree {
                 kind: TreeKind::File,
                 hash: hash.clone(),
@@ -202,7 +215,9 @@ impl StatCache {
             .into_par_iter()
             .map(|(rel, meta)| {
                 let full = path.join(&rel);
-                let hash = self.hash_file(&full, &meta).map_err(|e| with_path(e, &full))?;
+                let hash = self
+                    .hash_file(&full, &meta)
+                    .map_err(|e| with_path(e, &full))?;
                 Ok(FileEntry {
                     path: rel,
                     hash,
@@ -310,7 +325,10 @@ mod tests {
         fs::write(d.join("y"), "2").unwrap();
         let cache = StatCache::load(dir.path().join("stat"));
         let t = cache.hash_tree(&d).unwrap();
-        assert_eq!(t.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["sub/x", "y"]);
+        assert_eq!(
+            t.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["sub/x", "y"]
+        );
         fs::rename(d.join("y"), d.join("z")).unwrap();
         assert_ne!(cache.hash_tree(&d).unwrap().hash, t.hash);
     }

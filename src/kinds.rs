@@ -138,7 +138,11 @@ mod tests {
                     assert!(param.ty.admits(default), "{}.{name}", kind.kind);
                 }
             }
-            assert!(crate::builtin::implementation(&kind.kind).is_some(), "{}", kind.kind);
+            assert!(
+                crate::builtin::implementation(&kind.kind).is_some(),
+                "{}",
+                kind.kind
+            );
         }
     }
 }

@@ -158,7 +158,9 @@ impl Runs {
     /// Reserves a new run id by creating its folder (so two runs in the same second differ).
     pub fn create(&self) -> io::Result<String> {
         fs::create_dir_all(&self.dir).map_err(|e| crate::hash::with_path(e, &self.dir))?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         for attempt in 0u32..100 {
             let seed = format!("{}-{}-{attempt}", now.as_nanos(), fsutil::unique_suffix());
             let suffix = &blake3::hash(seed.as_bytes()).to_hex()[..4];
@@ -190,16 +192,20 @@ impl Runs {
             if !path.exists() {
                 continue;
             }
-            match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| {
-                serde_json::from_slice::<RunRecord>(&b).map_err(|e| e.to_string())
-            }) {
+            match fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<RunRecord>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(r) if r.format_version <= FORMAT_VERSION => records.push(r),
                 Ok(r) => warnings.push(format!(
                     "skipping {}: format_version {} is newer than this pipe understands",
                     path.display(),
                     r.format_version
                 )),
-                Err(e) => warnings.push(format!("skipping {}: unreadable run record ({e})", path.display())),
+                Err(e) => warnings.push(format!(
+                    "skipping {}: unreadable run record ({e})",
+                    path.display()
+                )),
             }
         }
         records.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
@@ -215,13 +221,23 @@ impl Runs {
         if spec == "latest" {
             return Ok(records.into_iter().next().expect("non-empty"));
         }
-        let matches: Vec<RunRecord> = records.into_iter().filter(|r| r.id.starts_with(spec)).collect();
+        let matches: Vec<RunRecord> = records
+            .into_iter()
+            .filter(|r| r.id.starts_with(spec))
+            .collect();
         match matches.len() {
             1 => Ok(matches.into_iter().next().expect("one")),
-            0 => Err(format!("no run `{spec}` in {} (try `pipe runs`)", self.dir.display())),
+            0 => Err(format!(
+                "no run `{spec}` in {} (try `pipe runs`)",
+                self.dir.display()
+            )),
             n => Err(format!(
                 "`{spec}` matches {n} runs ({}); give more of the id",
-                matches.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                matches
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -238,11 +254,14 @@ fn compact_timestamp(secs: u64) -> String {
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
-/// RFC 3339 UTC timestamp of `time`.
+/// RFC 3339 UTC timestamp of `time`, to the millisecond (so runs in one second still sort).
 pub fn rfc3339(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, d, h, mi, s) = civil(since.as_secs());
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        since.subsec_millis()
+    )
 }
 
 /// Unix seconds to (year, month, day, hour, minute, second), UTC (Howard Hinnant's days-to-civil).
@@ -258,7 +277,14 @@ fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
+    (
+        year,
+        month,
+        day,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 #[cfg(test)]
@@ -267,10 +293,10 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_civil_dates() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         // 2026-11-26T19:30:05Z
         let t = UNIX_EPOCH + std::time::Duration::from_secs(1_795_721_405);
-        assert_eq!(rfc3339(t), "2026-11-26T19:30:05Z");
+        assert_eq!(rfc3339(t), "2026-11-26T19:30:05.000Z");
         assert_eq!(compact_timestamp(1_795_721_405), "20261126-193005");
     }
 }

@@ -40,7 +40,11 @@ impl StageState {
             .iter()
             .filter(|(_, t)| t.kind == TreeKind::Dir)
             .map(|(p, t)| {
-                let files = t.files.iter().map(|f| (f.path.clone(), f.hash.clone())).collect();
+                let files = t
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.hash.clone()))
+                    .collect();
                 (p.clone(), files)
             })
             .collect();
@@ -69,7 +73,10 @@ impl PipelineState {
 
     /// Merges `updates` into the state on disk (re-read first, so concurrent runs of other stages
     /// are kept) and writes it atomically.
-    pub fn merge_and_save(path: &Path, updates: BTreeMap<String, StageState>) -> std::io::Result<()> {
+    pub fn merge_and_save(
+        path: &Path,
+        updates: BTreeMap<String, StageState>,
+    ) -> std::io::Result<()> {
         if updates.is_empty() {
             return Ok(());
         }
@@ -81,7 +88,11 @@ impl PipelineState {
 }
 
 /// Why a stage whose key is `now` differs from its last state, in user terms.
-pub fn explain(last: Option<&StageState>, now: &KeyInput, deps: &BTreeMap<String, Tree>) -> Vec<String> {
+pub fn explain(
+    last: Option<&StageState>,
+    now: &KeyInput,
+    deps: &BTreeMap<String, Tree>,
+) -> Vec<String> {
     let Some(last) = last else {
         return vec!["never run".to_string()];
     };
@@ -95,27 +106,40 @@ pub fn explain(last: Option<&StageState>, now: &KeyInput, deps: &BTreeMap<String
             "kind {} v{} -> {} v{}",
             before.kind, before.kind_version, now.kind, now.kind_version
         ));
-    } else if before.action != now.action {
+    } else if before.action != now.action && before.params == now.params {
+        // With changed params the action differs through `${...}`; the param lines say why.
         reasons.push(describe_action_change(&before.action, &now.action));
     }
     for (name, value) in &now.params {
         match before.params.get(name) {
             None => reasons.push(format!("param {name} added")),
-            Some(old) if old != value => reasons.push(format!("param {name} {} -> {}", short(old), short(value))),
+            Some(old) if old != value => {
+                reasons.push(format!("param {name} {} -> {}", short(old), short(value)))
+            }
             _ => {}
         }
     }
-    for name in before.params.keys().filter(|n| !now.params.contains_key(*n)) {
+    for name in before
+        .params
+        .keys()
+        .filter(|n| !now.params.contains_key(*n))
+    {
         reasons.push(format!("param {name} removed"));
     }
     for (path, hash) in &now.inputs {
         match before.inputs.get(path) {
             None => reasons.push(format!("dep {path} added")),
-            Some(old) if old != hash => reasons.push(describe_dep_change(path, last, deps.get(path))),
+            Some(old) if old != hash => {
+                reasons.push(describe_dep_change(path, last, deps.get(path)))
+            }
             _ => {}
         }
     }
-    for path in before.inputs.keys().filter(|p| !now.inputs.contains_key(*p)) {
+    for path in before
+        .inputs
+        .keys()
+        .filter(|p| !now.inputs.contains_key(*p))
+    {
         reasons.push(format!("dep {path} removed"));
     }
     if before.outs != now.outs {
@@ -134,10 +158,17 @@ pub fn explain(last: Option<&StageState>, now: &KeyInput, deps: &BTreeMap<String
 }
 
 fn describe_dep_change(path: &str, last: &StageState, tree: Option<&Tree>) -> String {
-    let (Some(old), Some(tree)) = (last.dep_files.get(path), tree.filter(|t| t.kind == TreeKind::Dir)) else {
+    let (Some(old), Some(tree)) = (
+        last.dep_files.get(path),
+        tree.filter(|t| t.kind == TreeKind::Dir),
+    ) else {
         return format!("dep {path} modified");
     };
-    let now: BTreeMap<&str, &str> = tree.files.iter().map(|f| (f.path.as_str(), f.hash.as_str())).collect();
+    let now: BTreeMap<&str, &str> = tree
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.hash.as_str()))
+        .collect();
     let added = now.keys().filter(|p| !old.contains_key(**p)).count();
     let removed = old.keys().filter(|p| !now.contains_key(p.as_str())).count();
     let modified = now
@@ -145,10 +176,17 @@ fn describe_dep_change(path: &str, last: &StageState, tree: Option<&Tree>) -> St
         .filter(|(p, h)| old.get(**p).is_some_and(|o| o != *h))
         .count();
     if added == 0 && removed == 0 && modified > 0 {
-        return format!("dep {path} modified: {modified} file{}", if modified == 1 { "" } else { "s" });
+        return format!(
+            "dep {path} modified: {modified} file{}",
+            if modified == 1 { "" } else { "s" }
+        );
     }
     let mut parts = Vec::new();
-    for (n, what) in [(modified, "modified"), (added, "added"), (removed, "removed")] {
+    for (n, what) in [
+        (modified, "modified"),
+        (added, "added"),
+        (removed, "removed"),
+    ] {
         if n > 0 {
             parts.push(format!("{n} file{} {what}", if n == 1 { "" } else { "s" }));
         }
@@ -221,7 +259,12 @@ mod tests {
             hash: String::new(),
             files: files
                 .iter()
-                .map(|(p, h)| FileEntry { path: p.to_string(), hash: h.to_string(), size: 1, exec: false })
+                .map(|(p, h)| FileEntry {
+                    path: p.to_string(),
+                    hash: h.to_string(),
+                    size: 1,
+                    exec: false,
+                })
                 .collect(),
         }
     }
@@ -229,13 +272,20 @@ mod tests {
     #[test]
     fn explains_params_and_folder_changes_in_user_terms() {
         let old_tree = dir(&[("a", "1"), ("b", "2"), ("c", "3")]);
-        let last = StageState::new("k".into(), input(0.001, "h1"), &[("data/raw".to_string(), old_tree)].into());
+        let last = StageState::new(
+            "k".into(),
+            input(0.001, "h1"),
+            &[("data/raw".to_string(), old_tree)].into(),
+        );
         let new_tree = dir(&[("a", "9"), ("b", "2"), ("d", "4")]);
         let deps = [("data/raw".to_string(), new_tree)].into();
         let reasons = explain(Some(&last), &input(0.0005, "h2"), &deps);
         assert_eq!(
             reasons,
-            ["param lr 0.001 -> 0.0005", "dep data/raw changed: 1 file modified, 1 file added, 1 file removed"]
+            [
+                "param lr 0.001 -> 0.0005",
+                "dep data/raw changed: 1 file modified, 1 file added, 1 file removed"
+            ]
         );
         assert_eq!(explain(None, &input(0.1, "h"), &deps), ["never run"]);
     }

@@ -89,11 +89,16 @@ impl Store {
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
-        self.dir.join("stages").join(&key[..2]).join(format!("{key}.json"))
+        self.dir
+            .join("stages")
+            .join(&key[..2])
+            .join(format!("{key}.json"))
     }
 
     fn tmp_path(&self, what: &str) -> PathBuf {
-        self.dir.join("tmp").join(format!("{what}.{}", fsutil::unique_suffix()))
+        self.dir
+            .join("tmp")
+            .join(format!("{what}.{}", fsutil::unique_suffix()))
     }
 
     /// The entry for `key`. A missing entry is `Ok(None)`; an unreadable one is a warning and a miss.
@@ -106,7 +111,10 @@ impl Store {
         };
         match serde_json::from_slice::<Entry>(&bytes) {
             Ok(entry) if entry.format == ENTRY_FORMAT && entry.key == key => Ok(Some(entry)),
-            Ok(_) => Err(format!("store entry {} is for another key or format", path.display())),
+            Ok(_) => Err(format!(
+                "store entry {} is for another key or format",
+                path.display()
+            )),
             Err(e) => Err(format!("store entry {} is corrupt ({e})", path.display())),
         }
     }
@@ -148,11 +156,19 @@ impl Store {
 
     /// Makes the workspace hold `entry`'s outputs. Outputs that already match are left alone (checked
     /// through the stat cache, so this is cheap on a no-op run). Returns whether anything was written.
-    pub fn restore(&self, root: &Path, entry: &Entry, stats: &StatCache) -> Result<bool, RestoreError> {
+    pub fn restore(
+        &self,
+        root: &Path,
+        entry: &Entry,
+        stats: &StatCache,
+    ) -> Result<bool, RestoreError> {
         let mut wrote = false;
         for (path, tree) in &entry.outputs {
             let full = root.join(path);
-            let matches = stats.hash_tree(&full).map(|t| t.hash == tree.hash).unwrap_or(false);
+            let matches = stats
+                .hash_tree(&full)
+                .map(|t| t.hash == tree.hash)
+                .unwrap_or(false);
             if matches {
                 continue;
             }
@@ -165,7 +181,13 @@ impl Store {
         Ok(wrote)
     }
 
-    fn restore_one(&self, full: &Path, path: &str, tree: &Tree, stats: &StatCache) -> Result<(), RestoreError> {
+    fn restore_one(
+        &self,
+        full: &Path,
+        path: &str,
+        tree: &Tree,
+        stats: &StatCache,
+    ) -> Result<(), RestoreError> {
         let io_err = |source| RestoreError::Io {
             path: path.to_string(),
             source,
@@ -199,7 +221,11 @@ impl Store {
             return result;
         }
         for file in &tree.files {
-            let target = if file.path.is_empty() { full.to_path_buf() } else { full.join(&file.path) };
+            let target = if file.path.is_empty() {
+                full.to_path_buf()
+            } else {
+                full.join(&file.path)
+            };
             if let Ok(meta) = fs::metadata(&target) {
                 stats.remember(&target, &meta, &file.hash);
             }
@@ -214,7 +240,8 @@ impl Store {
             path: path.to_string(),
             problem,
         };
-        let mut input = fs::File::open(&object).map_err(|e| corrupt(format!("unreadable ({e})")))?;
+        let mut input =
+            fs::File::open(&object).map_err(|e| corrupt(format!("unreadable ({e})")))?;
         let mut output = fs::File::create(target).map_err(|source| RestoreError::Io {
             path: path.to_string(),
             source,
@@ -222,20 +249,28 @@ impl Store {
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = input.read(&mut buf).map_err(|e| corrupt(format!("unreadable ({e})")))?;
+            let n = input
+                .read(&mut buf)
+                .map_err(|e| corrupt(format!("unreadable ({e})")))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            output.write_all(&buf[..n]).map_err(|source| RestoreError::Io {
-                path: path.to_string(),
-                source,
-            })?;
+            output
+                .write_all(&buf[..n])
+                .map_err(|source| RestoreError::Io {
+                    path: path.to_string(),
+                    source,
+                })?;
         }
         let actual = hasher.finalize().to_hex();
         if actual.as_str() != hash {
             let _ = fs::remove_file(&object);
-            return Err(corrupt(format!("damaged (content hash {} instead of {})", &actual[..12], &hash[..12])));
+            return Err(corrupt(format!(
+                "damaged (content hash {} instead of {})",
+                &actual[..12],
+                &hash[..12]
+            )));
         }
         Ok(())
     }
@@ -250,7 +285,11 @@ impl Store {
 
     /// Removes entries not in `keep` and objects no kept entry uses. Returns (entries, objects, bytes)
     /// removed (or that would be, with `dry_run`).
-    pub fn gc(&self, keep: &std::collections::HashSet<String>, dry_run: bool) -> io::Result<(usize, usize, u64)> {
+    pub fn gc(
+        &self,
+        keep: &std::collections::HashSet<String>,
+        dry_run: bool,
+    ) -> io::Result<(usize, usize, u64)> {
         let mut live_objects = std::collections::HashSet::new();
         let mut dropped = 0;
         for key in self.entry_keys() {
@@ -363,7 +402,10 @@ mod tests {
         let entry = commit_one(ws.path(), &store, &stats);
         fs::remove_file(ws.path().join("out.txt")).unwrap();
         assert!(store.restore(ws.path(), &entry, &stats).unwrap());
-        assert_eq!(fs::read_to_string(ws.path().join("out.txt")).unwrap(), "result");
+        assert_eq!(
+            fs::read_to_string(ws.path().join("out.txt")).unwrap(),
+            "result"
+        );
         assert!(!store.restore(ws.path(), &entry, &stats).unwrap());
     }
 

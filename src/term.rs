@@ -42,7 +42,11 @@ pub fn use_color() -> bool {
 
 /// `text` in ANSI colour `code` when `on`.
 pub fn paint(on: bool, code: &str, text: &str) -> String {
-    if on { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
 }
 
 fn status_color(status: Status) -> &'static str {
@@ -64,7 +68,11 @@ impl Terminal {
             color,
             live: color && verbosity > Verbosity::Quiet,
             name_width,
-            progress: Mutex::new(Progress { running: BTreeSet::new(), done: 0, total }),
+            progress: Mutex::new(Progress {
+                running: BTreeSet::new(),
+                done: 0,
+                total,
+            }),
         }
     }
 
@@ -87,18 +95,35 @@ impl Terminal {
             return;
         }
         let names: Vec<&str> = progress.running.iter().map(String::as_str).collect();
-        let mut text = format!("[{}/{}] running: {}", progress.done, progress.total, names.join(", "));
+        let mut text = format!(
+            "[{}/{}] running: {}",
+            progress.done,
+            progress.total,
+            names.join(", ")
+        );
         if text.len() > 100 {
             text.truncate(97);
             text.push_str("...");
         }
-        let _ = write!(std::io::stderr().lock(), "\r\x1b[K{}", paint(self.color, "2", &text));
+        let _ = write!(
+            std::io::stderr().lock(),
+            "\r\x1b[K{}",
+            paint(self.color, "2", &text)
+        );
     }
 
     /// A stage's line: status word, name, time and reason.
-    pub fn stage_line(&self, name: &str, status: Status, duration_s: Option<f64>, reason: &str) -> String {
+    pub fn stage_line(
+        &self,
+        name: &str,
+        status: Status,
+        duration_s: Option<f64>,
+        reason: &str,
+    ) -> String {
         let word = format!("{:<8}", status.word());
-        let time = duration_s.map(|d| format!("{d:>7.2}s")).unwrap_or_else(|| " ".repeat(8));
+        let time = duration_s
+            .map(|d| format!("{d:>7.2}s"))
+            .unwrap_or_else(|| " ".repeat(8));
         format!(
             "  {} {:<width$} {time}  {}",
             paint(self.color, status_color(status), &word),
@@ -126,7 +151,12 @@ impl Observer for Terminal {
         };
         if show {
             let timed = matches!(r.status, Status::Ran | Status::Failed);
-            self.line(&self.stage_line(&r.name, r.status, timed.then_some(r.duration_s), &r.reason));
+            self.line(&self.stage_line(
+                &r.name,
+                r.status,
+                timed.then_some(r.duration_s),
+                &r.reason,
+            ));
             if let Some(error) = &r.error {
                 for l in error.lines() {
                     self.line(&format!("           {l}"));

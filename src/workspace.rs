@@ -76,11 +76,22 @@ impl Workspace {
     }
 
     /// What `run` would do, touching nothing.
-    pub fn plan(&self, request: &RunRequest, observer: &dyn Observer) -> Result<(Pipeline, Vec<StageResult>), Error> {
+    pub fn plan(
+        &self,
+        request: &RunRequest,
+        observer: &dyn Observer,
+    ) -> Result<(Pipeline, Vec<StageResult>), Error> {
         let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
         let stats = self.stat_cache();
         let options = self.options(request, Mode::Plan, String::new());
-        let runner = Runner { root: &self.root, store: &self.store, stats: &stats, pipeline: &pipeline, dag: &dag, options: &options };
+        let runner = Runner {
+            root: &self.root,
+            store: &self.store,
+            stats: &stats,
+            pipeline: &pipeline,
+            dag: &dag,
+            options: &options,
+        };
         let results = runner.run(observer).map_err(Error::Usage)?;
         let _ = stats.save();
         Ok((pipeline, results))
@@ -99,12 +110,20 @@ impl Workspace {
     }
 
     /// Runs a pipeline and records it. Waits (calling `on_wait`) while another run holds the workspace.
-    pub fn run(&self, request: &RunRequest, observer: &dyn Observer, on_wait: impl FnOnce(&str)) -> Result<RunRecord, Error> {
+    pub fn run(
+        &self,
+        request: &RunRequest,
+        observer: &dyn Observer,
+        on_wait: impl FnOnce(&str),
+    ) -> Result<RunRecord, Error> {
         let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
         let _lock = WorkspaceLock::acquire(self.store.dir(), on_wait)
             .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
         let started = Instant::now();
-        let id = self.runs.create().map_err(|e| Error::Io(format!("cannot create a run record: {e}")))?;
+        let id = self
+            .runs
+            .create()
+            .map_err(|e| Error::Io(format!("cannot create a run record: {e}")))?;
         let mut record = RunRecord {
             format_version: FORMAT_VERSION,
             id: id.clone(),
@@ -114,7 +133,11 @@ impl Workspace {
             finished_at: None,
             duration_s: 0.0,
             params: pipeline.params.clone(),
-            overrides: request.overrides.iter().map(|o| (o.key.clone(), o.value.clone())).collect(),
+            overrides: request
+                .overrides
+                .iter()
+                .map(|o| (o.key.clone(), o.value.clone()))
+                .collect(),
             targets: request.targets.clone(),
             pipe_version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -127,20 +150,36 @@ impl Workspace {
         self.runs.write(&record).map_err(io)?;
         let stats = self.stat_cache();
         let options = self.options(request, Mode::Run, id);
-        let runner = Runner { root: &self.root, store: &self.store, stats: &stats, pipeline: &pipeline, dag: &dag, options: &options };
+        let runner = Runner {
+            root: &self.root,
+            store: &self.store,
+            stats: &stats,
+            pipeline: &pipeline,
+            dag: &dag,
+            options: &options,
+        };
         let results = runner.run(observer).map_err(Error::Usage);
         if let Err(e) = stats.save() {
-            record.warnings.push(format!("cannot save the stat cache: {e}"));
+            record
+                .warnings
+                .push(format!("cannot save the stat cache: {e}"));
         }
         let results = results?;
         for r in &results {
-            record.warnings.extend(r.warnings.iter().map(|w| format!("{}: {w}", r.name)));
+            record
+                .warnings
+                .extend(r.warnings.iter().map(|w| format!("{}: {w}", r.name)));
             if let Some(m) = &r.metrics {
                 record.metrics.insert(r.name.clone(), m.clone());
             }
         }
         record.stages = results.iter().map(|r| stage_record(&pipeline, r)).collect();
-        record.status = if results.iter().any(|r| r.status == Status::Failed) { "failed" } else { "succeeded" }.into();
+        record.status = if results.iter().any(|r| r.status == Status::Failed) {
+            "failed"
+        } else {
+            "succeeded"
+        }
+        .into();
         record.finished_at = Some(record::rfc3339(SystemTime::now()));
         record.duration_s = started.elapsed().as_secs_f64();
         self.runs.write(&record).map_err(io)?;
@@ -149,7 +188,12 @@ impl Workspace {
 
     /// Removes all but the newest `keep` runs (all kept when `None`), then every store entry that no
     /// kept run and no pipeline's last state refers to, and every object no kept entry uses.
-    pub fn gc(&self, keep: Option<usize>, dry_run: bool, on_wait: impl FnOnce(&str)) -> Result<GcReport, Error> {
+    pub fn gc(
+        &self,
+        keep: Option<usize>,
+        dry_run: bool,
+        on_wait: impl FnOnce(&str),
+    ) -> Result<GcReport, Error> {
         let _lock = WorkspaceLock::acquire(self.store.dir(), on_wait)
             .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
         let (records, _) = self.runs.list();
@@ -162,7 +206,9 @@ impl Workspace {
             } else {
                 report.runs.push(r.id.clone());
                 if !dry_run {
-                    self.runs.remove(&r.id).map_err(|e| Error::Io(format!("cannot remove run {}: {e}", r.id)))?;
+                    self.runs
+                        .remove(&r.id)
+                        .map_err(|e| Error::Io(format!("cannot remove run {}: {e}", r.id)))?;
                 }
             }
         }
@@ -193,7 +239,11 @@ fn stage_record(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
         duration_s: r.duration_s,
         saved_s: r.saved_s,
         reason: r.reason.clone(),
-        outputs: r.outputs.iter().map(|(p, t)| (p.clone(), t.hash.clone())).collect(),
+        outputs: r
+            .outputs
+            .iter()
+            .map(|(p, t)| (p.clone(), t.hash.clone()))
+            .collect(),
         exit_code: r.exit_code,
         error: r.error.clone(),
     }

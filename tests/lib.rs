@@ -1,1 +1,10 @@
+//! The integration tests: one binary (`autotests = false`) that drives the real `pipe` executable in
+//! temporary workspaces.
 
+mod cache;
+mod dag;
+mod reliability;
+mod runs;
+mod scheduler;
+mod spec_errors;
+mod test;

@@ -14,26 +14,44 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let table = ctx.path("table");
     let extensions: Vec<String> = ctx.settings["extensions"]
         .as_array()
-        .map(|list| list.iter().filter_map(Value::as_str).map(str::to_lowercase).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_lowercase)
+                .collect()
+        })
         .unwrap_or_default();
     let with_label = ctx.flag("label_from_parent");
     let stats = StatCache::in_memory();
     let tree = stats
         .hash_tree(&source)
         .with_context(|| format!("stage `{}`: cannot read `{}`", ctx.stage, source.display()))?;
-    let mut csv = String::from(if with_label { "path,bytes,blake3,label\n" } else { "path,bytes,blake3\n" });
+    let mut csv = String::from(if with_label {
+        "path,bytes,blake3,label\n"
+    } else {
+        "path,bytes,blake3\n"
+    });
     for file in &tree.files {
         let rel = match tree.kind {
-            TreeKind::File => source.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string(),
+            TreeKind::File => source
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string(),
             TreeKind::Dir => file.path.clone(),
         };
-        let extension = rel.rsplit_once('.').map(|(_, e)| e.to_lowercase()).unwrap_or_default();
+        let extension = rel
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_lowercase())
+            .unwrap_or_default();
         if !extensions.is_empty() && !extensions.contains(&extension) {
             continue;
         }
         write!(csv, "{},{},{}", csv_field(&rel), file.size, file.hash)?;
         if with_label {
-            let label = rel.rsplit_once('/').map(|(dir, _)| dir.rsplit('/').next().unwrap_or(dir));
+            let label = rel
+                .rsplit_once('/')
+                .map(|(dir, _)| dir.rsplit('/').next().unwrap_or(dir));
             write!(csv, ",{}", csv_field(label.unwrap_or("")))?;
         }
         csv.push('\n');
@@ -71,7 +89,12 @@ mod tests {
             ("label_from_parent".to_string(), Value::from(true)),
         ]
         .into();
-        run(&Context { root: dir.path(), stage: "m", settings: &settings }).unwrap();
+        run(&Context {
+            root: dir.path(),
+            stage: "m",
+            settings: &settings,
+        })
+        .unwrap();
         let csv = std::fs::read_to_string(dir.path().join("m.csv")).unwrap();
         let png = blake3::hash(b"png").to_hex();
         let jpg = blake3::hash(b"jpg").to_hex();

@@ -22,13 +22,17 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// A path setting, joined to the workspace root.
     pub fn path(&self, name: &str) -> PathBuf {
-        let rel = self.settings[name].as_str().expect("path settings are strings");
+        let rel = self.settings[name]
+            .as_str()
+            .expect("path settings are strings");
         self.root.join(rel)
     }
 
     /// A boolean setting.
     pub fn flag(&self, name: &str) -> bool {
-        self.settings[name].as_bool().expect("bool settings are booleans")
+        self.settings[name]
+            .as_bool()
+            .expect("bool settings are booleans")
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// The source line at `pos`, kept so the diagnostic renders without the file.
     pub line_text: Option<String>,
+    /// How many characters to underline; by default the token at `pos`.
+    pub width: Option<usize>,
 }
 
 impl Diagnostic {
@@ -32,7 +34,26 @@ impl Diagnostic {
                 .lines()
                 .nth(pos.line.saturating_sub(1))
                 .map(str::to_string),
+            width: None,
         }
+    }
+
+    /// A diagnostic about the file as a whole or the command line, with no position.
+    pub fn general(file: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.to_string(),
+            pos: None,
+            message: message.into(),
+            help: None,
+            line_text: None,
+            width: None,
+        }
+    }
+
+    /// Adds a hint, if there is one.
+    pub fn with_optional_help(mut self, help: Option<String>) -> Diagnostic {
+        self.help = help;
+        self
     }
 
     /// Adds a hint.
@@ -51,7 +72,7 @@ impl fmt::Display for Diagnostic {
                 if let Some(line) = &self.line_text {
                     let number = pos.line.to_string();
                     let gutter = " ".repeat(number.len());
-                    let width = underline_width(line, pos.col);
+                    let width = self.width.unwrap_or_else(|| underline_width(line, pos.col));
                     writeln!(f, " {gutter} |")?;
                     writeln!(f, " {number} | {line}")?;
                     writeln!(
@@ -96,7 +117,10 @@ impl fmt::Display for Diagnostics {
             f,
             "\n{n} error{} in {}",
             if n == 1 { "" } else { "s" },
-            self.0.first().map(|d| d.file.as_str()).unwrap_or("the pipeline")
+            self.0
+                .first()
+                .map(|d| d.file.as_str())
+                .unwrap_or("the pipeline")
         )
     }
 }
@@ -104,7 +128,10 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The closest of `candidates` to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -131,7 +158,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("cmdd", ["cmd", "deps"]).unwrap(), "did you mean `cmd`?");
+        assert_eq!(
+            did_you_mean("cmdd", ["cmd", "deps"]).unwrap(),
+            "did you mean `cmd`?"
+        );
         assert_eq!(did_you_mean("zzzzzz", ["cmd", "deps"]), None);
     }
 }

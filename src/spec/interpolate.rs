@@ -27,6 +27,8 @@ pub struct InterpolationError {
     pub message: String,
     /// Suggestion, if any.
     pub help: Option<String>,
+    /// The `${...}` text at fault, to underline it.
+    pub reference: Option<String>,
 }
 
 impl Scope<'_> {
@@ -37,24 +39,17 @@ impl Scope<'_> {
         used: &mut BTreeMap<String, Value>,
     ) -> Result<Node, InterpolationError> {
         let kind = match &node.kind {
-            NodeKind::Scalar { text, plain } if text.contains("${") => {
-                let value = self.substitute(text, used).map_err(|(message, help)| {
-                    InterpolationError {
+            NodeKind::Scalar { text, .. } if text.contains("${") => {
+                let value = self
+                    .substitute(text, used)
+                    .map_err(|(message, help, reference)| InterpolationError {
                         pos: node.pos,
                         message,
                         help,
-                    }
-                })?;
-                match value {
-                    Value::String(s) => NodeKind::Scalar {
-                        text: s,
-                        plain: false,
-                    },
-                    other => NodeKind::Scalar {
-                        text: other.to_string(),
-                        plain: *plain,
-                    },
-                }
+                        reference,
+                    })?;
+                // A string result stays a string even if it looks like `true` or `3`.
+                Node::from_value(&value, node.pos).kind
             }
             NodeKind::Scalar { .. } => node.kind.clone(),
             NodeKind::Seq(items) => NodeKind::Seq(
@@ -80,10 +75,18 @@ impl Scope<'_> {
         &self,
         text: &str,
         used: &mut BTreeMap<String, Value>,
-    ) -> Result<Value, (String, Option<String>)> {
+    ) -> Result<Value, (String, Option<String>, Option<String>)> {
+        let trimmed = text.trim();
+        if let Some(name) = trimmed.strip_prefix("${").and_then(|t| t.strip_suffix('}'))
+            && !name.contains(['{', '}'])
+        {
+            // The whole scalar is one reference: keep the value's type (a list stays a list).
+            return self
+                .lookup(name.trim(), used)
+                .map_err(|(m, h)| (m, h, Some(trimmed.to_string())));
+        }
         let mut out = String::new();
         let mut rest = text;
-        let mut pieces: Vec<Value> = Vec::new();
         while let Some(start) = rest.find("${") {
             if start > 0 && rest.as_bytes()[start - 1] == b'\\' {
                 out.push_str(&rest[..start - 1]);
@@ -95,28 +98,23 @@ impl Scope<'_> {
             let after = &rest[start + 2..];
             let end = after
                 .find('}')
-                .ok_or_else(|| (format!("unclosed `${{` in `{text}`"), None))?;
+                .ok_or_else(|| (format!("unclosed `${{` in `{text}`"), None, None))?;
+            let reference = Some(format!("${{{}}}", &after[..end]));
             let name = after[..end].trim();
-            let value = self.lookup(name, used)?;
-            pieces.push(value.clone());
+            let value = self
+                .lookup(name, used)
+                .map_err(|(m, h)| (m, h, reference.clone()))?;
             out.push_str(&render(&value).map_err(|what| {
                 (
                     format!("`${{{name}}}` is {what} and cannot be part of a string"),
                     Some("use it as the whole value, or refer to one of its elements".to_string()),
+                    reference.clone(),
                 )
             })?);
             rest = &after[end + 1..];
         }
         out.push_str(rest);
-        let whole = text.trim().starts_with("${")
-            && text.trim().ends_with('}')
-            && pieces.len() == 1
-            && text.trim().matches("${").count() == 1;
-        Ok(if whole {
-            pieces.pop().expect("one piece")
-        } else {
-            Value::String(out)
-        })
+        Ok(Value::String(out))
     }
 
     fn lookup(
@@ -133,9 +131,9 @@ impl Scope<'_> {
                         None,
                     )
                 })?;
-                get_path(item, rest).cloned().ok_or_else(|| {
-                    (format!("the current item has no field `{rest}`"), None)
-                })
+                get_path(item, rest)
+                    .cloned()
+                    .ok_or_else(|| (format!("the current item has no field `{rest}`"), None))
             }
             "key" if rest.is_empty() => self.key.map(Value::from).ok_or_else(|| {
                 (
@@ -163,7 +161,9 @@ impl Scope<'_> {
                 Err((
                     format!("unknown param `{path}`"),
                     super::diagnostic::did_you_mean(path, names.iter().map(String::as_str))
-                        .or_else(|| Some("declare it under `params:` at the top of the file".into())),
+                        .or_else(|| {
+                            Some("declare it under `params:` at the top of the file".into())
+                        }),
                 ))
             }
         }
@@ -231,9 +231,13 @@ mod tests {
             key: None,
         };
         let mut used = BTreeMap::new();
-        let n = scope.apply(&scalar("${params.train.epochs}"), &mut used).unwrap();
+        let n = scope
+            .apply(&scalar("${params.train.epochs}"), &mut used)
+            .unwrap();
         assert_eq!(n.to_value(), json!(5));
-        let n = scope.apply(&scalar("run --lr ${lr} \\${HOME}"), &mut used).unwrap();
+        let n = scope
+            .apply(&scalar("run --lr ${lr} \\${HOME}"), &mut used)
+            .unwrap();
         assert_eq!(n.to_value(), json!("run --lr 0.001 ${HOME}"));
         assert_eq!(used.keys().collect::<Vec<_>>(), ["lr", "train.epochs"]);
     }

@@ -135,13 +135,10 @@ pub fn parse(
     let node = match yaml::parse(&source) {
         Ok(Some(node)) => node,
         Ok(None) => {
-            return Err(vec![Diagnostic {
-                file: file.to_string(),
-                pos: None,
-                message: "the pipeline file is empty".into(),
-                help: Some("a pipeline needs a `stages:` mapping".into()),
-                line_text: None,
-            }]);
+            return Err(vec![
+                Diagnostic::general(file, "the pipeline file is empty")
+                    .with_help("a pipeline needs a `stages:` mapping"),
+            ]);
         }
         Err(e) => {
             return Err(vec![Diagnostic::at(

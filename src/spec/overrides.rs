@@ -39,10 +39,11 @@ impl std::str::FromStr for Override {
 
 /// The existing value at dotted `path` in `params`, to be overwritten.
 pub fn param_slot<'v>(params: &'v mut Value, path: &str) -> Option<&'v mut Value> {
-    path.split('.').try_fold(params, |current, part| match current {
-        Value::Object(map) => map.get_mut(part),
-        _ => None,
-    })
+    path.split('.')
+        .try_fold(params, |current, part| match current {
+            Value::Object(map) => map.get_mut(part),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -55,8 +56,14 @@ mod tests {
         let o: Override = "train.epochs=5".parse().unwrap();
         assert_eq!((o.key.as_str(), o.value), ("train.epochs", json!(5)));
         assert_eq!("lr=1e-4".parse::<Override>().unwrap().value, json!(1e-4));
-        assert_eq!("flags=[a,b]".parse::<Override>().unwrap().value, json!(["a", "b"]));
-        assert_eq!("name=hello world".parse::<Override>().unwrap().value, json!("hello world"));
+        assert_eq!(
+            "flags=[a,b]".parse::<Override>().unwrap().value,
+            json!(["a", "b"])
+        );
+        assert_eq!(
+            "name=hello world".parse::<Override>().unwrap().value,
+            json!("hello world")
+        );
         assert!("novalue".parse::<Override>().is_err());
     }
 }

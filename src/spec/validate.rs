@@ -60,17 +60,25 @@ pub(super) fn validate(
         param_files: HashMap::new(),
     };
     let Some(entries) = node.as_map() else {
-        c.error(node.pos, format!("a pipeline must be a mapping, not {}", node.type_name()), None);
+        c.error(
+            node.pos,
+            format!("a pipeline must be a mapping, not {}", node.type_name()),
+            None,
+        );
         return Err(c.errors);
     };
     for (key, _) in entries {
-        c.check_key(key, TOP_KEYS, "top-level key");
+        c.check_key(key, TOP_KEYS, "unknown top-level key");
     }
     let mut params = match node.get("params") {
         None => Value::Object(Default::default()),
         Some(p) if p.as_map().is_some() => p.to_value(),
         Some(p) => {
-            c.error(p.pos, format!("`params` must be a mapping, not {}", p.type_name()), None);
+            c.error(
+                p.pos,
+                format!("`params` must be a mapping, not {}", p.type_name()),
+                None,
+            );
             Value::Object(Default::default())
         }
     };
@@ -78,7 +86,11 @@ pub(super) fn validate(
         Some(s) => match s.as_map() {
             Some(m) if !m.is_empty() => m,
             _ => {
-                c.error(s.pos, "`stages` must be a non-empty mapping of stage names to stages", None);
+                c.error(
+                    s.pos,
+                    "`stages` must be a non-empty mapping of stage names to stages",
+                    None,
+                );
                 &[]
             }
         },
@@ -96,7 +108,10 @@ pub(super) fn validate(
             c.error(
                 name_node.pos,
                 format!("invalid stage name `{name}`"),
-                Some("use letters, digits, `_`, `-` and `.` (`@` is reserved for foreach items)".into()),
+                Some(
+                    "use letters, digits, `_`, `-` and `.` (`@` is reserved for foreach items)"
+                        .into(),
+                ),
             );
             continue;
         }
@@ -116,6 +131,7 @@ pub(super) fn validate(
     if c.errors.is_empty() {
         Ok((params, stages))
     } else {
+        c.errors.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
         Err(c.errors)
     }
 }
@@ -136,15 +152,35 @@ impl Checker<'_> {
         self.errors.push(d);
     }
 
-    fn check_key(&mut self, key: &Node, allowed: &[&str], what: &str) -> bool {
-        let name = key.as_scalar().unwrap_or_default();
-        if allowed.contains(&name) {
-            return true;
+    /// An interpolation error, underlining the `${...}` reference when it is on the scalar's line.
+    fn interpolation_error(&mut self, e: super::interpolate::InterpolationError) {
+        let mut d = Diagnostic::at(self.file, self.source, e.pos, e.message);
+        d.help = e.help;
+        if let (Some(line), Some(reference)) = (&d.line_text, &e.reference) {
+            let start = line
+                .char_indices()
+                .map(|(i, _)| i)
+                .filter(|&i| i + 1 >= e.pos.col)
+                .find(|&i| line[i..].starts_with(reference.as_str()));
+            if let Some(start) = start {
+                d.pos = Some(Pos {
+                    line: e.pos.line,
+                    col: line[..start].chars().count() + 1,
+                });
+                d.width = Some(reference.chars().count());
+            }
         }
-        let help = did_you_mean(name, allowed.iter().copied())
-            .unwrap_or_else(|| format!("expected one of: {}", allowed.join(", ")));
-        self.error(key.pos, format!("unknown {what} `{name}`"), Some(help));
-        false
+        self.errors.push(d);
+    }
+
+    /// Reports `key` unless it is one of `allowed`: "{what} `key`".
+    fn check_key(&mut self, key: &Node, allowed: &[&str], what: &str) {
+        let name = key.as_scalar().unwrap_or_default();
+        if !allowed.contains(&name) {
+            let help = did_you_mean(name, allowed.iter().copied())
+                .unwrap_or_else(|| format!("expected one of: {}", allowed.join(", ")));
+            self.error(key.pos, format!("{what} `{name}`"), Some(help));
+        }
     }
 
     /// Applies `--set` to params; returns the overrides addressed to built-in stages, by stage name.
@@ -173,17 +209,17 @@ impl Checker<'_> {
                 continue;
             }
             let names = flatten_names(params);
-            let candidates = names.iter().map(String::as_str).chain(stage_names.iter().copied());
-            self.errors.push(Diagnostic {
-                file: self.file.to_string(),
-                pos: None,
-                message: format!(
-                    "`--set {}`: no param or stage setting `{}`",
-                    o.key, o.key
-                ),
-                help: did_you_mean(&o.key, candidates),
-                line_text: None,
-            });
+            let candidates = names
+                .iter()
+                .map(String::as_str)
+                .chain(stage_names.iter().copied());
+            self.errors.push(
+                Diagnostic::general(
+                    self.file,
+                    format!("`--set {}`: no param or stage setting `{}`", o.key, o.key),
+                )
+                .with_optional_help(did_you_mean(&o.key, candidates)),
+            );
         }
         for_stages
     }
@@ -202,16 +238,24 @@ impl Checker<'_> {
         let mut unused = BTreeMap::new();
         if let Some(foreach) = body.get("foreach") {
             for (k, _) in entries {
-                self.check_key(k, &["foreach", "do"], "key beside `foreach`");
+                self.check_key(
+                    k,
+                    &["foreach", "do"],
+                    "a `foreach` stage has only `foreach` and `do`, not",
+                );
             }
             let Some(template) = body.get("do") else {
-                self.error(body.pos, format!("stage `{name}` has `foreach` but no `do`"), None);
+                self.error(
+                    body.pos,
+                    format!("stage `{name}` has `foreach` but no `do`"),
+                    None,
+                );
                 return Vec::new();
             };
             let items = match scope.apply(foreach, &mut unused) {
                 Ok(n) => n,
                 Err(e) => {
-                    self.error(e.pos, e.message, e.help);
+                    self.interpolation_error(e);
                     return Vec::new();
                 }
             };
@@ -221,7 +265,12 @@ impl Checker<'_> {
                     .enumerate()
                     .map(|(i, item)| {
                         let suffix = scalar_suffix(item).unwrap_or_else(|| i.to_string());
-                        (format!("{name}@{suffix}"), template.clone(), Some(item.clone()), None)
+                        (
+                            format!("{name}@{suffix}"),
+                            template.clone(),
+                            Some(item.clone()),
+                            None,
+                        )
                     })
                     .collect(),
                 Value::Object(map) => map
@@ -249,8 +298,12 @@ impl Checker<'_> {
                         }
                     }
                 }
-                Ok(_) => self.error(matrix.pos, "`matrix` must be a mapping of names to lists", None),
-                Err(e) => self.error(e.pos, e.message, e.help),
+                Ok(_) => self.error(
+                    matrix.pos,
+                    "`matrix` must be a mapping of names to lists",
+                    None,
+                ),
+                Err(e) => self.interpolation_error(e),
             }
             let template = Node {
                 kind: NodeKind::Map(
@@ -317,13 +370,17 @@ impl Checker<'_> {
         let body = match scope.apply(raw, &mut used) {
             Ok(b) => b,
             Err(e) => {
-                self.error(e.pos, e.message, e.help);
+                self.interpolation_error(e);
                 return None;
             }
         };
         let builtin = body.get("uses").is_some();
         if builtin && body.get("cmd").is_some() {
-            self.error(raw.pos, format!("stage `{name}` has both `cmd` and `uses`"), None);
+            self.error(
+                raw.pos,
+                format!("stage `{name}` has both `cmd` and `uses`"),
+                None,
+            );
             return None;
         }
         let allowed = if builtin { BUILTIN_KEYS } else { COMMAND_KEYS };
@@ -334,32 +391,37 @@ impl Checker<'_> {
                 let help = if all.contains(&key_name) {
                     Some(format!(
                         "`{key_name}` belongs to {} stages",
-                        if builtin { "command (`cmd`)" } else { "built-in (`uses`)" }
+                        if builtin {
+                            "command (`cmd`)"
+                        } else {
+                            "built-in (`uses`)"
+                        }
                     ))
                 } else {
                     did_you_mean(key_name, all)
                 };
-                self.error(key.pos, format!("unknown key `{key_name}` in stage `{name}`"), help);
+                self.error(
+                    key.pos,
+                    format!("unknown key `{key_name}` in stage `{name}`"),
+                    help,
+                );
             }
         }
         let always_changed = self.flag(&body, "always_changed");
         let frozen = self.flag(&body, "frozen");
-        let desc = body.get("desc").and_then(|d| d.as_scalar()).map(str::to_string);
+        let desc = body
+            .get("desc")
+            .and_then(|d| d.as_scalar())
+            .map(str::to_string);
         let (action, deps, outs, wdir) = if builtin {
-            self.builtin(&name, &body, overrides, &mut used)?
+            self.builtin(&name, &body, overrides)?
         } else {
             if !overrides.is_empty() {
                 let keys: Vec<&str> = overrides.iter().map(|(k, _)| k.as_str()).collect();
-                self.errors.push(Diagnostic {
-                    file: self.file.to_string(),
-                    pos: None,
-                    message: format!(
+                self.errors.push(Diagnostic::general(self.file, format!(
                         "`--set {name}.{}`: stage `{name}` is a command stage; only params can be set",
                         keys[0]
-                    ),
-                    help: Some("reference a param with `${params.x}` in its `cmd` and set that".into()),
-                    line_text: None,
-                });
+                    )).with_help("reference a param with `${params.x}` in its `cmd` and set that"));
             }
             self.command(&name, &body, raw.pos, &mut used)?
         };
@@ -387,7 +449,11 @@ impl Checker<'_> {
             Some(n) => match n.to_value() {
                 Value::Bool(b) => b,
                 _ => {
-                    self.error(n.pos, format!("`{key}` must be true or false, not {}", n.type_name()), None);
+                    self.error(
+                        n.pos,
+                        format!("`{key}` must be true or false, not {}", n.type_name()),
+                        None,
+                    );
                     false
                 }
             },
@@ -398,7 +464,11 @@ impl Checker<'_> {
         match (&node.kind, node.to_value()) {
             (NodeKind::Scalar { text, .. }, v) if !v.is_null() => Some(text.clone()),
             _ => {
-                self.error(node.pos, format!("{what} must be a string, not {}", node.type_name()), None);
+                self.error(
+                    node.pos,
+                    format!("{what} must be a string, not {}", node.type_name()),
+                    None,
+                );
                 None
             }
         }
@@ -409,7 +479,11 @@ impl Checker<'_> {
             None => &[],
             Some((_, NodeKind::Seq(items))) => items,
             Some((n, _)) => {
-                self.error(n.pos, format!("`{what}` must be a list, not {}", n.type_name()), None);
+                self.error(
+                    n.pos,
+                    format!("`{what}` must be a list, not {}", n.type_name()),
+                    None,
+                );
                 &[]
             }
         }
@@ -432,11 +506,19 @@ impl Checker<'_> {
                 );
                 return None;
             }
-            Some(n @ Node { kind: NodeKind::Seq(items), .. }) if items.is_empty() => {
+            Some(
+                n @ Node {
+                    kind: NodeKind::Seq(items),
+                    ..
+                },
+            ) if items.is_empty() => {
                 self.error(n.pos, "`cmd` is an empty list", None);
                 return None;
             }
-            Some(Node { kind: NodeKind::Seq(items), .. }) => items
+            Some(Node {
+                kind: NodeKind::Seq(items),
+                ..
+            }) => items
                 .iter()
                 .filter_map(|i| self.string(i, "each `cmd` entry"))
                 .collect(),
@@ -446,7 +528,11 @@ impl Checker<'_> {
             Some(n) => {
                 let w = normalize(".", &self.string(n, "`wdir`")?);
                 if is_outside(&w) {
-                    self.error(n.pos, format!("`wdir` `{w}` is outside the workspace"), None);
+                    self.error(
+                        n.pos,
+                        format!("`wdir` `{w}` is outside the workspace"),
+                        None,
+                    );
                 }
                 w
             }
@@ -457,7 +543,10 @@ impl Checker<'_> {
             .iter()
             .filter_map(|d| {
                 let path = self.string(d, "a dep")?;
-                Some(PathRef { path: normalize(&wdir, &path), pos: d.pos })
+                Some(PathRef {
+                    path: normalize(&wdir, &path),
+                    pos: d.pos,
+                })
             })
             .collect();
         let mut outs = Vec::new();
@@ -478,7 +567,11 @@ impl Checker<'_> {
         let (path_node, options) = match node.as_map() {
             Some([(path, options)]) => (path, Some(options)),
             Some(_) => {
-                self.error(node.pos, "an output mapping must have exactly one path", None);
+                self.error(
+                    node.pos,
+                    "an output mapping must have exactly one path",
+                    None,
+                );
                 return None;
             }
             None => (node, None),
@@ -486,11 +579,18 @@ impl Checker<'_> {
         let raw = self.string(path_node, "an output path")?;
         let path = normalize(wdir, &raw);
         if is_outside(&path) || path == "." {
-            self.error(path_node.pos, format!("output `{raw}` is not inside the workspace"), None);
+            self.error(
+                path_node.pos,
+                format!("output `{raw}` is not inside the workspace"),
+                None,
+            );
             return None;
         }
         let mut out = Out {
-            path: PathRef { path, pos: path_node.pos },
+            path: PathRef {
+                path,
+                pos: path_node.pos,
+            },
             cache: true,
             persist: false,
             metrics,
@@ -501,7 +601,7 @@ impl Checker<'_> {
                 return None;
             };
             for (k, _) in entries {
-                self.check_key(k, OUT_OPTIONS, "output option");
+                self.check_key(k, OUT_OPTIONS, "unknown output option");
             }
             out.cache = opts.get("cache").is_none_or(|_| self.flag(opts, "cache"));
             out.persist = self.flag(opts, "persist");
@@ -524,8 +624,9 @@ impl Checker<'_> {
                     self.error(
                         node.pos,
                         format!("unknown param `{text}`"),
-                        did_you_mean(text, names.iter().map(String::as_str))
-                            .or_else(|| Some("declare it under `params:` at the top of the file".into())),
+                        did_you_mean(text, names.iter().map(String::as_str)).or_else(|| {
+                            Some("declare it under `params:` at the top of the file".into())
+                        }),
                     );
                 }
             }
@@ -533,7 +634,11 @@ impl Checker<'_> {
                 for (file_node, keys) in entries {
                     let file = normalize(wdir, file_node.as_scalar().unwrap_or_default());
                     let Some(values) = self.param_file(&file) else {
-                        self.error(file_node.pos, format!("params file `{file}` cannot be read as YAML"), None);
+                        self.error(
+                            file_node.pos,
+                            format!("params file `{file}` cannot be read as YAML"),
+                            None,
+                        );
                         continue;
                     };
                     for k in self.list(Some(keys), "params keys").to_vec() {
@@ -554,7 +659,11 @@ impl Checker<'_> {
                     }
                 }
             }
-            NodeKind::Seq(_) => self.error(node.pos, "a `params` entry must be a key or a mapping", None),
+            NodeKind::Seq(_) => self.error(
+                node.pos,
+                "a `params` entry must be a key or a mapping",
+                None,
+            ),
         }
     }
 
@@ -576,7 +685,6 @@ impl Checker<'_> {
         name: &str,
         body: &Node,
         overrides: &[(String, Value)],
-        used: &mut BTreeMap<String, Value>,
     ) -> Option<(Action, Vec<PathRef>, Vec<Out>, String)> {
         let uses = body.get("uses")?;
         let kind_name = self.string(uses, "`uses`")?;
@@ -585,24 +693,39 @@ impl Checker<'_> {
             let help = did_you_mean(&kind_name, names).unwrap_or_else(|| {
                 format!(
                     "built-in kinds: {}",
-                    kinds::all().iter().map(|k| k.kind.as_str()).collect::<Vec<_>>().join(", ")
+                    kinds::all()
+                        .iter()
+                        .map(|k| k.kind.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             });
-            self.error(uses.pos, format!("unknown stage kind `{kind_name}`"), Some(help));
+            self.error(
+                uses.pos,
+                format!("unknown stage kind `{kind_name}`"),
+                Some(help),
+            );
             return None;
         };
         let with = body.get("with");
-        let with_pos = with.map_or(body.pos, |w| w.pos);
+        let with_pos = key_pos(body, "with").unwrap_or(body.pos);
         let mut given: BTreeMap<String, (Value, Pos)> = BTreeMap::new();
         match with {
             None => {}
             Some(w) => match w.as_map() {
                 Some(entries) => {
                     for (k, v) in entries {
-                        given.insert(k.as_scalar().unwrap_or_default().to_string(), (v.to_value(), k.pos));
+                        given.insert(
+                            k.as_scalar().unwrap_or_default().to_string(),
+                            (v.to_value(), k.pos),
+                        );
                     }
                 }
-                None => self.error(w.pos, format!("`with` must be a mapping, not {}", w.type_name()), None),
+                None => self.error(
+                    w.pos,
+                    format!("`with` must be a mapping, not {}", w.type_name()),
+                    None,
+                ),
             },
         }
         for (key, value) in overrides {
@@ -619,7 +742,11 @@ impl Checker<'_> {
             if !declared.contains(&key.as_str()) {
                 let help = did_you_mean(key, declared.iter().copied())
                     .unwrap_or_else(|| format!("`{kind_name}` takes: {}", declared.join(", ")));
-                self.error(*pos, format!("`{kind_name}` has no setting `{key}` (stage `{name}`)"), Some(help));
+                self.error(
+                    *pos,
+                    format!("`{kind_name}` has no setting `{key}` (stage `{name}`)"),
+                    Some(help),
+                );
             }
         }
         let mut settings = BTreeMap::new();
@@ -630,26 +757,46 @@ impl Checker<'_> {
                 let (raw, pos) = match given.get(slot) {
                     Some((Value::String(s), pos)) => (s.clone(), *pos),
                     Some((other, pos)) => {
-                        self.error(*pos, format!("`{slot}` must be a path (a string), not {other}"), None);
+                        self.error(
+                            *pos,
+                            format!("`{slot}` must be a path (a string), not {other}"),
+                            None,
+                        );
                         continue;
                     }
                     None => match &decl.default {
                         Some(d) => (d.clone(), with_pos),
                         None => {
-                            self.error(with_pos, format!("stage `{name}` needs `with.{slot}` ({})", decl.description), None);
+                            self.error(
+                                with_pos,
+                                format!(
+                                    "stage `{name}` needs `with.{slot}` ({})",
+                                    decl.description
+                                ),
+                                None,
+                            );
                             continue;
                         }
                     },
                 };
                 let path = normalize(".", &raw);
                 if is_output && (is_outside(&path) || path == ".") {
-                    self.error(pos, format!("output `{raw}` is not inside the workspace"), None);
+                    self.error(
+                        pos,
+                        format!("output `{raw}` is not inside the workspace"),
+                        None,
+                    );
                     continue;
                 }
                 settings.insert(slot.clone(), Value::String(path.clone()));
                 let path = PathRef { path, pos };
                 if is_output {
-                    outs.push(Out { path, cache: true, persist: false, metrics: false });
+                    outs.push(Out {
+                        path,
+                        cache: true,
+                        persist: false,
+                        metrics: false,
+                    });
                 } else {
                     deps.push(path);
                 }
@@ -661,24 +808,39 @@ impl Checker<'_> {
                 None => match &decl.default {
                     Some(d) => (d.clone(), with_pos),
                     None => {
-                        self.error(with_pos, format!("stage `{name}` needs `with.{param}` ({})", decl.description), None);
+                        self.error(
+                            with_pos,
+                            format!("stage `{name}` needs `with.{param}` ({})", decl.description),
+                            None,
+                        );
                         continue;
                     }
                 },
             };
             if !decl.ty.admits(&value) {
-                self.error(pos, format!("`{param}` must be of type {}, not `{value}`", decl.ty.name()), None);
+                self.error(
+                    pos,
+                    format!(
+                        "`{param}` must be of type {}, not `{value}`",
+                        decl.ty.name()
+                    ),
+                    None,
+                );
                 continue;
             }
             if !decl.choices.is_empty() && !decl.choices.contains(&value) {
                 let choices: Vec<String> = decl.choices.iter().map(Value::to_string).collect();
-                self.error(pos, format!("`{param}` must be one of {}, not {value}", choices.join(", ")), None);
+                self.error(
+                    pos,
+                    format!(
+                        "`{param}` must be one of {}, not {value}",
+                        choices.join(", ")
+                    ),
+                    None,
+                );
                 continue;
             }
             settings.insert(param.clone(), value);
-        }
-        for (key, value) in overrides {
-            used.insert(format!("{name}.{key}"), value.clone());
         }
         let action = Action::Builtin {
             kind: kind.kind.clone(),
@@ -687,6 +849,14 @@ impl Checker<'_> {
         };
         Some((action, deps, outs, ".".to_string()))
     }
+}
+
+/// Where `key` is written in mapping `node`.
+fn key_pos(node: &Node, key: &str) -> Option<Pos> {
+    node.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_scalar() == Some(key))
+        .map(|(k, _)| k.pos)
 }
 
 /// The name suffix for a `foreach`/`matrix` value: the value itself when it is a short scalar.

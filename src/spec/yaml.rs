@@ -124,6 +124,38 @@ impl Node {
         }
     }
 
+    /// A node holding `value`, placed at `pos` (for values produced by interpolation).
+    pub fn from_value(value: &Value, pos: Pos) -> Node {
+        let kind = match value {
+            Value::Array(items) => {
+                NodeKind::Seq(items.iter().map(|v| Node::from_value(v, pos)).collect())
+            }
+            Value::Object(map) => NodeKind::Map(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            Node::from_value(&Value::String(k.clone()), pos),
+                            Node::from_value(v, pos),
+                        )
+                    })
+                    .collect(),
+            ),
+            Value::String(s) => NodeKind::Scalar {
+                text: s.clone(),
+                plain: false,
+            },
+            Value::Null => NodeKind::Scalar {
+                text: "null".into(),
+                plain: true,
+            },
+            other => NodeKind::Scalar {
+                text: other.to_string(),
+                plain: true,
+            },
+        };
+        Node { kind, pos }
+    }
+
     fn count(&self) -> usize {
         match &self.kind {
             NodeKind::Scalar { .. } => 1,
@@ -192,7 +224,13 @@ pub fn parse(source: &str) -> Result<Option<Node>, YamlError> {
             Event::Nothing | Event::StreamStart | Event::DocumentStart => None,
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == TScalarStyle::Plain;
-                Some((Node { kind: NodeKind::Scalar { text, plain }, pos }, anchor))
+                Some((
+                    Node {
+                        kind: NodeKind::Scalar { text, plain },
+                        pos,
+                    },
+                    anchor,
+                ))
             }
             Event::Alias(id) => {
                 let target = anchors.get(&id).ok_or_else(|| YamlError {
@@ -222,14 +260,26 @@ pub fn parse(source: &str) -> Result<Option<Node>, YamlError> {
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Open::Seq(start, anchor, items)) => {
-                    Some((Node { kind: NodeKind::Seq(items), pos: start }, anchor))
-                }
+                Some(Open::Seq(start, anchor, items)) => Some((
+                    Node {
+                        kind: NodeKind::Seq(items),
+                        pos: start,
+                    },
+                    anchor,
+                )),
                 _ => unreachable!("yaml-rust2 balances sequence events"),
             },
             Event::MappingEnd => match stack.pop() {
                 Some(Open::Map(start, anchor, entries, _)) => {
-                    Some((Node { kind: NodeKind::Map(entries), pos: start }, anchor))
+                    // A block mapping "starts" at its first key, which is where people look.
+                    let pos = entries.first().map_or(start, |(k, _)| k.pos);
+                    Some((
+                        Node {
+                            kind: NodeKind::Map(entries),
+                            pos,
+                        },
+                        anchor,
+                    ))
                 }
                 _ => unreachable!("yaml-rust2 balances mapping events"),
             },
@@ -279,13 +329,17 @@ mod tests {
         let root = parse("a: 1\nb:\n  - x\n").unwrap().unwrap();
         let b = root.get("b").unwrap();
         assert_eq!(b.pos.line, 3);
-        let NodeKind::Seq(items) = &b.kind else { panic!() };
+        let NodeKind::Seq(items) = &b.kind else {
+            panic!()
+        };
         assert_eq!(items[0].pos, Pos { line: 3, col: 5 });
     }
 
     #[test]
     fn plain_scalars_keep_their_types_and_quoted_ones_are_strings() {
-        let root = parse("a: 1\nb: '1'\nc: 1e-4\nd: true\ne: ~\nf: 1.2.3").unwrap().unwrap();
+        let root = parse("a: 1\nb: '1'\nc: 1e-4\nd: true\ne: ~\nf: 1.2.3")
+            .unwrap()
+            .unwrap();
         let v = root.to_value();
         assert_eq!(v["a"], Value::from(1));
         assert_eq!(v["b"], Value::from("1"));
@@ -306,7 +360,7 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
-            let list = vec![prev.as_str(); 10].join(", ");
+            let list = [prev.as_str(); 10].join(", ");
             text.push_str(&format!("a{i}: &a{i} [{list}]\n"));
         }
         let err = parse(&text).unwrap_err();

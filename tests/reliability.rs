@@ -1,0 +1,183 @@
+//! Killed runs, concurrent runs, and damaged store entries and records: never a wrong output, never a
+//! crash, nothing half-written restored.
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::test::Ws;
+
+fn wait_for(path: &std::path::Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const KILLABLE: &str = r#"
+stages:
+  first:
+    cmd: echo first > first.txt
+    outs: [first.txt]
+  writer:
+    cmd: echo partial > big.txt && touch writing.flag && sleep 30 && echo rest >> big.txt
+    deps: [first.txt]
+    outs: [big.txt]
+"#;
+
+#[test]
+fn sigkill_mid_write_then_rerun_reruns_only_that_stage() {
+    let ws = Ws::new();
+    ws.write("p.yaml", KILLABLE);
+    // pipe and its commands in their own process group, killed together as a terminal or a job
+    // scheduler would.
+    let mut child = ws
+        .command(&["run", "p.yaml"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ws.file("writing.flag"));
+    let group = child.id() as i32;
+    std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{group}")])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    assert_eq!(ws.read("big.txt"), "partial\n");
+    assert_eq!(
+        ws.store_entries("writer"),
+        0,
+        "a killed stage leaves no store entry"
+    );
+    // The interrupted run is listed as such.
+    let runs = ws.ok(&["runs"]).stdout;
+    assert!(runs.contains("interrupted"), "{runs}");
+    std::fs::remove_file(ws.file("writing.flag")).unwrap();
+    ws.write("p.yaml", &KILLABLE.replace("sleep 30", "true"));
+    ws.ok(&["run", "p.yaml"]);
+    assert_eq!(ws.with_status("cached"), ["first"]);
+    assert_eq!(ws.with_status("ran"), ["writer"]);
+    assert_eq!(ws.read("big.txt"), "partial\nrest\n");
+}
+
+#[test]
+fn two_runs_at_once_one_waits_and_both_records_are_consistent() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  slow:\n    cmd: touch started.flag && sleep 1 && echo done > out.txt\n    outs: [out.txt]\n",
+    );
+    let first = ws
+        .command(&["run", "p.yaml"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&ws.file("started.flag"));
+    let second = ws.pipe(&["run", "p.yaml"]);
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("another pipe run (pid"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("waiting for it to finish"),
+        "{}",
+        second.stderr
+    );
+    let runs: serde_json::Value = serde_json::from_str(&ws.ok(&["runs", "--json"]).stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"));
+    // The second run waited, so it found the first one's result in the store.
+    assert_eq!(runs[0]["stages"]["cached"], 1);
+    assert_eq!(ws.read("out.txt"), "done\n");
+}
+
+#[test]
+fn corrupt_store_object_is_a_warning_and_a_rerun_never_a_wrong_output() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  s:\n    cmd: echo right > out.txt\n    outs: [out.txt]\n",
+    );
+    ws.ok(&["run", "p.yaml"]);
+    let hash = blake3::hash(b"right\n").to_hex().to_string();
+    let object = ws.file(&format!(".pipe/objects/{}/{hash}", &hash[..2]));
+    std::fs::set_permissions(&object, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&object, "wrong\n").unwrap();
+    std::fs::remove_file(ws.file("out.txt")).unwrap();
+    let run = ws.ok(&["run", "p.yaml"]);
+    assert!(
+        run.stderr
+            .contains("warning: s: store object for `out.txt` is damaged"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ws.with_status("ran"), ["s"]);
+    assert_eq!(ws.read("out.txt"), "right\n");
+    // The rerun repaired the store.
+    std::fs::remove_file(ws.file("out.txt")).unwrap();
+    ws.ok(&["run", "p.yaml"]);
+    assert_eq!(ws.with_status("cached"), ["s"]);
+    assert_eq!(ws.read("out.txt"), "right\n");
+}
+
+#[test]
+fn corrupt_store_entry_is_a_warning_and_a_miss() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  s:\n    cmd: echo x > out.txt\n    outs: [out.txt]\n",
+    );
+    ws.ok(&["run", "p.yaml"]);
+    let key = ws.latest()["stages"][0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let entry = ws.file(&format!(".pipe/stages/{}/{key}.json", &key[..2]));
+    let text = std::fs::read_to_string(&entry).unwrap();
+    std::fs::write(&entry, &text[..text.len() / 2]).unwrap();
+    let run = ws.ok(&["run", "p.yaml"]);
+    assert!(run.stderr.contains("is corrupt"), "{}", run.stderr);
+    assert_eq!(ws.with_status("ran"), ["s"]);
+}
+
+#[test]
+fn truncated_run_record_is_skipped_with_a_warning() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  s:\n    cmd: echo x > out.txt\n    outs: [out.txt]\n",
+    );
+    ws.ok(&["run", "p.yaml"]);
+    let broken = ws.latest()["id"].as_str().unwrap().to_string();
+    ws.ok(&["run", "p.yaml", "--force"]);
+    let path = format!("runs/{broken}/run.json");
+    let text = ws.read(&path);
+    ws.write(&path, &text[..text.len() / 3]);
+    let runs = ws.ok(&["runs"]);
+    assert!(
+        runs.stderr
+            .contains(&format!("skipping {}", ws.file(&path).display())),
+        "{}",
+        runs.stderr
+    );
+    assert_eq!(
+        runs.stdout.lines().count(),
+        2,
+        "header and the readable run:\n{}",
+        runs.stdout
+    );
+    ws.ok(&["show", "latest"]);
+    ws.ok(&["gc"]);
+}

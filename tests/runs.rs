@@ -1,0 +1,98 @@
+//! `pipe runs`, `show`, `compare` and `gc` over real run records.
+
+use crate::test::chain;
+
+#[test]
+fn runs_lists_newest_first_with_metrics_and_json() {
+    let ws = chain();
+    ws.ok(&["run", "p.yaml"]);
+    ws.ok(&["run", "p.yaml", "--set", "epochs=4"]);
+    let table = ws.ok(&["runs"]).stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("RUN") && lines[0].contains("METRICS"),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("1/3/0") && lines[1].contains("evaluate.accuracy=0.7500"),
+        "{table}"
+    );
+    assert!(lines[2].contains("4/0/0"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&ws.ok(&["runs", "--json"]).stdout).unwrap();
+    assert_eq!(json[0]["metrics"]["evaluate.epochs"], 4.0);
+    assert_eq!(json[1]["stages"]["ran"], 4);
+}
+
+#[test]
+fn show_resolves_latest_and_prefixes() {
+    let ws = chain();
+    ws.ok(&["run", "p.yaml"]);
+    let id = ws.latest()["id"].as_str().unwrap().to_string();
+    let show = ws.ok(&["show", &id[..17]]).stdout;
+    assert!(
+        show.starts_with(&format!("run {id} (succeeded) of p.yaml")),
+        "{show}"
+    );
+    assert!(
+        show.contains("evaluate.accuracy") && show.contains("never run"),
+        "{show}"
+    );
+    assert_eq!(ws.ok(&["show", "latest"]).stdout, show);
+    let missing = ws.pipe(&["show", "zzz"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("no run `zzz`"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn compare_shows_differing_params_metric_deltas_and_what_ran() {
+    let ws = chain();
+    ws.ok(&["run", "p.yaml"]);
+    let a = ws.latest()["id"].as_str().unwrap().to_string();
+    ws.ok(&["run", "p.yaml", "--set", "epochs=5", "--set", "lr=0.01"]);
+    let b = ws.latest()["id"].as_str().unwrap().to_string();
+    let out = ws.ok(&["compare", &a, &b]).stdout;
+    assert!(out.contains("params that differ:"), "{out}");
+    let epochs = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("epochs"))
+        .unwrap();
+    assert!(epochs.contains('3') && epochs.contains('5'), "{out}");
+    assert!(
+        !out.lines().any(|l| l.trim_start().starts_with("seed")),
+        "{out}"
+    );
+    assert!(out.contains("5 (+2.0000)"), "{out}");
+    assert!(out.contains(&format!("{b}: train, evaluate")), "{out}");
+}
+
+#[test]
+fn gc_keeps_what_recent_runs_need_and_drops_the_rest() {
+    let ws = chain();
+    ws.ok(&["run", "p.yaml", "--set", "lr=1"]);
+    ws.ok(&["run", "p.yaml", "--set", "lr=2"]);
+    ws.ok(&["run", "p.yaml", "--set", "lr=3"]);
+    let dry = ws.ok(&["gc", "--keep", "1", "--dry-run"]).stdout;
+    // train and evaluate of lr=1 and lr=2 are referenced only by the two runs that go; of their
+    // files only the two models differ from what lr=3 keeps.
+    assert!(
+        dry.starts_with("would remove 2 runs, 4 store entries, 2 objects"),
+        "{dry}"
+    );
+    assert_eq!(
+        ws.ok(&["runs", "--json"]).stdout.matches("\"id\"").count(),
+        3
+    );
+    let done = ws.ok(&["gc", "--keep", "1"]).stdout;
+    assert!(
+        done.starts_with("removed 2 runs, 4 store entries"),
+        "{done}"
+    );
+    ws.ok(&["run", "p.yaml", "--set", "lr=3"]);
+    assert!(ws.with_status("ran").is_empty());
+    ws.ok(&["run", "p.yaml", "--set", "lr=1"]);
+    assert_eq!(ws.with_status("ran"), ["train", "evaluate"]);
+}

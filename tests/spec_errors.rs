@@ -1,0 +1,90 @@
+//! Every invalid pipeline in `tests/fixtures/invalid/` gives exit code 2 and exactly the diagnostics in
+//! the `.stderr` file beside it (file, line, column, the line itself, a hint). Run with
+//! `UPDATE_SNAPSHOTS=1` to rewrite the expectations after an intended change, then review the diff.
+
+use std::path::Path;
+
+use crate::test::Ws;
+
+#[test]
+fn invalid_pipelines_match_their_snapshots() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut failures = Vec::new();
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 15, "fixtures missing");
+    for fixture in fixtures {
+        let name = fixture.file_name().unwrap().to_str().unwrap().to_string();
+        let ws = Ws::new();
+        ws.write(&name, &std::fs::read_to_string(&fixture).unwrap());
+        let run = ws.pipe(&["status", &name]);
+        if run.code != 2 {
+            failures.push(format!(
+                "{name}: exit code {} (expected 2)\n{}",
+                run.code, run.stderr
+            ));
+            continue;
+        }
+        let expected_path = fixture.with_extension("stderr");
+        if update {
+            std::fs::write(&expected_path, &run.stderr).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if run.stderr != expected {
+            failures.push(format!(
+                "{name}:\n--- expected\n{expected}\n--- got\n{}",
+                run.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn unknown_set_key_is_refused_with_a_suggestion() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "params:\n  train:\n    epochs: 3\nstages:\n  s:\n    cmd: echo ${params.train.epochs}\n",
+    );
+    let run = ws.pipe(&["run", "p.yaml", "--set", "train.epoch=5"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("`--set train.epoch`: no param or stage setting `train.epoch`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `train.epochs`?"),
+        "{}",
+        run.stderr
+    );
+    let run = ws.pipe(&["run", "p.yaml", "--set", "novalue"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("`novalue` is not KEY=VALUE"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_pipeline_file_is_one_clear_error() {
+    let ws = Ws::new();
+    let run = ws.pipe(&["run", "nope.yaml"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("cannot read pipeline `nope.yaml`: No such file"),
+        "{}",
+        run.stderr
+    );
+}

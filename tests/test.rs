@@ -1,0 +1,178 @@
+//! The `Ws` builder: a temporary workspace, files written into it, and `pipe` run inside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A temporary workspace.
+pub struct Ws {
+    dir: tempfile::TempDir,
+}
+
+/// What one `pipe` invocation did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Ws {
+    pub fn new() -> Ws {
+        Ws {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes `content` to `rel`, creating folders.
+    pub fn write(&self, rel: &str, content: &str) -> &Ws {
+        let path = self.file(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// The `pipe` command, ready to run in this workspace without colours.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipe"));
+        cmd.args(args).current_dir(self.path()).env("NO_COLOR", "1");
+        cmd
+    }
+
+    pub fn pipe(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run pipe"))
+    }
+
+    /// Runs pipe and asserts it exits 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.pipe(args);
+        assert_eq!(
+            run.code, 0,
+            "pipe {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    /// The newest run record.
+    pub fn latest(&self) -> Value {
+        let out = self.ok(&["runs", "--json"]).stdout;
+        let runs: Value = serde_json::from_str(&out).unwrap();
+        let id = runs[0]["id"].as_str().unwrap().to_string();
+        serde_json::from_str(&self.read(&format!("runs/{id}/run.json"))).unwrap()
+    }
+
+    /// Stage name -> status in the newest run record.
+    pub fn statuses(&self) -> Vec<(String, String)> {
+        let record = self.latest();
+        record["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Names of the stages with `status` in the newest record.
+    pub fn with_status(&self, status: &str) -> Vec<String> {
+        self.statuses()
+            .into_iter()
+            .filter(|(_, s)| s == status)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// How many store entries stage `stage` has.
+    pub fn store_entries(&self, stage: &str) -> usize {
+        let mut n = 0;
+        let Ok(shards) = std::fs::read_dir(self.file(".pipe/stages")) else {
+            return 0;
+        };
+        for shard in shards.flatten() {
+            for entry in std::fs::read_dir(shard.path()).unwrap().flatten() {
+                let json: Value =
+                    serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+                n += usize::from(json["stage"] == stage);
+            }
+        }
+        n
+    }
+
+    /// The reason recorded for `stage` in the newest record.
+    pub fn reason(&self, stage: &str) -> String {
+        let record = self.latest();
+        record["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == stage)
+            .map(|s| s["reason"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no stage {stage}"))
+    }
+}
+
+/// A three-stage pipeline: prepare -> train -> evaluate, plus an independent `other`.
+pub const CHAIN: &str = r#"
+params:
+  lr: 0.001
+  epochs: 3
+stages:
+  prepare:
+    cmd: tr a-z A-Z < data/raw/a.txt > clean.txt && cat data/raw/b.txt >> clean.txt
+    deps:
+      - data/raw
+    outs:
+      - clean.txt
+  train:
+    cmd: echo "lr=${params.lr}" > model.txt && cat clean.txt >> model.txt
+    deps:
+      - clean.txt
+    outs:
+      - model.txt
+  evaluate:
+    cmd: 'echo "{\"accuracy\": 0.75, \"epochs\": ${epochs}}" > metrics.json'
+    deps:
+      - model.txt
+    metrics:
+      - metrics.json
+  other:
+    cmd: echo other > other.txt
+    outs:
+      - other.txt
+"#;
+
+/// A workspace holding [`CHAIN`] and its data.
+pub fn chain() -> Ws {
+    let ws = Ws::new();
+    ws.write("p.yaml", CHAIN)
+        .write("data/raw/a.txt", "abc\n")
+        .write("data/raw/b.txt", "def\n");
+    ws
+}
