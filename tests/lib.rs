@@ -3,6 +3,7 @@
 
 mod cache;
 mod dag;
+mod pipelines;
 mod reliability;
 mod runs;
 mod scheduler;
