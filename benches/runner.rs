@@ -22,6 +22,7 @@ struct Measured {
 }
 
 /// Runs `cmd` in `dir` to completion; wall time and the peak RSS of the process.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the child's peak RSS
 fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
     let child = cmd
@@ -76,26 +77,45 @@ fn pipe(ws: &Path, jobs: usize) -> Command {
     cmd
 }
 
-/// Seconds the stages' commands take on their own, run one after another by one shell.
-fn commands_alone(ws: &Path) -> f64 {
+/// Seconds the stages' commands take on their own, one after another: each in its own `sh -c`, as
+/// every runner starts them, and (for reference) all in one shell.
+fn commands_alone(ws: &Path) -> (f64, f64) {
     let text = std::fs::read_to_string(ws.join("pipe.yaml")).unwrap();
     let spec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    let mut script = String::from("set -e\nmkdir -p out\n");
-    for (_, stage) in spec["stages"].as_mapping().unwrap() {
-        script.push_str(stage["cmd"].as_str().unwrap());
-        script.push('\n');
-    }
+    let cmds: Vec<String> = spec["stages"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(_, stage)| stage["cmd"].as_str().unwrap().to_string())
+        .collect();
     let copy = ws.with_extension("baseline");
+    let fresh_copy = || {
+        let _ = std::fs::remove_dir_all(&copy);
+        Command::new("cp")
+            .arg("-r")
+            .arg(ws)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        std::fs::create_dir_all(copy.join("out")).unwrap();
+    };
+    fresh_copy();
+    let start = Instant::now();
+    for cmd in &cmds {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(&copy)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{cmd}");
+    }
+    let per_command = start.elapsed().as_secs_f64();
+    fresh_copy();
+    let script = format!("set -e\n{}", cmds.join("\n"));
+    let one_shell = measure(Command::new("sh").arg("-c").arg(&script).current_dir(&copy)).wall_s;
     let _ = std::fs::remove_dir_all(&copy);
-    Command::new("cp")
-        .arg("-r")
-        .arg(ws)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    let t = measure(Command::new("sh").arg("-c").arg(&script).current_dir(&copy)).wall_s;
-    let _ = std::fs::remove_dir_all(&copy);
-    t
+    (per_command, one_shell)
 }
 
 fn load_average() -> String {
@@ -118,14 +138,14 @@ fn main() {
     let base: PathBuf = std::env::temp_dir().join("pipe-bench");
     println!("load average before: {}", load_average());
     println!(
-        "| workload | jobs | first run s | commands alone s | overhead ms/stage | no-op rerun s (median of {REPS}) | peak RSS MB |"
+        "| workload | jobs | first run s | commands, each in sh -c s | (in one shell s) | overhead ms/stage | no-op rerun s (median of {REPS}) | peak RSS MB |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (workload, n) in [("chain", 1000), ("fan", 1000)] {
         for jobs in [1, 2] {
             let ws = base.join(format!("{workload}-{n}-j{jobs}"));
             generate(&generator, workload, n, &ws);
-            let alone = commands_alone(&ws);
+            let (alone, one_shell) = commands_alone(&ws);
             let first = measure(&mut pipe(&ws, jobs));
             let noops: Vec<Measured> = (0..REPS).map(|_| measure(&mut pipe(&ws, jobs))).collect();
             let rss = noops
@@ -140,7 +160,7 @@ fn main() {
                 "-".into()
             };
             println!(
-                "| {workload} {n} | {jobs} | {:.2} | {alone:.2} | {overhead} | {:.3} | {rss:.0} |",
+                "| {workload} {n} | {jobs} | {:.2} | {alone:.2} | {one_shell:.2} | {overhead} | {:.3} | {rss:.0} |",
                 first.wall_s,
                 median(noops.iter().map(|m| m.wall_s).collect())
             );

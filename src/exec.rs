@@ -3,9 +3,9 @@
 //! restore it from the store on a hit, or run it and commit its outputs on a miss.
 //!
 //! ```text
-//!   ready stages ──▶ [worker × jobs] ──StageResult──▶ scheduler ──▶ reporter, run record
-//!        ▲                                              │
-//!        └──── dependents whose upstream are all done ◀─┘
+//!   board: ready queue, waiting counts, results ◀──▶ [worker × jobs] ──▶ reporter, run record
+//!   a worker takes a ready stage, evaluates it, records the result and queues the dependents
+//!   whose upstream stages are now all done (and carries on with the first of them itself)
 //! ```
 //!
 //! In plan mode (`pipe status`, `--dry-run`) the same evaluation stops before restoring or running,
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -159,6 +159,30 @@ pub struct Runner<'a> {
     pub options: &'a Options,
 }
 
+/// The scheduler's shared state.
+struct Board {
+    /// Stages whose upstream stages are all done, in pipeline order.
+    ready: VecDeque<usize>,
+    /// Per stage, how many selected upstream stages are not done yet.
+    waiting: Vec<usize>,
+    /// Per stage, its result once done.
+    results: Vec<Option<StageResult>>,
+    /// Stages being evaluated right now.
+    in_flight: usize,
+    /// The stage whose failure stopped the run (without `--keep-going`).
+    stopped: Option<String>,
+}
+
+/// What every worker shares.
+struct Pool<'a> {
+    board: &'a Mutex<Board>,
+    wake: &'a Condvar,
+    selected: &'a [bool],
+    position: &'a [usize],
+    observer: &'a dyn Observer,
+    last_state: &'a PipelineState,
+}
+
 struct Job {
     index: usize,
     upstream: Vec<(String, Arc<BTreeMap<String, Tree>>)>,
@@ -175,7 +199,7 @@ impl Runner<'_> {
         let state_path = state::path(self.store.dir(), &self.pipeline.file);
         let last_state = PipelineState::load(&state_path);
         let n = self.pipeline.stages.len();
-        let mut waiting: Vec<usize> = (0..n)
+        let waiting: Vec<usize> = (0..n)
             .map(|i| {
                 self.dag
                     .upstream(i)
@@ -192,83 +216,40 @@ impl Runner<'_> {
             }
             p
         };
-        let mut results: Vec<Option<StageResult>> = vec![None; n];
-        let mut ready: VecDeque<usize> = self
+        let ready: VecDeque<usize> = self
             .dag
             .order()
             .iter()
             .copied()
             .filter(|&i| selected[i] && waiting[i] == 0)
             .collect();
-        let mut stopped: Option<String> = None;
-        let mut in_flight = 0usize;
         let jobs = self
             .options
             .jobs
             .max(1)
             .min(selected.iter().filter(|s| **s).count().max(1));
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let job_rx = Mutex::new(job_rx);
-        let (result_tx, result_rx) = mpsc::channel::<StageResult>();
+        let board = Mutex::new(Board {
+            ready,
+            waiting,
+            results: vec![None; n],
+            in_flight: 0,
+            stopped: None,
+        });
+        let wake = Condvar::new();
+        let pool = Pool {
+            board: &board,
+            wake: &wake,
+            selected: &selected,
+            position: &position,
+            observer,
+            last_state: &last_state,
+        };
         std::thread::scope(|scope| {
             for _ in 0..jobs {
-                let result_tx = result_tx.clone();
-                let job_rx = &job_rx;
-                let last_state = &last_state;
-                scope.spawn(move || {
-                    loop {
-                        let job = job_rx.lock().expect("job queue").recv();
-                        let Ok(job) = job else { break };
-                        let result = self.evaluate(job, last_state);
-                        if result_tx.send(result).is_err() {
-                            break;
-                        }
-                    }
-                });
+                scope.spawn(|| self.work(&pool));
             }
-            drop(result_tx);
-            loop {
-                // Hand out at most `jobs` stages at a time, so a failure stops what has not started.
-                while in_flight < jobs
-                    && let Some(i) = ready.pop_front()
-                {
-                    let stage = &self.pipeline.stages[i];
-                    if let Some(result) =
-                        self.settle_without_running(i, &results, stopped.as_deref())
-                    {
-                        observer.finished(&result);
-                        self.release(i, &selected, &mut waiting, &mut ready, &position);
-                        results[i] = Some(result);
-                        continue;
-                    }
-                    let upstream = self
-                        .dag
-                        .upstream(i)
-                        .filter_map(|(u, _)| results[u].as_ref())
-                        .map(|r| (r.name.clone(), r.outputs.clone()))
-                        .collect();
-                    observer.started(stage);
-                    job_tx
-                        .send(Job { index: i, upstream })
-                        .expect("workers outlive the scheduler");
-                    in_flight += 1;
-                }
-                if in_flight == 0 {
-                    break;
-                }
-                let result = result_rx.recv().expect("a worker answers every job");
-                in_flight -= 1;
-                let i = result.index;
-                if result.status == Status::Failed && !self.options.keep_going && stopped.is_none()
-                {
-                    stopped = Some(result.name.clone());
-                }
-                observer.finished(&result);
-                self.release(i, &selected, &mut waiting, &mut ready, &position);
-                results[i] = Some(result);
-            }
-            drop(job_tx);
         });
+        let mut results = board.into_inner().expect("scheduler lock").results;
         let updates: BTreeMap<String, StageState> = results
             .iter_mut()
             .flatten()
@@ -287,26 +268,62 @@ impl Runner<'_> {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// Decrements the dependents of a finished stage and queues those that become ready.
-    fn release(
-        &self,
-        i: usize,
-        selected: &[bool],
-        waiting: &mut [usize],
-        ready: &mut VecDeque<usize>,
-        position: &[usize],
-    ) {
-        let mut newly: Vec<usize> = Vec::new();
-        for d in self.dag.downstream(i) {
-            if selected[d] {
-                waiting[d] -= 1;
-                if waiting[d] == 0 {
-                    newly.push(d);
+    /// One worker: takes ready stages off the board until none are left or running. A worker that
+    /// finishes a stage goes on with the dependent it made ready itself, so a chain of cache hits
+    /// runs on one thread without a wake-up per stage.
+    fn work(&self, pool: &Pool) {
+        let mut board = pool.board.lock().expect("scheduler lock");
+        loop {
+            let Some(i) = board.ready.pop_front() else {
+                if board.in_flight == 0 {
+                    pool.wake.notify_all();
+                    return;
+                }
+                board = pool.wake.wait(board).expect("scheduler lock");
+                continue;
+            };
+            let result =
+                match self.settle_without_running(i, &board.results, board.stopped.as_deref()) {
+                    Some(settled) => settled,
+                    None => {
+                        let upstream = self
+                            .dag
+                            .upstream(i)
+                            .filter_map(|(u, _)| board.results[u].as_ref())
+                            .map(|r| (r.name.clone(), r.outputs.clone()))
+                            .collect();
+                        board.in_flight += 1;
+                        drop(board);
+                        pool.observer.started(&self.pipeline.stages[i]);
+                        let result = self.evaluate(Job { index: i, upstream }, pool.last_state);
+                        board = pool.board.lock().expect("scheduler lock");
+                        board.in_flight -= 1;
+                        if result.status == Status::Failed
+                            && !self.options.keep_going
+                            && board.stopped.is_none()
+                        {
+                            board.stopped = Some(result.name.clone());
+                        }
+                        result
+                    }
+                };
+            pool.observer.finished(&result);
+            let mut newly: Vec<usize> = Vec::new();
+            for d in self.dag.downstream(i) {
+                if pool.selected[d] {
+                    board.waiting[d] -= 1;
+                    if board.waiting[d] == 0 {
+                        newly.push(d);
+                    }
                 }
             }
+            newly.sort_by_key(|d| pool.position[*d]);
+            board.ready.extend(newly);
+            board.results[i] = Some(result);
+            if board.ready.len() > 1 {
+                pool.wake.notify_all();
+            }
         }
-        newly.sort_by_key(|d| position[*d]);
-        ready.extend(newly);
     }
 
     /// A result for a stage that must not be dispatched: an upstream failed or will run, or the run
@@ -381,7 +398,7 @@ impl Runner<'_> {
     ) -> Result<StageResult, String> {
         let i = job.index;
         if stage.frozen {
-            let outputs = self.hash_outputs(stage)?;
+            let outputs = self.hash_outputs(stage, "does not exist (the stage is frozen)")?;
             let mut r = StageResult::new(i, stage, Status::Skipped, "frozen".into());
             r.outputs = Arc::new(outputs);
             r.metrics = self.read_metrics(stage);
@@ -451,9 +468,7 @@ impl Runner<'_> {
             return Ok(r);
         }
         let duration_s = started.elapsed().as_secs_f64();
-        let outputs = self
-            .hash_outputs(stage)
-            .map_err(|e| e.replace("does not exist", "was not created by the stage"))?;
+        let outputs = self.hash_outputs(stage, "was not created by the stage")?;
         let entry = Entry {
             format: 1,
             key,
@@ -584,7 +599,8 @@ impl Runner<'_> {
         }
     }
 
-    fn hash_outputs(&self, stage: &Stage) -> Result<BTreeMap<String, Tree>, String> {
+    /// The content of each output; a missing one is an error that ends with `missing`.
+    fn hash_outputs(&self, stage: &Stage, missing: &str) -> Result<BTreeMap<String, Tree>, String> {
         stage
             .outs
             .iter()
@@ -593,7 +609,7 @@ impl Runner<'_> {
                 let full = self.root.join(path);
                 if !full.exists() {
                     return Err(format!(
-                        "output `{path}` of stage `{}` does not exist",
+                        "output `{path}` of stage `{}` {missing}",
                         stage.name
                     ));
                 }

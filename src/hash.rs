@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 
-/// Files at least this big are memory-mapped and hashed on several threads.
-const MMAP_THRESHOLD: u64 = 4 << 20;
+/// Files at least this big are read in chunks of this size, each hashed on several threads.
+const CHUNK: usize = 8 << 20;
 /// Folders nested deeper than this are refused (a symlink loop, most likely).
 const MAX_DEPTH: usize = 64;
 
@@ -246,15 +246,38 @@ pub fn listing_hash(files: &[FileEntry]) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-/// blake3 of a file's bytes: read in one go when small, memory-mapped on blake3's threads when big.
+/// blake3 of a file's bytes: read in one go when small; streamed in fixed chunks, each hashed on
+/// blake3's threads, when big (memory stays at one chunk whatever the file's size).
 pub fn hash_file_contents(path: &Path, len: u64) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
-    if len >= MMAP_THRESHOLD {
-        hasher.update_mmap_rayon(path)?;
+    if len >= CHUNK as u64 {
+        let mut file = fs::File::open(path)?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = read_full(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update_rayon(&buf[..n]);
+        }
     } else {
         hasher.update(&fs::read(path)?);
     }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match io::Read::read(file, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn list_files(
