@@ -82,19 +82,36 @@ impl Workspace {
         observer: &dyn Observer,
     ) -> Result<(Pipeline, Vec<StageResult>), Error> {
         let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
-        let stats = self.stat_cache();
         let options = self.options(request, Mode::Plan, String::new());
+        // A stat cache that cannot be saved only costs speed next time; plan mode says nothing.
+        let (results, _) = self.walk(&pipeline, &dag, &options, observer);
+        Ok((pipeline, results?))
+    }
+
+    /// Evaluates the pipeline with the workspace's stat cache, then saves the cache. Returns the
+    /// results and, if the cache could not be saved, a warning.
+    fn walk(
+        &self,
+        pipeline: &Pipeline,
+        dag: &Dag,
+        options: &Options,
+        observer: &dyn Observer,
+    ) -> (Result<Vec<StageResult>, Error>, Option<String>) {
+        let stats = self.stat_cache();
         let runner = Runner {
             root: &self.root,
             store: &self.store,
             stats: &stats,
-            pipeline: &pipeline,
-            dag: &dag,
-            options: &options,
+            pipeline,
+            dag,
+            options,
         };
-        let results = runner.run(observer).map_err(Error::Usage)?;
-        let _ = stats.save();
-        Ok((pipeline, results))
+        let results = runner.run(observer).map_err(Error::Usage);
+        let warning = stats
+            .save()
+            .err()
+            .map(|e| format!("cannot save the stat cache: {e}"));
+        (results, warning)
     }
 
     fn options(&self, request: &RunRequest, mode: Mode, run_id: String) -> Options {
@@ -148,22 +165,9 @@ impl Workspace {
         };
         let io = |e: std::io::Error| Error::Io(format!("cannot write run record: {e}"));
         self.runs.write(&record).map_err(io)?;
-        let stats = self.stat_cache();
         let options = self.options(request, Mode::Run, id);
-        let runner = Runner {
-            root: &self.root,
-            store: &self.store,
-            stats: &stats,
-            pipeline: &pipeline,
-            dag: &dag,
-            options: &options,
-        };
-        let results = runner.run(observer).map_err(Error::Usage);
-        if let Err(e) = stats.save() {
-            record
-                .warnings
-                .push(format!("cannot save the stat cache: {e}"));
-        }
+        let (results, warning) = self.walk(&pipeline, &dag, &options, observer);
+        record.warnings.extend(warning);
         let results = results?;
         for r in &results {
             record
