@@ -656,6 +656,7 @@ impl Runner<'_> {
                     root: self.root,
                     stage: &stage.name,
                     settings,
+                    log: Some(self.options.log_dir.join(format!("{}.stdout", stage.name))),
                 };
                 implementation(&ctx).map_err(|e| (format!("{e:#}"), None))
             }

@@ -208,10 +208,7 @@ impl StatCache {
                 }],
             });
         }
-        let mut listed = Vec::new();
-        list_files(path, "", 0, &mut listed)?;
-        listed.sort_by(|a, b| a.0.cmp(&b.0));
-        let files = listed
+        let files = list_files(path)?
             .into_par_iter()
             .map(|(rel, meta)| {
                 let full = path.join(&rel);
@@ -280,7 +277,16 @@ fn read_full(file: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn list_files(
+/// Every file under `dir`, following symbolic links, as (path relative to `dir` with `/` separators,
+/// metadata), sorted by path. A link that leads back to a folder containing it is an error.
+pub fn list_files(dir: &Path) -> io::Result<Vec<(String, fs::Metadata)>> {
+    let mut listed = Vec::new();
+    collect_files(dir, "", 0, &mut listed)?;
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(listed)
+}
+
+fn collect_files(
     dir: &Path,
     prefix: &str,
     depth: usize,
@@ -308,10 +314,27 @@ fn list_files(
         };
         let meta = fs::metadata(entry.path()).map_err(|e| with_path(e, &entry.path()))?;
         if meta.is_dir() {
-            list_files(&entry.path(), &rel, depth + 1, out)?;
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                refuse_loop(dir, &entry.path())?;
+            }
+            collect_files(&entry.path(), &rel, depth + 1, out)?;
         } else if meta.is_file() {
             out.push((rel, meta));
         }
+    }
+    Ok(())
+}
+
+/// Fails if the folder link `link` inside `dir` points at `dir` or a folder above it.
+fn refuse_loop(dir: &Path, link: &Path) -> io::Result<()> {
+    let target = fs::canonicalize(link).map_err(|e| with_path(e, link))?;
+    let here = fs::canonicalize(dir).map_err(|e| with_path(e, dir))?;
+    if here.starts_with(&target) {
+        return Err(io::Error::other(format!(
+            "symbolic link loop: {} leads back to {}, which contains it",
+            link.display(),
+            target.display()
+        )));
     }
     Ok(())
 }

@@ -35,9 +35,15 @@ pub struct KindDecl {
 pub struct SlotDecl {
     /// What the path is.
     pub description: String,
-    /// A default path; without one the setting is required.
+    /// A default path; without one the setting is required (unless `optional`).
     #[serde(default)]
     pub default: Option<String>,
+    /// For inputs: the setting may be left out or empty, and then there is no dependency.
+    #[serde(default)]
+    pub optional: bool,
+    /// For outputs: a JSON file whose values go into `run.json` under `metrics.<stage>`.
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 /// A typed param of a kind.
@@ -102,10 +108,22 @@ impl ParamType {
 }
 
 /// The embedded declaration files, by file name.
-const DECLARATIONS: &[(&str, &str)] = &[(
-    "stages/manifest.yaml",
-    include_str!("../stages/manifest.yaml"),
-)];
+const DECLARATIONS: &[(&str, &str)] = &[
+    ("stages/ingest.yaml", include_str!("../stages/ingest.yaml")),
+    (
+        "stages/validate.yaml",
+        include_str!("../stages/validate.yaml"),
+    ),
+    ("stages/split.yaml", include_str!("../stages/split.yaml")),
+    (
+        "stages/augment.yaml",
+        include_str!("../stages/augment.yaml"),
+    ),
+    (
+        "stages/manifest.yaml",
+        include_str!("../stages/manifest.yaml"),
+    ),
+];
 
 /// All built-in kinds, parsed once.
 pub fn all() -> &'static [KindDecl] {
@@ -143,6 +161,29 @@ mod tests {
                 "{}",
                 kind.kind
             );
+        }
+    }
+
+    #[test]
+    fn no_kind_uses_a_setting_name_twice() {
+        for kind in all() {
+            let mut names: Vec<&String> = kind
+                .inputs
+                .keys()
+                .chain(kind.outputs.keys())
+                .chain(kind.params.keys())
+                .collect();
+            let total = names.len();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), total, "`{}` declares a name twice", kind.kind);
+            for (name, slot) in &kind.inputs {
+                assert!(
+                    !slot.metrics,
+                    "{}.{name}: only outputs are metrics",
+                    kind.kind
+                );
+            }
         }
     }
 }

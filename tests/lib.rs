@@ -3,6 +3,7 @@
 
 mod cache;
 mod dag;
+mod data_stages;
 mod pipelines;
 mod reliability;
 mod runs;

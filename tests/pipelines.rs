@@ -1,5 +1,7 @@
 //! The pipelines shipped in `pipelines/` run on a fresh checkout and rerun nothing when unchanged.
 
+use serde_json::Value;
+
 use crate::test::Ws;
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -21,21 +23,39 @@ fn fracture_pipeline_runs_end_to_end_and_then_only_what_changed() {
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"),
         &ws.file("pipelines"),
     );
-    ws.ok(&["run", "pipelines/fracture.yaml"]);
-    assert_eq!(ws.with_status("ran"), ["ingest", "validate", "split"]);
-    let manifest = ws.read("tables/manifest.csv");
-    assert_eq!(manifest.lines().count(), 1 + 2 * 24, "{manifest}");
-    let split = ws.latest()["metrics"]["split"].clone();
+    let small = ["--set", "data.images_per_class=30", "--set", "data.size=64"];
+    let run =
+        |extra: &[&str]| ws.ok(&[&["run", "pipelines/fracture.yaml"], &small[..], extra].concat());
+    run(&[]);
     assert_eq!(
-        split["train"].as_i64().unwrap()
-            + split["val"].as_i64().unwrap()
-            + split["test"].as_i64().unwrap(),
-        48
+        ws.with_status("ran"),
+        ["ingest", "validate", "split", "augment"]
     );
-    ws.ok(&["run", "pipelines/fracture.yaml", "--set", "split.test=0.25"]);
-    assert_eq!(ws.with_status("ran"), ["split"]);
-    assert_eq!(ws.latest()["metrics"]["split"]["test"], 12);
+    let manifest = ws.read("tables/ingest/manifest.csv");
+    assert_eq!(manifest.lines().count(), 1 + 2 * 30, "{manifest}");
+    let metrics = ws.latest()["metrics"].clone();
+    assert_eq!(
+        (
+            metrics["validate"]["images"].as_u64(),
+            metrics["validate"]["excluded"].as_u64()
+        ),
+        (Some(60), Some(0))
+    );
+    let split = &metrics["split"];
+    let total: u64 = ["train", "val", "test"]
+        .iter()
+        .map(|s| split["images"][s].as_u64().unwrap())
+        .sum();
+    assert_eq!(Value::from(total), metrics["validate"]["kept"]);
+    assert_eq!(split["leaked_test_images"], 0);
+    for preview in ["previews/ingest.png", "previews/augment.png"] {
+        let image = image::open(ws.file(preview)).unwrap_or_else(|e| panic!("{preview}: {e}"));
+        assert!(image.width() > 100 && image.height() > 100, "{preview}");
+    }
+
+    run(&["--set", "split.mode=random"]);
+    assert_eq!(ws.with_status("ran"), ["split", "augment"]);
     // Same seed, same data: regenerating gives byte-identical images, so nothing downstream reruns.
-    ws.ok(&["run", "pipelines/fracture.yaml", "--force", "ingest"]);
+    run(&["--set", "split.mode=random", "--force", "ingest"]);
     assert_eq!(ws.with_status("ran"), ["ingest"]);
 }

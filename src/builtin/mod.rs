@@ -2,11 +2,16 @@
 //! outputs, typed params) lives in `stages/<kind>.yaml`; the spec validator has already checked and
 //! defaulted every setting before an implementation sees it.
 
+mod augment;
+mod ingest;
 mod manifest;
+mod split;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use serde_json::Value;
 
 /// What a built-in stage gets to work with.
@@ -17,22 +22,107 @@ pub struct Context<'a> {
     pub stage: &'a str,
     /// Every declared setting, resolved (inputs and outputs as normalised paths).
     pub settings: &'a BTreeMap<String, Value>,
+    /// Where the stage's log goes (`runs/<id>/logs/<stage>.stdout`); `None` keeps no log.
+    pub log: Option<PathBuf>,
 }
 
 impl Context<'_> {
     /// A path setting, joined to the workspace root.
     pub fn path(&self, name: &str) -> PathBuf {
-        let rel = self.settings[name]
-            .as_str()
-            .expect("path settings are strings");
-        self.root.join(rel)
+        self.root.join(self.text(name))
+    }
+
+    /// An optional path setting: `None` when left empty.
+    pub fn optional_path(&self, name: &str) -> Option<PathBuf> {
+        let rel = self.text(name);
+        (!rel.is_empty()).then(|| self.root.join(rel))
+    }
+
+    /// A text setting.
+    pub fn text(&self, name: &str) -> &str {
+        self.settings[name].as_str().expect("declared as a string")
     }
 
     /// A boolean setting.
     pub fn flag(&self, name: &str) -> bool {
+        self.settings[name].as_bool().expect("declared as a bool")
+    }
+
+    /// A whole-number setting that must not be negative.
+    pub fn count(&self, name: &str) -> anyhow::Result<u64> {
+        let value = &self.settings[name];
+        value.as_u64().ok_or_else(|| {
+            anyhow::anyhow!(
+                "stage `{}`: `{name}` must be 0 or more, not {value}",
+                self.stage
+            )
+        })
+    }
+
+    /// A number setting.
+    pub fn number(&self, name: &str) -> f64 {
+        self.settings[name].as_f64().expect("declared as a number")
+    }
+
+    /// A list-of-text setting.
+    pub fn texts(&self, name: &str) -> anyhow::Result<Vec<String>> {
         self.settings[name]
-            .as_bool()
-            .expect("bool settings are booleans")
+            .as_array()
+            .expect("declared as a list")
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                other => anyhow::bail!(
+                    "stage `{}`: `{name}` must list text, not {other}",
+                    self.stage
+                ),
+            })
+            .collect()
+    }
+
+    /// Appends `text` to the stage's log (a failure to log never fails the stage).
+    pub fn log(&self, text: &str) {
+        let Some(path) = &self.log else { return };
+        let appended = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+            })
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, format!("{text}\n").as_bytes())
+            });
+        if let Err(e) = appended {
+            eprintln!("warning: cannot write log `{}`: {e}", path.display());
+        }
+    }
+
+    /// The output folder `name`, created empty.
+    pub fn output_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.path(name);
+        if dir.exists() {
+            crate::fsutil::remove_path(&dir)
+                .with_context(|| format!("cannot clear `{}`", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Writes `value` as pretty JSON to the output `name`.
+    pub fn write_json(&self, name: &str, value: &Value) -> anyhow::Result<()> {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write `{}`", path.display()))
     }
 }
 
@@ -42,6 +132,10 @@ pub type Implementation = fn(&Context) -> anyhow::Result<()>;
 /// The implementation of `kind`, if there is one.
 pub fn implementation(kind: &str) -> Option<Implementation> {
     match kind {
+        "ingest" => Some(ingest::run),
+        "validate" => Some(validate::run),
+        "split" => Some(split::run),
+        "augment" => Some(augment::run),
         "manifest" => Some(manifest::run),
         _ => None,
     }

@@ -766,6 +766,7 @@ impl Checker<'_> {
                     }
                     None => match &decl.default {
                         Some(d) => (d.clone(), with_pos),
+                        None if decl.optional => (String::new(), with_pos),
                         None => {
                             self.error(
                                 with_pos,
@@ -779,6 +780,10 @@ impl Checker<'_> {
                         }
                     },
                 };
+                if raw.is_empty() && decl.optional && !is_output {
+                    settings.insert(slot.clone(), Value::String(String::new()));
+                    continue;
+                }
                 let path = normalize(".", &raw);
                 if is_output && (is_outside(&path) || path == ".") {
                     self.error(
@@ -795,7 +800,7 @@ impl Checker<'_> {
                         path,
                         cache: true,
                         persist: false,
-                        metrics: false,
+                        metrics: decl.metrics,
                     });
                 } else {
                     deps.push(path);

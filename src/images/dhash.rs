@@ -1,0 +1,186 @@
+//! Near-duplicate detection that does not care about rotations by 90 degrees or flips. An image is
+//! averaged down to two small square grids: 9x9 for a 64-bit "difference hash" per rotation/flip (each bit:
+//! is a cell brighter than its left neighbour), and 16x16 as a finer check. Averaging into a square grid
+//! commutes with those 8 transforms, so a rotated copy yields the same hashes in another order. Two images
+//! are near duplicates when some transform brings their hashes within a few bits and their fine grids
+//! correlate almost perfectly; the second test stops look-alike images (same anatomy, same framing) from
+//! chaining into false groups.
+
+use image::GrayImage;
+
+const GRID: usize = 9;
+const FINE: usize = 16;
+/// Least correlation of the fine grids for a near duplicate.
+const MIN_CORRELATION: f32 = 0.95;
+
+/// The 8 difference hashes of an image, one per rotation/flip, in a fixed transform order, and its
+/// fine grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dhash {
+    /// Hash of the image as given, then rotated 90, 180, 270 degrees, then the same for its mirror.
+    pub hashes: [u64; 8],
+    fine: [[f32; FINE]; FINE],
+}
+
+impl Dhash {
+    /// Hashes a grey image.
+    pub fn of(image: &GrayImage) -> Dhash {
+        let grid = average_grid::<GRID>(image);
+        let mut hashes = [0u64; 8];
+        for (t, hash) in hashes.iter_mut().enumerate() {
+            *hash = row_differences(&transform(&grid, t));
+        }
+        Dhash {
+            hashes,
+            fine: average_grid::<FINE>(image),
+        }
+    }
+
+    /// The fewest differing bits between this image, in any rotation or flip, and `other` as given.
+    pub fn distance(&self, other: &Dhash) -> u32 {
+        self.hashes
+            .iter()
+            .map(|h| (h ^ other.hashes[0]).count_ones())
+            .min()
+            .expect("8 hashes")
+    }
+
+    /// Whether `other` is a near duplicate: some rotation or flip of this image is within `max_bits`
+    /// of it and, so transformed, correlates with it almost perfectly.
+    pub fn is_near(&self, other: &Dhash, max_bits: u32) -> bool {
+        (0..8).any(|t| {
+            (self.hashes[t] ^ other.hashes[0]).count_ones() <= max_bits
+                && correlation(&transform(&self.fine, t), &other.fine) >= MIN_CORRELATION
+        })
+    }
+}
+
+/// The mean grey level of each cell of an N x N grid laid over the image.
+fn average_grid<const N: usize>(image: &GrayImage) -> [[f32; N]; N] {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let mut sums = [[0u64; N]; N];
+    let mut counts = [[0u64; N]; N];
+    // Cells by pixel centre, (2x+1)/2w, which is never on a boundary: mirroring maps cells exactly.
+    let columns: Vec<usize> = (0..w).map(|x| (2 * x + 1) * N / (2 * w)).collect();
+    for (y, row) in image.as_raw().chunks_exact(w.max(1)).enumerate().take(h) {
+        let cy = (2 * y + 1) * N / (2 * h);
+        let (sum_row, count_row) = (&mut sums[cy], &mut counts[cy]);
+        for (&px, &cx) in row.iter().zip(&columns) {
+            sum_row[cx] += u64::from(px);
+            count_row[cx] += 1;
+        }
+    }
+    let mut grid = [[0f32; N]; N];
+    for y in 0..N {
+        for x in 0..N {
+            // Cells of an image smaller than the grid may stay empty (0); such images are excluded
+            // as too small before anyone compares them.
+            grid[y][x] = sums[y][x] as f32 / counts[y][x].max(1) as f32;
+        }
+    }
+    grid
+}
+
+/// Transform `t` of the grid: bits 0-1 rotate by 90 degrees that many times, bit 2 mirrors first.
+fn transform<const N: usize>(grid: &[[f32; N]; N], t: usize) -> [[f32; N]; N] {
+    let mut out = [[0f32; N]; N];
+    for (y, row) in out.iter_mut().enumerate() {
+        for (x, cell) in row.iter_mut().enumerate() {
+            // Undo the rotation to find the source cell.
+            let (mut sy, mut sx) = (y, x);
+            for _ in 0..(t & 3) {
+                (sy, sx) = (N - 1 - sx, sy);
+            }
+            if t & 4 != 0 {
+                sx = N - 1 - sx;
+            }
+            *cell = grid[sy][sx];
+        }
+    }
+    out
+}
+
+/// Pearson correlation of two grids (1 when one is a brighter or higher-contrast version of the other).
+fn correlation<const N: usize>(a: &[[f32; N]; N], b: &[[f32; N]; N]) -> f32 {
+    let n = (N * N) as f32;
+    let (a, b) = (a.as_flattened(), b.as_flattened());
+    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
+    let (mut ab, mut aa, mut bb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        let (dx, dy) = (x - ma, y - mb);
+        ab += dx * dy;
+        aa += dx * dx;
+        bb += dy * dy;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return if aa == bb { 1.0 } else { 0.0 };
+    }
+    ab / (aa * bb).sqrt()
+}
+
+/// 64 bits: for the first 8 rows, whether each of the 8 cells is brighter than the cell to its left.
+fn row_differences(grid: &[[f32; GRID]; GRID]) -> u64 {
+    let mut bits = 0u64;
+    for row in grid.iter().take(8) {
+        for c in 0..8 {
+            bits = (bits << 1) | u64::from(row[c + 1] > row[c]);
+        }
+    }
+    bits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Luma, imageops};
+
+    /// A smooth, asymmetric scene: what photographs and radiographs look like at 9x9.
+    fn scene(w: u32, h: u32, seed: u32) -> GrayImage {
+        let s = f64::from(seed);
+        ImageBuffer::from_fn(w, h, |x, y| {
+            let (u, v) = (f64::from(x) / f64::from(w), f64::from(y) / f64::from(h));
+            let value = 128.0
+                + 60.0 * (u * (3.0 + s) + s).sin() * (v * 2.3 + 0.7 * s).cos()
+                + 40.0 * (u * v * 5.0 - s).sin();
+            Luma([value.clamp(0.0, 255.0) as u8])
+        })
+    }
+
+    #[test]
+    fn rotations_and_flips_are_the_same_image() {
+        let a = scene(120, 80, 1);
+        let h = Dhash::of(&a);
+        for copy in [
+            imageops::rotate90(&a),
+            imageops::rotate180(&a),
+            imageops::rotate270(&a),
+            imageops::flip_horizontal(&a),
+            imageops::flip_vertical(&imageops::rotate90(&a)),
+        ] {
+            let c = Dhash::of(&copy);
+            assert_eq!(h.distance(&c), 0);
+            assert!(h.is_near(&c, 0));
+        }
+    }
+
+    #[test]
+    fn resized_copy_is_near_and_other_images_are_far() {
+        let a = scene(200, 200, 1);
+        let small = imageops::resize(&a, 90, 90, imageops::FilterType::Triangle);
+        let h = Dhash::of(&a);
+        assert!(h.distance(&Dhash::of(&small)) <= 6);
+        assert!(h.is_near(&Dhash::of(&small), 6));
+        let other = Dhash::of(&scene(200, 200, 9));
+        assert!(h.distance(&other) > 10, "{}", h.distance(&other));
+        assert!(
+            !h.is_near(&other, 64),
+            "the fine grids differ even when hash bits are allowed to"
+        );
+    }
+
+    #[test]
+    fn tiny_images_hash_without_panicking() {
+        let one = ImageBuffer::from_pixel(1, 1, Luma([9u8]));
+        assert!(Dhash::of(&one).is_near(&Dhash::of(&one), 0));
+    }
+}

@@ -1,0 +1,550 @@
+//! The embedded default dataset: seeded, radiograph-like synthetic images of long bones, fractured or
+//! not, so `pipe run pipelines/fracture.yaml` needs no download.
+//!
+//! Each image is rendered as an X-ray is formed: attenuation is integrated along the beam through soft
+//! tissue and through each bone, modelled as a tube (a dense cortex around a lighter marrow canal) that
+//! flares into a rounded end; the film's response `1 - exp(-gain * attenuation)` then gives the grey level,
+//! plus grain. Scenes vary in rotation, scale, exposure, one or two bones, and side markers. A fracture is
+//! a thin dark gap across one bone's shaft, sometimes incomplete, displaced or angulated, sometimes a faint
+//! hairline. Both classes share look-alikes (growth plates near bone ends, a vessel channel through one
+//! cortex, crossing bones, text markers), so the classes are learnable but not trivially separable.
+
+use image::{GrayImage, Luma};
+
+use crate::rng::Rng;
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct SynthParams {
+    /// Width and height in pixels.
+    pub size: u32,
+    /// 0 (obvious breaks, clean film) to 1 (many hairline breaks, grainy film, more look-alikes).
+    pub difficulty: f64,
+}
+
+/// Renders one image. The same `rng` state gives the same image.
+pub fn render(params: SynthParams, fractured: bool, rng: &mut Rng) -> GrayImage {
+    let scene = Scene::random(params, fractured, rng);
+    let n = params.size;
+    let samples = 2u32;
+    let mut image = GrayImage::new(n, n);
+    let grain = 0.018 + 0.03 * params.difficulty;
+    for py in 0..n {
+        for px in 0..n {
+            let mut attenuation = 0.0;
+            for sy in 0..samples {
+                for sx in 0..samples {
+                    let x = (f64::from(px) + (f64::from(sx) + 0.5) / f64::from(samples))
+                        / f64::from(n)
+                        - 0.5;
+                    let y = (f64::from(py) + (f64::from(sy) + 0.5) / f64::from(samples))
+                        / f64::from(n)
+                        - 0.5;
+                    attenuation += scene.attenuation(x, y);
+                }
+            }
+            attenuation /= f64::from(samples * samples);
+            let x = (f64::from(px) + 0.5) / f64::from(n) - 0.5;
+            let y = (f64::from(py) + 0.5) / f64::from(n) - 0.5;
+            let exposure = scene.background + scene.falloff * (x * scene.tilt.0 + y * scene.tilt.1);
+            let film = 1.0 - (-scene.gain * attenuation).exp();
+            let value = exposure + (1.0 - exposure) * film.powf(scene.gamma) + grain * rng.normal();
+            image.put_pixel(px, py, Luma([to_byte(value)]));
+        }
+    }
+    for marker in &scene.markers {
+        marker.draw(&mut image, rng);
+    }
+    image
+}
+
+fn to_byte(value: f64) -> u8 {
+    (value.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// A scene in normalised coordinates: the image spans -0.5..0.5 on both axes.
+struct Scene {
+    angle_cos: f64,
+    angle_sin: f64,
+    scale: f64,
+    tissue: Tissue,
+    bones: Vec<Bone>,
+    fracture: Option<(usize, Fracture)>,
+    background: f64,
+    falloff: f64,
+    tilt: (f64, f64),
+    gain: f64,
+    gamma: f64,
+    markers: Vec<Marker>,
+}
+
+/// Soft tissue: a band along the limb whose thickness falls off toward its edges.
+struct Tissue {
+    centre: f64,
+    half_width: f64,
+    density: f64,
+}
+
+/// One long bone in the limb's frame (u along the limb, v across it).
+struct Bone {
+    centre_u: f64,
+    centre_v: f64,
+    slope: f64,
+    half_length: f64,
+    radius: f64,
+    canal: f64,
+    cortex_density: f64,
+    marrow_density: f64,
+    /// Where a growth plate crosses near one end (a look-alike of a break), as a distance from the centre.
+    growth_plate: Option<f64>,
+    /// A vessel channel through one cortex: position along the bone and side.
+    vessel: Option<(f64, f64)>,
+}
+
+/// A break across a bone's shaft.
+struct Fracture {
+    /// Position along the bone, from its centre.
+    at: f64,
+    /// Tilt of the fracture line from straight across (radians).
+    tilt: f64,
+    width: f64,
+    depth: f64,
+    /// Sideways shift of the far fragment.
+    shift: f64,
+    /// Bend of the far fragment (radians).
+    bend: f64,
+    /// How far across the bone the line runs (1 = complete).
+    extent: f64,
+}
+
+impl Scene {
+    fn random(params: SynthParams, fractured: bool, rng: &mut Rng) -> Scene {
+        let d = params.difficulty.clamp(0.0, 1.0);
+        let angle = rng.range(0.0, std::f64::consts::TAU);
+        let scale = rng.range(0.7, 1.35);
+        // One long bone (humerus, femur), two side by side (forearm, leg) or three thin ones (hand, foot).
+        let bone_count = match rng.unit() {
+            p if p < 0.4 => 1,
+            p if p < 0.85 => 2,
+            _ => 3,
+        };
+        let thin = match bone_count {
+            1 => 1.0,
+            2 => 0.8,
+            _ => 0.55,
+        };
+        let separation = rng.range(0.12, 0.22) * if bone_count == 3 { 0.9 } else { 1.0 };
+        let spread = rng.range(-0.07, 0.07);
+        let limb_u = rng.range(-0.2, 0.2);
+        let limb_v = rng.range(-0.12, 0.12);
+        let mut bones = Vec::new();
+        for i in 0..bone_count {
+            let offset = i as f64 - (bone_count - 1) as f64 / 2.0;
+            let half_length = rng.range(0.25, 0.8);
+            bones.push(Bone::random(
+                limb_u + rng.range(-0.1, 0.1),
+                limb_v + offset * separation,
+                spread * offset,
+                half_length,
+                rng.range(0.05, 0.085) * thin * rng.range(0.85, 1.0),
+                d,
+                rng,
+            ));
+        }
+        // Sometimes a joint: the next bone continues past one end, across a joint space.
+        if rng.chance(0.35) {
+            let first = &bones[0];
+            let side = if rng.chance(0.5) { 1.0 } else { -1.0 };
+            let half_length = rng.range(0.25, 0.6);
+            let gap = first.radius * rng.range(0.25, 0.6);
+            let distance = side * (first.half_length + gap + half_length + first.radius * 1.2);
+            let slope = rng.range(-0.25, 0.25);
+            // Line the near end of the next bone up with the end of the first.
+            let joint = first.axis_v(side * (first.half_length + gap)) + slope * side * half_length;
+            let (radius, centre_u) = (
+                first.radius * rng.range(0.8, 1.1),
+                first.centre_u + distance,
+            );
+            bones.push(Bone::random(
+                centre_u,
+                joint,
+                slope,
+                half_length,
+                radius,
+                d,
+                rng,
+            ));
+        }
+        let tissue = Tissue {
+            centre: limb_v + rng.range(-0.08, 0.08),
+            half_width: rng.range(0.2, 0.5),
+            density: rng.range(0.6, 1.1),
+        };
+        let (angle_cos, angle_sin) = (angle.cos(), angle.sin());
+        let mut scene = Scene {
+            angle_cos,
+            angle_sin,
+            scale,
+            tissue,
+            bones,
+            fracture: None,
+            background: rng.range(0.02, 0.12),
+            falloff: rng.range(0.0, 0.08),
+            tilt: (rng.normal(), rng.normal()),
+            gain: rng.range(0.75, 1.3),
+            gamma: rng.range(0.8, 1.25),
+            markers: Marker::random_set(params.size, rng),
+        };
+        if fractured {
+            let bone = rng.below(scene.bones.len());
+            scene.fracture = Some((bone, scene.random_fracture(bone, d, rng)));
+        }
+        scene
+    }
+
+    /// A break somewhere visible on the shaft of bone `b`.
+    fn random_fracture(&self, b: usize, d: f64, rng: &mut Rng) -> Fracture {
+        let bone = &self.bones[b];
+        let shaft = (bone.half_length - 0.12).max(0.05);
+        let mut at = 0.0;
+        for _ in 0..30 {
+            at = rng.range(-shaft, shaft);
+            let (x, y) = self.to_image(bone.centre_u + at, bone.axis_v(at));
+            if x.abs() < 0.36 && y.abs() < 0.36 {
+                break;
+            }
+        }
+        let hairline = rng.chance(0.15 + 0.35 * d);
+        let displaced = !hairline && rng.chance(0.45);
+        Fracture {
+            at,
+            tilt: rng.range(-0.7, 0.7),
+            width: if hairline {
+                rng.range(0.005, 0.008)
+            } else {
+                rng.range(0.008, 0.016)
+            },
+            depth: if hairline {
+                rng.range(0.4, 0.65)
+            } else {
+                rng.range(0.75, 1.0)
+            },
+            shift: if displaced {
+                bone.radius * rng.range(0.2, 0.8) * if rng.chance(0.5) { 1.0 } else { -1.0 }
+            } else {
+                0.0
+            },
+            bend: if displaced && rng.chance(0.5) {
+                rng.range(-0.18, 0.18)
+            } else {
+                0.0
+            },
+            extent: if hairline || rng.chance(0.3) {
+                rng.range(0.45, 1.0)
+            } else {
+                1.0
+            },
+        }
+    }
+
+    /// Limb-frame coordinates to image coordinates.
+    fn to_image(&self, u: f64, v: f64) -> (f64, f64) {
+        let (u, v) = (u * self.scale, v * self.scale);
+        (
+            u * self.angle_cos - v * self.angle_sin,
+            u * self.angle_sin + v * self.angle_cos,
+        )
+    }
+
+    /// Total attenuation along the beam through image point (x, y).
+    fn attenuation(&self, x: f64, y: f64) -> f64 {
+        let u = (x * self.angle_cos + y * self.angle_sin) / self.scale;
+        let v = (-x * self.angle_sin + y * self.angle_cos) / self.scale;
+        let mut total = self.tissue.attenuation(v);
+        for (i, bone) in self.bones.iter().enumerate() {
+            let (du, dv) = (u - bone.centre_u, v);
+            total += match &self.fracture {
+                Some((b, fracture)) if *b == i => fracture.attenuation(bone, du, dv),
+                _ => bone.attenuation(du, dv),
+            };
+        }
+        total
+    }
+}
+
+impl Tissue {
+    fn attenuation(&self, v: f64) -> f64 {
+        let r = (v - self.centre) / self.half_width;
+        if r.abs() >= 1.0 {
+            return 0.0;
+        }
+        self.density * self.half_width * 2.0 * (1.0 - r * r).sqrt()
+    }
+}
+
+impl Bone {
+    /// A bone with random proportions; `d` is the scene's difficulty (more look-alikes when higher).
+    fn random(
+        centre_u: f64,
+        centre_v: f64,
+        slope: f64,
+        half_length: f64,
+        radius: f64,
+        d: f64,
+        rng: &mut Rng,
+    ) -> Bone {
+        Bone {
+            centre_u,
+            centre_v,
+            slope,
+            half_length,
+            radius,
+            canal: rng.range(0.45, 0.68),
+            cortex_density: rng.range(12.0, 16.0),
+            marrow_density: rng.range(2.0, 3.5),
+            growth_plate: rng
+                .chance(0.2 + 0.3 * d)
+                .then(|| half_length - rng.range(0.06, 0.1)),
+            vessel: rng.chance(0.15 + 0.35 * d).then(|| {
+                (
+                    rng.range(-0.2, 0.2),
+                    if rng.chance(0.5) { 1.0 } else { -1.0 },
+                )
+            }),
+        }
+    }
+
+    /// Where the bone's axis is at `du` from its centre, across the limb.
+    fn axis_v(&self, du: f64) -> f64 {
+        self.centre_v + self.slope * du
+    }
+
+    /// Attenuation through the bone at (du along it from its centre, v across the limb).
+    fn attenuation(&self, du: f64, v: f64) -> f64 {
+        let along = du.abs();
+        let across = v - self.axis_v(du);
+        // Toward each end the bone flares and its canal fills with spongy bone.
+        let end = smoothstep(self.half_length - 0.2, self.half_length - 0.02, along);
+        let radius = self.radius * (1.0 + 0.55 * end);
+        let r = if along > self.half_length {
+            across.hypot((along - self.half_length) * 1.2)
+        } else {
+            across.abs()
+        };
+        if r >= radius {
+            return 0.0;
+        }
+        let outer = chord(radius, r);
+        let canal_radius = self.canal * radius * (1.0 - 0.5 * end);
+        let inner = chord(canal_radius, r);
+        let marrow = self.marrow_density + end * 0.45 * self.cortex_density;
+        let mut value = self.cortex_density * (outer - inner) + marrow * inner;
+        if let Some(plate) = self.growth_plate {
+            let gap = (along - plate).abs();
+            value *= 1.0 - 0.35 * (-(gap / 0.006).powi(2)).exp();
+        }
+        if let Some((at, side)) = self.vessel {
+            // A thin oblique channel through the cortex on one side only.
+            let s = (du - at) * 0.8 - (across * side) * 0.6;
+            if across * side > canal_radius * 0.8 {
+                value *= 1.0 - 0.5 * (-(s / 0.004).powi(2)).exp();
+            }
+        }
+        value
+    }
+}
+
+impl Fracture {
+    /// Attenuation through a broken bone: the far fragment is shifted and bent, and a dark gap runs
+    /// along the fracture line.
+    fn attenuation(&self, bone: &Bone, du: f64, v: f64) -> f64 {
+        let across = v - bone.axis_v(self.at);
+        let (cos, sin) = (self.tilt.cos(), self.tilt.sin());
+        let side = (du - self.at) * cos + across * sin;
+        let (mut du_b, mut v_b) = (du, v);
+        if side > 0.0 {
+            let (bc, bs) = (self.bend.cos(), self.bend.sin());
+            let (pu, pv) = (du - self.at, across - self.shift);
+            du_b = self.at + pu * bc - pv * bs;
+            v_b = bone.axis_v(self.at) + pu * bs + pv * bc;
+        }
+        let value = bone.attenuation(du_b, v_b);
+        // How far across the bone this point is, 0 at one cortex and 1 at the other.
+        let position = (across / (bone.radius * 1.1) + 1.0) / 2.0;
+        if position > self.extent {
+            return value;
+        }
+        value * (1.0 - self.depth * (-(side / self.width).powi(2)).exp())
+    }
+}
+
+/// Length of the chord at distance `r` from the centre of a circle of radius `radius`.
+fn chord(radius: f64, r: f64) -> f64 {
+    if r >= radius {
+        0.0
+    } else {
+        2.0 * (radius * radius - r * r).sqrt()
+    }
+}
+
+fn smoothstep(edge0: f64, edge1: f64, x: f64) -> f64 {
+    let t = ((x - edge0) / (edge1 - edge0)).clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+/// A side marker ("L"/"R" in a box) or a line of text-like glyphs, burnt into the film.
+struct Marker {
+    x: u32,
+    y: u32,
+    cell: u32,
+    glyphs: Vec<[u8; 7]>,
+    boxed: bool,
+    brightness: f64,
+}
+
+/// 5x7 glyphs, one byte per row, bit 4 the leftmost column.
+const LETTER_L: [u8; 7] = [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F];
+const LETTER_R: [u8; 7] = [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11];
+
+impl Marker {
+    /// Zero to two markers; both classes get them with the same odds, so they are no shortcut.
+    fn random_set(size: u32, rng: &mut Rng) -> Vec<Marker> {
+        let mut markers = Vec::new();
+        let corner = rng.below(4);
+        let brightness = rng.range(0.75, 1.0);
+        if rng.chance(0.5) {
+            let cell = (size / 64).max(1) * if size >= 128 && rng.chance(0.5) { 2 } else { 1 };
+            let extent = 9 * cell;
+            let margin = size / 24;
+            let far = size.saturating_sub(extent + margin);
+            let (x, y) = [(margin, margin), (far, margin), (margin, far), (far, far)][corner];
+            let letter = if rng.chance(0.5) { LETTER_L } else { LETTER_R };
+            markers.push(Marker {
+                x,
+                y,
+                cell,
+                glyphs: vec![letter],
+                boxed: rng.chance(0.6),
+                brightness,
+            });
+        }
+        if rng.chance(0.25) {
+            let count = 3 + rng.below(5);
+            let glyphs = (0..count)
+                .map(|_| std::array::from_fn(|_| (rng.next_u64() & 0x1F) as u8))
+                .collect();
+            let cell = (size / 96).max(1);
+            let y = if corner < 2 {
+                size.saturating_sub(10 * cell + size / 24)
+            } else {
+                size / 24
+            };
+            markers.push(Marker {
+                x: size / 24 + rng.below((size / 4) as usize) as u32,
+                y,
+                cell,
+                glyphs,
+                boxed: false,
+                brightness: brightness * 0.9,
+            });
+        }
+        markers
+    }
+
+    fn draw(&self, image: &mut GrayImage, rng: &mut Rng) {
+        let mut set = |x: u32, y: u32, value: f64| {
+            if x < image.width() && y < image.height() {
+                let v = value + 0.03 * rng.normal();
+                image.put_pixel(x, y, Luma([to_byte(v)]));
+            }
+        };
+        let c = self.cell;
+        for (g, glyph) in self.glyphs.iter().enumerate() {
+            let left = self.x + g as u32 * 6 * c + 2 * c;
+            for (row, bits) in glyph.iter().enumerate() {
+                for col in 0..5 {
+                    if bits & (0x10 >> col) != 0 {
+                        for dy in 0..c {
+                            for dx in 0..c {
+                                set(
+                                    left + col * c + dx,
+                                    self.y + 1 + row as u32 * c + dy,
+                                    self.brightness,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if self.boxed {
+            let (w, h) = (9 * c, 9 * c);
+            for i in 0..=w {
+                set(self.x + i, self.y, self.brightness);
+                set(self.x + i, self.y + h, self.brightness);
+            }
+            for j in 0..=h {
+                set(self.x, self.y + j, self.brightness);
+                set(self.x + w, self.y + j, self.brightness);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mean(image: &GrayImage) -> f64 {
+        image.pixels().map(|p| f64::from(p[0])).sum::<f64>() / image.len() as f64
+    }
+
+    #[test]
+    fn seeded_images_repeat_and_differ() {
+        let params = SynthParams {
+            size: 64,
+            difficulty: 0.5,
+        };
+        let a = render(params, true, &mut Rng::new(1));
+        let b = render(params, true, &mut Rng::new(1));
+        let c = render(params, true, &mut Rng::new(2));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.dimensions(), (64, 64));
+    }
+
+    #[test]
+    fn images_have_contrast_like_a_radiograph() {
+        let params = SynthParams {
+            size: 64,
+            difficulty: 0.3,
+        };
+        for seed in 0..10 {
+            let image = render(params, seed % 2 == 0, &mut Rng::new(seed));
+            let (min, max) = image
+                .pixels()
+                .fold((255u8, 0u8), |(lo, hi), p| (lo.min(p[0]), hi.max(p[0])));
+            assert!(max - min > 100, "seed {seed}: range {min}..{max}");
+            let m = mean(&image);
+            assert!((20.0..200.0).contains(&m), "seed {seed}: mean {m}");
+        }
+    }
+
+    #[test]
+    fn a_fracture_darkens_the_bone_it_crosses() {
+        // The same scene with and without its break differs only along the break.
+        let params = SynthParams {
+            size: 96,
+            difficulty: 0.0,
+        };
+        let mut rng = Rng::new(5);
+        let scene = Scene::random(params, true, &mut rng);
+        let (b, fracture) = scene.fracture.as_ref().unwrap();
+        let bone = &scene.bones[*b];
+        let du = fracture.at;
+        let v = bone.axis_v(du) - bone.radius * 0.8 + 1e-3;
+        let broken = fracture.attenuation(bone, du, v);
+        let whole = bone.attenuation(du, v);
+        assert!(broken < whole, "{broken} !< {whole}");
+    }
+}
