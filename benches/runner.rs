@@ -14,41 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+mod common;
+
+use common::{Measured, load_average, measure, median};
+
 const REPS: usize = 5;
-
-struct Measured {
-    wall_s: f64,
-    max_rss_mb: f64,
-}
-
-/// Runs `cmd` in `dir` to completion; wall time and the peak RSS of the process.
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the child's peak RSS
-fn measure(cmd: &mut Command) -> Measured {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child with valid out-pointers.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed"
-    );
-    Measured {
-        wall_s: start.elapsed().as_secs_f64(),
-        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
-    }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    xs[xs.len() / 2]
-}
 
 fn generate(generator: &Path, workload: &str, n: usize, out: &Path) {
     let _ = std::fs::remove_dir_all(out);
@@ -116,12 +86,6 @@ fn commands_alone(ws: &Path) -> (f64, f64) {
     let one_shell = measure(Command::new("sh").arg("-c").arg(&script).current_dir(&copy)).wall_s;
     let _ = std::fs::remove_dir_all(&copy);
     (per_command, one_shell)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn main() {

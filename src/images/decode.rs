@@ -4,7 +4,12 @@
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
 
 /// What an image file's header says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +156,15 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Problem> {
             )));
         }
     }
+    if header.format == ImageFormat::Jpeg && matches!(header.mode, "L" | "RGB") {
+        let (grey, orientation) = jpeg_grey(bytes)?;
+        return Ok(Decoded {
+            header,
+            orientation: exif_value(orientation),
+            grey: oriented(grey, orientation),
+            end_marker: complete,
+        });
+    }
     let mut limits = Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(16).max(64 << 20));
     let mut decoder = reader(bytes, header.format, limits)
@@ -166,6 +180,38 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Problem> {
         grey: image.into_luma8(),
         end_marker: complete,
     })
+}
+
+/// Decodes a grey or YCbCr JPEG straight to grey levels: only the luma channel is converted, with no
+/// chroma upsampling or colour conversion, which is most of a colour JPEG's decoding time.
+fn jpeg_grey(bytes: &[u8]) -> Result<(GrayImage, Orientation), Problem> {
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::Luma)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX));
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = decoder
+        .decode()
+        .map_err(|e| Problem::Undecodable(format!("{e:?}")))?;
+    let (width, height) = decoder.dimensions().expect("headers are decoded");
+    let orientation = decoder
+        .exif()
+        .and_then(|exif| Orientation::from_exif_chunk(exif))
+        .unwrap_or(Orientation::NoTransforms);
+    let grey = GrayImage::from_raw(width as u32, height as u32, pixels).ok_or_else(|| {
+        Problem::Undecodable("the decoder returned fewer pixels than the header promised".into())
+    })?;
+    Ok((grey, orientation))
+}
+
+/// The image turned as its EXIF orientation says.
+fn oriented(grey: GrayImage, orientation: Orientation) -> GrayImage {
+    if orientation == Orientation::NoTransforms {
+        return grey;
+    }
+    let mut image = DynamicImage::ImageLuma8(grey);
+    image.apply_orientation(orientation);
+    image.into_luma8()
 }
 
 fn reader(bytes: &[u8], format: ImageFormat, limits: Limits) -> ImageReader<Cursor<&[u8]>> {
@@ -192,8 +238,8 @@ fn has_end_marker(bytes: &[u8]) -> bool {
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
-fn exif_value(orientation: image::metadata::Orientation) -> u8 {
-    use image::metadata::Orientation::*;
+fn exif_value(orientation: Orientation) -> u8 {
+    use Orientation::*;
     match orientation {
         NoTransforms => 1,
         FlipHorizontal => 2,

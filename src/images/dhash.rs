@@ -1,6 +1,7 @@
 //! Near-duplicate detection that does not care about rotations by 90 degrees or flips. An image is
 //! averaged down to two small square grids: 9x9 for a 64-bit "difference hash" per rotation/flip (each bit:
-//! is a cell brighter than its left neighbour), and 16x16 as a finer check. Averaging into a square grid
+//! is a cell brighter than its left neighbour), and 16x16 as a finer check, both from one pass that sums
+//! pixels over a 144x144 grid. Averaging into a square grid
 //! commutes with those 8 transforms, so a rotated copy yields the same hashes in another order. Two images
 //! are near duplicates when some transform brings their hashes within a few bits and their fine grids
 //! correlate almost perfectly; the second test stops look-alike images (same anatomy, same framing) from
@@ -25,14 +26,15 @@ pub struct Dhash {
 impl Dhash {
     /// Hashes a grey image.
     pub fn of(image: &GrayImage) -> Dhash {
-        let grid = average_grid::<GRID>(image);
+        let cells = CellSums::of(image);
+        let grid = cells.grid::<GRID>();
         let mut hashes = [0u64; 8];
         for (t, hash) in hashes.iter_mut().enumerate() {
             *hash = row_differences(&transform(&grid, t));
         }
         Dhash {
             hashes,
-            fine: average_grid::<FINE>(image),
+            fine: cells.grid::<FINE>(),
         }
     }
 
@@ -55,30 +57,65 @@ impl Dhash {
     }
 }
 
-/// The mean grey level of each cell of an N x N grid laid over the image.
-fn average_grid<const N: usize>(image: &GrayImage) -> [[f32; N]; N] {
-    let (w, h) = (image.width() as usize, image.height() as usize);
-    let mut sums = [[0u64; N]; N];
-    let mut counts = [[0u64; N]; N];
-    // Cells by pixel centre, (2x+1)/2w, which is never on a boundary: mirroring maps cells exactly.
-    let columns: Vec<usize> = (0..w).map(|x| (2 * x + 1) * N / (2 * w)).collect();
-    for (y, row) in image.as_raw().chunks_exact(w.max(1)).enumerate().take(h) {
-        let cy = (2 * y + 1) * N / (2 * h);
-        let (sum_row, count_row) = (&mut sums[cy], &mut counts[cy]);
-        for (&px, &cx) in row.iter().zip(&columns) {
-            sum_row[cx] += u64::from(px);
-            count_row[cx] += 1;
+/// Side of the base grid both grids are built from: each is made of whole blocks of it (144 = 9 x 16).
+const BASE: usize = GRID * FINE;
+
+/// Pixel sums and counts over a BASE x BASE grid laid over the image, cells by pixel centre,
+/// (2x+1)/2w, which is never on a boundary, so mirroring and rotating the image maps cells exactly.
+struct CellSums {
+    sums: Vec<u64>,
+    counts: Vec<u64>,
+}
+
+impl CellSums {
+    fn of(image: &GrayImage) -> CellSums {
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let cell = |i: usize, n: usize| (2 * i + 1) * BASE / (2 * n);
+        // Columns of each cell as one contiguous range, so a row adds up whole runs of pixels.
+        let mut bounds = vec![w; BASE + 1];
+        for x in (0..w).rev() {
+            bounds[cell(x, w)] = x;
         }
-    }
-    let mut grid = [[0f32; N]; N];
-    for y in 0..N {
-        for x in 0..N {
-            // Cells of an image smaller than the grid may stay empty (0); such images are excluded
-            // as too small before anyone compares them.
-            grid[y][x] = sums[y][x] as f32 / counts[y][x].max(1) as f32;
+        for c in (0..BASE).rev() {
+            bounds[c] = bounds[c].min(bounds[c + 1]);
         }
+        let mut sums = vec![0u64; BASE * BASE];
+        let mut rows = [0u64; BASE];
+        for (y, row) in image.as_raw().chunks_exact(w.max(1)).enumerate().take(h) {
+            let cy = cell(y, h);
+            rows[cy] += 1;
+            let line = &mut sums[cy * BASE..(cy + 1) * BASE];
+            for (c, sum) in line.iter_mut().enumerate() {
+                let run = &row[bounds[c]..bounds[c + 1]];
+                *sum += u64::from(run.iter().map(|&p| u32::from(p)).sum::<u32>());
+            }
+        }
+        let counts = (0..BASE * BASE)
+            .map(|i| rows[i / BASE] * (bounds[i % BASE + 1] - bounds[i % BASE]) as u64)
+            .collect();
+        CellSums { sums, counts }
     }
-    grid
+
+    /// The mean grey level of each cell of an N x N grid (N divides BASE).
+    fn grid<const N: usize>(&self) -> [[f32; N]; N] {
+        let k = BASE / N;
+        let mut grid = [[0f32; N]; N];
+        for (gy, row) in grid.iter_mut().enumerate() {
+            for (gx, value) in row.iter_mut().enumerate() {
+                let (mut sum, mut count) = (0u64, 0u64);
+                for y in gy * k..(gy + 1) * k {
+                    for x in gx * k..(gx + 1) * k {
+                        sum += self.sums[y * BASE + x];
+                        count += self.counts[y * BASE + x];
+                    }
+                }
+                // Cells of an image smaller than the grid may stay empty (0); such images are
+                // excluded as too small before anyone compares them.
+                *value = sum as f32 / count.max(1) as f32;
+            }
+        }
+        grid
+    }
 }
 
 /// Transform `t` of the grid: bits 0-1 rotate by 90 degrees that many times, bit 2 mirrors first.
