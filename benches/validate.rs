@@ -21,7 +21,7 @@ stages:
   ingest:
     uses: ingest
     with:
-      source: SOURCE
+      source: 'SOURCE'
   validate:
     uses: validate
 "#;
@@ -47,7 +47,6 @@ fn main() {
         return;
     }
     let sample = sample.canonicalize().expect("sample path");
-    let images = walk(&sample);
     let python = std::env::var("PILLOW_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_pillow = Command::new(&python)
         .args(["-c", "import PIL"])
@@ -58,7 +57,7 @@ fn main() {
     let ws = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         ws.path().join("pipe.yaml"),
-        PIPELINE.replace("SOURCE", &sample.display().to_string()),
+        PIPELINE.replace("SOURCE", &sample.display().to_string().replace('\'', "''")),
     )
     .expect("write pipeline");
     let pipe = || {
@@ -68,6 +67,7 @@ fn main() {
         cmd
     };
     measure(&mut pipe()); // warm the page cache and the stat cache
+    let images = images_validated(ws.path());
 
     println!("load average before: {}", load_average());
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -96,16 +96,19 @@ fn main() {
     println!("load average after: {}", load_average());
 }
 
-fn walk(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .expect("read sample")
+/// The images the last run validated, from its run record.
+fn images_validated(workspace: &Path) -> usize {
+    let mut runs: Vec<_> = std::fs::read_dir(workspace.join("runs"))
+        .expect("runs/")
         .flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                walk(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
+        .map(|e| e.path())
+        .filter(|p| p.join("run.json").is_file())
+        .collect();
+    runs.sort();
+    let record =
+        std::fs::read_to_string(runs.last().expect("a run").join("run.json")).expect("run.json");
+    let record: serde_json::Value = serde_json::from_str(&record).expect("run.json is JSON");
+    record["metrics"]["validate"]["images"]
+        .as_u64()
+        .expect("metrics.validate.images") as usize
 }

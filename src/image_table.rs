@@ -81,20 +81,8 @@ pub fn to_frame(rows: &[ImageRow]) -> DataFrame {
 /// `hash` are required).
 pub fn read(path: &Path) -> anyhow::Result<Vec<ImageRow>> {
     let table = Table::parquet(path)?;
-    let text = |name: &str| -> anyhow::Result<Vec<Option<String>>> {
-        if table.has(name) {
-            table.optional_text(name)
-        } else {
-            Ok(vec![None; table.len()])
-        }
-    };
-    let int = |name: &str| -> anyhow::Result<Vec<Option<i64>>> {
-        if table.has(name) {
-            table.optional_int(name)
-        } else {
-            Ok(vec![None; table.len()])
-        }
-    };
+    let text = |name: &str| table.text_if_present(name);
+    let int = |name: &str| table.int_if_present(name);
     let (paths, classes, labels, hashes) = (
         table.text("path")?,
         table.text("class")?,

@@ -41,6 +41,10 @@ pub struct SlotDecl {
     /// For inputs: the setting may be left out or empty, and then there is no dependency.
     #[serde(default)]
     pub optional: bool,
+    /// For inputs: when the path names a `.csv` manifest, the folder holding it is the dependency, so
+    /// the files it lists are hashed too.
+    #[serde(default)]
+    pub csv_folder: bool,
     /// For outputs: a JSON file whose values go into `run.json` under `metrics.<stage>`.
     #[serde(default)]
     pub metrics: bool,

@@ -15,10 +15,15 @@ impl Rng {
         Rng { state: seed }
     }
 
-    /// A generator for one item of a seeded collection, e.g. image `index` of class `stream`: the same
-    /// item gets the same numbers however many other items there are.
-    pub fn derive(seed: u64, stream: u64, index: u64) -> Rng {
-        let mut mixer = Rng::new(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
+    /// A generator for one item of a seeded collection, e.g. image `index` of class `stream` of the
+    /// synthetic set: the same item gets the same numbers however many other items there are. `purpose`
+    /// keeps the streams of different uses of one seed apart.
+    pub fn derive(seed: u64, purpose: &str, stream: u64, index: u64) -> Rng {
+        // FNV-1a of the purpose.
+        let salt = purpose.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+        });
+        let mut mixer = Rng::new(seed ^ salt ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
         let base = mixer.next_u64();
         Rng::new(base ^ index.wrapping_mul(0xE703_7ED1_A0B4_28DB))
     }
@@ -75,10 +80,11 @@ mod tests {
     fn same_seed_same_numbers_and_streams_differ() {
         let a: Vec<u64> = (0..4).map(|_| Rng::new(7).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        let x = Rng::derive(1, 0, 5).next_u64();
-        assert_eq!(x, Rng::derive(1, 0, 5).next_u64());
-        assert_ne!(x, Rng::derive(1, 1, 5).next_u64());
-        assert_ne!(x, Rng::derive(1, 0, 6).next_u64());
+        let x = Rng::derive(1, "a", 0, 5).next_u64();
+        assert_eq!(x, Rng::derive(1, "a", 0, 5).next_u64());
+        assert_ne!(x, Rng::derive(1, "a", 1, 5).next_u64());
+        assert_ne!(x, Rng::derive(1, "a", 0, 6).next_u64());
+        assert_ne!(x, Rng::derive(1, "b", 0, 5).next_u64());
     }
 
     #[test]

@@ -121,6 +121,24 @@ impl Table {
         self.required(name, self.optional_text(name)?)
     }
 
+    /// A text column if the table has it, otherwise `None` in every row.
+    pub fn text_if_present(&self, name: &str) -> anyhow::Result<Vec<Option<String>>> {
+        if self.has(name) {
+            self.optional_text(name)
+        } else {
+            Ok(vec![None; self.len()])
+        }
+    }
+
+    /// A whole-number column if the table has it, otherwise `None` in every row.
+    pub fn int_if_present(&self, name: &str) -> anyhow::Result<Vec<Option<i64>>> {
+        if self.has(name) {
+            self.optional_int(name)
+        } else {
+            Ok(vec![None; self.len()])
+        }
+    }
+
     /// A whole-number column; missing values are `None`.
     pub fn optional_int(&self, name: &str) -> anyhow::Result<Vec<Option<i64>>> {
         self.typed(name, DataType::Int64)

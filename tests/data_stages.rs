@@ -401,6 +401,12 @@ fn csv_manifests_keep_patients_together_and_refuse_escapes() {
         assert_eq!(splits.len(), 1, "patient {patient} is in {splits:?}");
     }
 
+    // Editing an image the manifest lists reruns ingest: the manifest's folder is the dependency.
+    let image = DynamicImage::ImageLuma8(picture(99, 64));
+    write_bytes(&ws, "scans/img0.png", &encode(&image, ImageFormat::Png));
+    ws.ok(&["run", "pipe.yaml"]);
+    assert_eq!(ws.with_status("ran")[0], "ingest");
+
     ws.write(
         "scans/labels.csv",
         "path,label\nimg0.png,fractured\n../pipe.yaml,fractured\n",

@@ -12,7 +12,7 @@ pub struct Measured {
     pub max_rss_mb: f64,
 }
 
-/// Runs `cmd` in `dir` to completion; wall time and the peak RSS of the process.
+/// Runs `cmd` to completion; its wall time and the peak RSS of it or its largest child.
 #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the child's peak RSS
 pub fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();

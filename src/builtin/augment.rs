@@ -5,22 +5,19 @@
 //! are also materialised (PNG files and a table), drawn with the same function and seed. A preview grid
 //! puts originals beside augmented versions.
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use image::GrayImage;
 use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::Context;
+use super::{Context, save_png};
 use crate::image_table::{self, ImageRow};
-use crate::images::augment::Policy;
+use crate::images::augment::{COPY_STREAM, Policy};
 use crate::images::decode;
 use crate::images::preprocess::{Normalize, Preprocess, Resize};
 use crate::images::sheet::contact_sheet;
 use crate::tables;
-
-/// Materialised copies draw from streams above the epochs', so copy k never repeats epoch k's draw.
-const COPY_STREAM: u64 = 1 << 32;
 
 /// Augmented versions beside each original in the preview.
 const PREVIEW_VERSIONS: u64 = 5;
@@ -34,8 +31,29 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         brightness: ctx.number("brightness"),
         contrast: ctx.number("contrast"),
     };
+    for (name, low, high) in [
+        ("rotation", 0.0, 180.0),
+        ("zoom", 0.0, 0.9),
+        ("brightness", 0.0, 1.0),
+        ("contrast", 0.0, 1.0),
+    ] {
+        let value = ctx.number(name);
+        if !(low..=high).contains(&value) {
+            bail!(
+                "stage `{}`: `{name}` must be from {low} to {high}, not {value}",
+                ctx.stage
+            );
+        }
+    }
+    let size = ctx.count("size")?;
+    if !(16..=1024).contains(&size) {
+        bail!(
+            "stage `{}`: `size` must be 16 to 1024 pixels, not {size}",
+            ctx.stage
+        );
+    }
     let preprocess = Preprocess {
-        size: u32::try_from(ctx.count("size")?).context("`size` is too large")?,
+        size: size as u32,
         resize: serde_json::from_value::<Resize>(json!(ctx.text("resize")))?,
         normalize: serde_json::from_value::<Normalize>(json!(ctx.text("normalize")))?,
     };
@@ -57,26 +75,27 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     };
 
     let copies_dir = ctx.output_dir("augmented")?;
-    let made: Vec<Vec<(String, &ImageRow, u64)>> = train
-        .par_iter()
-        .enumerate()
-        .map(|(index, row)| {
-            let original = load(row)?;
-            (1..=copies)
-                .map(|copy| {
-                    let stem = std::path::Path::new(&row.path).with_extension("");
-                    let rel = format!("{}-aug{copy}.png", stem.display());
-                    let file = copies_dir.join(&rel);
-                    std::fs::create_dir_all(file.parent().expect("inside the copies folder"))?;
-                    policy
-                        .apply(&original, seed, COPY_STREAM + copy, index as u64)
-                        .save(&file)
-                        .with_context(|| format!("cannot write `{}`", file.display()))?;
-                    Ok((rel, *row, copy))
-                })
-                .collect()
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let made: Vec<Vec<(String, &ImageRow, u64)>> = if copies == 0 {
+        Vec::new()
+    } else {
+        train
+            .par_iter()
+            .enumerate()
+            .map(|(index, row)| {
+                let original = load(row)?;
+                (1..=copies)
+                    .map(|copy| {
+                        // The original's full name stays in the copy's, so `a.png` and `a.jpg` differ.
+                        let rel = format!("{}.aug{copy}.png", row.path);
+                        let augmented =
+                            policy.apply(&original, seed, COPY_STREAM + copy, index as u64);
+                        save_png(&copies_dir.join(&rel), &augmented)?;
+                        Ok((rel, *row, copy))
+                    })
+                    .collect()
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
     let made: Vec<_> = made.into_iter().flatten().collect();
     tables::write(&mut copies_frame(&made), &copies_dir, "augmented")?;
 
@@ -93,13 +112,10 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
             Ok(line)
         })
         .collect::<anyhow::Result<_>>()?;
-    let preview = ctx.path("preview");
-    if let Some(parent) = preview.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    contact_sheet(&rows_of_sheet, preprocess.size.max(64))
-        .save(&preview)
-        .with_context(|| format!("cannot write `{}`", preview.display()))?;
+    save_png(
+        &ctx.path("preview"),
+        &contact_sheet(&rows_of_sheet, preprocess.size.max(64)),
+    )?;
 
     ctx.log(&format!(
         "augmentation policy for {} training images (applied per epoch by train): {policy:?}; {} materialised copies",

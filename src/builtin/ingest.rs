@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use rayon::prelude::*;
 
-use super::Context;
+use super::{Context, save_png};
 use crate::hash::list_files;
 use crate::image_table::{self, ImageRow};
 use crate::images::decode::{self, format_name};
@@ -64,7 +64,15 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
                 .iter()
                 .map(|e| e.to_lowercase())
                 .collect();
-            let (found, ignored) = from_folder(&source, &extensions)?;
+            let (found, ignored) =
+                from_folder(&source, Path::new(ctx.text("source")), &extensions)?;
+            if found.is_empty() && ignored > 0 {
+                bail!(
+                    "no images in `{}`: its {ignored} files have other extensions (images are: {})",
+                    source.display(),
+                    join(&extensions)
+                );
+            }
             if ignored > 0 {
                 ctx.log(&format!(
                     "ignored {ignored} files whose extension is not one of: {}",
@@ -78,7 +86,10 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
         {
-            (from_csv(&source)?, format!("`{}`", source.display()))
+            (
+                from_csv(&source, Path::new(ctx.text("source")))?,
+                format!("`{}`", source.display()),
+            )
         }
         Some(source) if source.exists() => {
             bail!(
@@ -116,9 +127,16 @@ fn generate(ctx: &Context, images: &Path) -> anyhow::Result<Vec<Found>> {
             ctx.stage
         );
     }
+    let difficulty = ctx.number("difficulty");
+    if !(0.0..=1.0).contains(&difficulty) {
+        bail!(
+            "stage `{}`: `difficulty` must be from 0 to 1, not {difficulty}",
+            ctx.stage
+        );
+    }
     let params = SynthParams {
         size: size as u32,
-        difficulty: ctx.number("difficulty").clamp(0.0, 1.0),
+        difficulty: ctx.number("difficulty"),
     };
     let seed = ctx.count("seed")?;
     let jobs: Vec<(usize, u64)> = (0..SYNTHETIC_CLASSES.len())
@@ -127,14 +145,11 @@ fn generate(ctx: &Context, images: &Path) -> anyhow::Result<Vec<Found>> {
     jobs.par_iter()
         .map(|&(class, index)| {
             let fractured = SYNTHETIC_CLASSES[class] == "fractured";
-            let mut rng = Rng::derive(seed, class as u64 + 1, index);
+            let mut rng = Rng::derive(seed, "synthetic", class as u64, index);
             let image = synth::render(params, fractured, &mut rng);
             let rel = format!("{}/{index:05}.png", SYNTHETIC_CLASSES[class]);
             let file = images.join(&rel);
-            std::fs::create_dir_all(file.parent().expect("a class folder"))?;
-            image
-                .save(&file)
-                .with_context(|| format!("cannot write `{}`", file.display()))?;
+            save_png(&file, &image)?;
             Ok(Found {
                 rel,
                 file,
@@ -151,8 +166,13 @@ fn generate(ctx: &Context, images: &Path) -> anyhow::Result<Vec<Found>> {
         .collect()
 }
 
-/// Lists the images under a folder; returns them and the number of files ignored for their extension.
-fn from_folder(root: &Path, extensions: &BTreeSet<String>) -> anyhow::Result<(Vec<Found>, usize)> {
+/// Lists the images under a folder (`shown` is how the pipeline names it); returns them and the number
+/// of files ignored for their extension.
+fn from_folder(
+    root: &Path,
+    shown: &Path,
+    extensions: &BTreeSet<String>,
+) -> anyhow::Result<(Vec<Found>, usize)> {
     let files = list_files(root).with_context(|| format!("cannot read `{}`", root.display()))?;
     let mut found = Vec::new();
     let mut ignored = 0;
@@ -161,9 +181,9 @@ fn from_folder(root: &Path, extensions: &BTreeSet<String>) -> anyhow::Result<(Ve
         if rel.split('/').any(|part| part.starts_with('.')) {
             continue;
         }
-        let extension = rel
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_lowercase())
+        let extension = Path::new(&rel)
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
             .unwrap_or_default();
         if !extensions.contains(&extension) {
             ignored += 1;
@@ -184,11 +204,10 @@ fn from_folder(root: &Path, extensions: &BTreeSet<String>) -> anyhow::Result<(Ve
                 root.display()
             ),
         };
-        let file = root.join(&rel);
         found.push(Found {
-            source: file.display().to_string(),
+            source: shown.join(&rel).display().to_string(),
+            file: root.join(&rel),
             rel,
-            file,
             class,
             given_split: split.map(str::to_string),
             group: None,
@@ -207,8 +226,9 @@ fn split_name(folder: &str) -> Option<&'static str> {
         .map(|(_, canonical)| *canonical)
 }
 
-/// Lists the images of a CSV manifest; paths are relative to the manifest's folder and must stay in it.
-fn from_csv(manifest: &Path) -> anyhow::Result<Vec<Found>> {
+/// Lists the images of a CSV manifest (`shown` is how the pipeline names it); paths are relative to the
+/// manifest's folder and must stay in it.
+fn from_csv(manifest: &Path, shown: &Path) -> anyhow::Result<Vec<Found>> {
     let table = Table::csv(manifest)?;
     let root = manifest.parent().unwrap_or(Path::new("."));
     let canonical_root = root
@@ -216,13 +236,7 @@ fn from_csv(manifest: &Path) -> anyhow::Result<Vec<Found>> {
         .with_context(|| format!("cannot read `{}`", root.display()))?;
     let paths = table.text("path")?;
     let labels = table.text("label")?;
-    let optional = |name: &str| -> anyhow::Result<Vec<Option<String>>> {
-        if table.has(name) {
-            table.optional_text(name)
-        } else {
-            Ok(vec![None; table.len()])
-        }
-    };
+    let optional = |name: &str| table.text_if_present(name);
     let (splits, groups, patients) = (optional("split")?, optional("group")?, optional("patient")?);
     let mut found = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
@@ -258,13 +272,13 @@ fn from_csv(manifest: &Path) -> anyhow::Result<Vec<Found>> {
             ),
         };
         found.push(Found {
+            source: shown.with_file_name(&rel).display().to_string(),
             rel,
-            source: file.display().to_string(),
             file,
             class: labels[i].trim().to_string(),
             given_split,
-            group: groups[i].clone().filter(|g| !g.is_empty()),
-            patient: patients[i].clone().filter(|p| !p.is_empty()),
+            group: non_empty(&groups[i]),
+            patient: non_empty(&patients[i]),
         });
     }
     Ok(found)
@@ -291,7 +305,7 @@ fn class_labels(ctx: &Context, found: &[Found]) -> anyhow::Result<BTreeMap<Strin
     let positive = ctx.text("positive_class");
     let Some(at) = order.iter().position(|c| c == positive) else {
         bail!(
-            "the positive class `{positive}` is not among the classes found: {}; set `positive_class`",
+            "the positive class `{positive}` is not among the classes ({}); set `positive_class`",
             order
                 .iter()
                 .map(|c| format!("`{c}`"))
@@ -348,13 +362,10 @@ fn write_preview(path: &Path, images: &Path, rows: &[ImageRow]) -> anyhow::Resul
             slot.push(decoded.grey);
         }
     }
-    let sheet = contact_sheet(&by_class.into_values().rev().collect::<Vec<_>>(), 128);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    sheet
-        .save(path)
-        .with_context(|| format!("cannot write `{}`", path.display()))
+    save_png(
+        path,
+        &contact_sheet(&by_class.into_values().rev().collect::<Vec<_>>(), 128),
+    )
 }
 
 fn summary(rows: &[ImageRow], origin: &str, labels: &BTreeMap<String, i64>) -> String {
@@ -377,6 +388,15 @@ fn summary(rows: &[ImageRow], origin: &str, labels: &BTreeMap<String, i64>) -> S
         classes.join(", "),
         splits.join(", ")
     )
+}
+
+/// A trimmed CSV value, `None` when blank.
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 fn join(items: &BTreeSet<String>) -> String {

@@ -126,6 +126,17 @@ impl Context<'_> {
     }
 }
 
+/// Writes a grey image as PNG, creating its folder.
+pub(crate) fn save_png(path: &Path, image: &image::GrayImage) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    image
+        .save(path)
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
 /// A built-in kind's code.
 pub type Implementation = fn(&Context) -> anyhow::Result<()>;
 

@@ -11,6 +11,7 @@ use polars::prelude::{Column, DataFrame};
 use serde_json::{Value, json};
 
 use super::Context;
+use crate::disjoint_sets::DisjointSets;
 use crate::image_table::{self, ImageRow};
 use crate::rng::Rng;
 use crate::tables;
@@ -30,22 +31,38 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         );
     }
     let seed = ctx.count("seed")?;
+    if rows.is_empty() {
+        bail!(
+            "stage `{}`: validate kept no images; its exclusions table says why",
+            ctx.stage
+        );
+    }
     match mode {
         "given" => keep_given(&mut rows)?,
         "random" => {
             let units = (0..rows.len()).map(|i| vec![i]).collect();
-            stratified(&mut rows, units, fractions, seed, "images")?
+            stratified(
+                &mut rows,
+                units,
+                fractions,
+                seed,
+                ("images", ", or add images"),
+            )?
         }
-        _ => {
+        "group" => {
             let units = linked_units(&rows);
             stratified(
                 &mut rows,
                 units,
                 fractions,
                 seed,
-                "independent groups of images",
+                (
+                    "independent groups of images (copies, declared groups and patients stay together)",
+                    ", use mode `random`, or add images",
+                ),
             )?
         }
+        other => unreachable!("stages/split.yaml allows no mode `{other}`"),
     }
     let dir = ctx.output_dir("tables")?;
     tables::write(&mut image_table::to_frame(&rows), &dir, "split")?;
@@ -78,14 +95,7 @@ fn keep_given(rows: &mut [ImageRow]) -> anyhow::Result<()> {
 /// Images that must share a split: linked by duplicate group, declared group or patient.
 fn linked_units(rows: &[ImageRow]) -> Vec<Vec<usize>> {
     let mut owner: HashMap<String, usize> = HashMap::new();
-    let mut parent: Vec<usize> = (0..rows.len()).collect();
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
+    let mut sets = DisjointSets::new(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let links = [
             row.duplicate_group
@@ -96,16 +106,10 @@ fn linked_units(rows: &[ImageRow]) -> Vec<Vec<usize>> {
         ];
         for link in links.into_iter().flatten() {
             let first = *owner.entry(link).or_insert(i);
-            let (a, b) = (find(&mut parent, first), find(&mut parent, i));
-            parent[a.max(b)] = a.min(b);
+            sets.union(first, i);
         }
     }
-    let mut units: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..rows.len() {
-        let root = find(&mut parent, i);
-        units.entry(root).or_default().push(i);
-    }
-    units.into_values().collect()
+    sets.sets()
 }
 
 /// Assigns whole units to splits, class by class (a unit counts for its most common class), so each
@@ -115,7 +119,7 @@ fn stratified(
     units: Vec<Vec<usize>>,
     [val, test]: [f64; 2],
     seed: u64,
-    what: &str,
+    (what, advice): (&str, &str),
 ) -> anyhow::Result<()> {
     let mut by_class: BTreeMap<String, Vec<Vec<usize>>> = BTreeMap::new();
     for unit in units {
@@ -139,8 +143,8 @@ fn stratified(
     for (class, mut units) in by_class {
         if units.len() < wanted.len() + 1 {
             bail!(
-                "class `{class}` has {} {what} (copies and patients are kept together); a split into train{} \
-                 needs at least {}. Lower `val` or `test` to 0, use mode `random`, or add images",
+                "class `{class}` has {} {what}; a split into train{} needs at least {}. \
+                 Lower `val` or `test` to 0{advice}",
                 units.len(),
                 wanted
                     .iter()
@@ -295,7 +299,7 @@ mod tests {
     fn stratified_split_hits_fractions_per_class() {
         let mut r = rows(&[("a", 100), ("b", 40)]);
         let units = (0..r.len()).map(|i| vec![i]).collect();
-        stratified(&mut r, units, [0.15, 0.15], 1, "images").unwrap();
+        stratified(&mut r, units, [0.15, 0.15], 1, ("images", "")).unwrap();
         let count = |class: &str, split: &str| {
             r.iter()
                 .filter(|x| x.class == class && x.split.as_deref() == Some(split))
@@ -319,7 +323,7 @@ mod tests {
         }
         let units = linked_units(&r);
         assert_eq!(units.len(), 5);
-        stratified(&mut r, units, [0.2, 0.2], 3, "groups").unwrap();
+        stratified(&mut r, units, [0.2, 0.2], 3, ("groups", "")).unwrap();
         for g in 0..5 {
             let splits: BTreeSet<_> = r
                 .iter()
@@ -330,7 +334,7 @@ mod tests {
         }
         let mut two = rows(&[("a", 2)]);
         let units = linked_units(&two);
-        let err = stratified(&mut two, units, [0.1, 0.1], 1, "groups")
+        let err = stratified(&mut two, units, [0.1, 0.1], 1, ("groups", ""))
             .unwrap_err()
             .to_string();
         assert!(

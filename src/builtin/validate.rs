@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::Context;
+use crate::disjoint_sets::DisjointSets;
 use crate::image_table::{self, ImageRow};
 use crate::images::decode::{self, format_from_extension};
 use crate::images::dhash::Dhash;
@@ -203,45 +204,13 @@ fn duplicate_groups(rows: &[ImageRow], hashes: &[Dhash], near: u32) -> Vec<(Stri
     for (i, j) in pairs {
         sets.union(i, j);
     }
-    let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..rows.len() {
-        members.entry(sets.find(i)).or_default().push(i);
-    }
-    let mut groups: Vec<Vec<usize>> = members.into_values().filter(|m| m.len() > 1).collect();
+    let mut groups: Vec<Vec<usize>> = sets.sets().into_iter().filter(|m| m.len() > 1).collect();
     groups.sort_by(|a, b| rows[a[0]].path.cmp(&rows[b[0]].path));
     groups
         .into_iter()
         .enumerate()
         .map(|(n, m)| (format!("dup-{:04}", n + 1), m))
         .collect()
-}
-
-/// Union-find over indices.
-struct DisjointSets {
-    parent: Vec<usize>,
-}
-
-impl DisjointSets {
-    fn new(n: usize) -> DisjointSets {
-        DisjointSets {
-            parent: (0..n).collect(),
-        }
-    }
-
-    fn find(&mut self, mut i: usize) -> usize {
-        while self.parent[i] != i {
-            self.parent[i] = self.parent[self.parent[i]];
-            i = self.parent[i];
-        }
-        i
-    }
-
-    fn union(&mut self, a: usize, b: usize) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            self.parent[ra.max(rb)] = ra.min(rb);
-        }
-    }
 }
 
 /// A duplicate group that spans splits or classes.

@@ -349,8 +349,7 @@ fn bmp_header(b: &[u8]) -> Parsed {
 
 /// The format a file name's extension claims, if it names one.
 pub fn format_from_extension(path: &str) -> Option<ImageFormat> {
-    let ext = path.rsplit_once('.')?.1;
-    ImageFormat::from_extension(ext)
+    ImageFormat::from_extension(std::path::Path::new(path).extension()?)
 }
 
 #[cfg(test)]

@@ -794,6 +794,16 @@ impl Checker<'_> {
                     continue;
                 }
                 settings.insert(slot.clone(), Value::String(path.clone()));
+                let is_csv = path.to_ascii_lowercase().ends_with(".csv");
+                let path = if decl.csv_folder && is_csv {
+                    match path.rsplit_once('/') {
+                        Some((folder, _)) if !folder.is_empty() => folder.to_string(),
+                        Some(_) => "/".to_string(),
+                        None => ".".to_string(),
+                    }
+                } else {
+                    path
+                };
                 let path = PathRef { path, pos };
                 if is_output {
                     outs.push(Out {

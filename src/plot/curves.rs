@@ -1,0 +1,173 @@
+//! Line charts over epochs: training curves (loss and accuracy, train and validation, best epoch and
+//! early stop marked) and the same curves of several runs overlaid for a comparison.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::{Area, GREY, PALETTE, render, text};
+
+/// One line: a name for the legend and (epoch, value) points.
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// Points in epoch order.
+    pub points: Vec<(f64, f64)>,
+    /// Dashed (e.g. train beside a solid validation line).
+    pub dashed: bool,
+    /// Index into the palette.
+    pub colour: usize,
+}
+
+/// A vertical marker at an epoch, with a label.
+pub struct Marker {
+    /// Where.
+    pub epoch: f64,
+    /// What it marks.
+    pub label: String,
+}
+
+/// One panel: a title, a y-axis name, lines and markers.
+pub struct Panel {
+    /// Title above the panel.
+    pub title: String,
+    /// What the y axis measures.
+    pub y_label: String,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Vertical markers.
+    pub markers: Vec<Marker>,
+    /// Fixed y range (e.g. 0..1 for accuracy), or fit to the data.
+    pub y_range: Option<(f64, f64)>,
+}
+
+/// Draws panels side by side into one PNG, 600 x 440 pixels each.
+pub fn draw(path: &Path, panels: &[Panel]) -> anyhow::Result<()> {
+    let size = (600 * panels.len().max(1) as u32, 440);
+    render(path, size, |area| {
+        area.fill(&WHITE)?;
+        for (panel, region) in panels
+            .iter()
+            .zip(area.split_evenly((1, panels.len().max(1))))
+        {
+            draw_panel(&region, panel)?;
+        }
+        Ok(())
+    })
+}
+
+fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
+    let points = panel.series.iter().flat_map(|s| s.points.iter());
+    let (mut x_max, mut y_min, mut y_max) = (1f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in points {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    let (y_min, y_max) = match panel.y_range {
+        Some(range) => range,
+        None if y_min.is_finite() => {
+            let pad = ((y_max - y_min) * 0.08).max(1e-3);
+            ((y_min - pad).max(0.0), y_max + pad)
+        }
+        None => (0.0, 1.0),
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, text(22))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max.max(1.0), y_min..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(&panel.y_label)
+        .label_style(text(15))
+        .axis_desc_style(text(17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()?;
+    for marker in &panel.markers {
+        let line = [(marker.epoch, y_min), (marker.epoch, y_max)];
+        chart.draw_series(DashedLineSeries::new(line, 6, 4, GREY.stroke_width(2)))?;
+        chart.draw_series(std::iter::once(Text::new(
+            marker.label.clone(),
+            (marker.epoch, y_max - (y_max - y_min) * 0.02),
+            text(14).color(&GREY),
+        )))?;
+    }
+    for series in &panel.series {
+        let colour = PALETTE[series.colour % PALETTE.len()];
+        let style = colour.stroke_width(3);
+        let drawn = if series.dashed {
+            chart.draw_series(DashedLineSeries::new(
+                series.points.iter().copied(),
+                8,
+                5,
+                style,
+            ))?
+        } else {
+            chart.draw_series(LineSeries::new(series.points.iter().copied(), style))?
+        };
+        drawn
+            .label(&series.name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(3)));
+    }
+    if !panel.series.is_empty() {
+        chart
+            .configure_series_labels()
+            .label_font(text(15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plot::tests::assert_png;
+
+    fn panels() -> Vec<Panel> {
+        let loss = |s: f64| {
+            (1..=12)
+                .map(|e| (f64::from(e), s / f64::from(e) + 0.1))
+                .collect()
+        };
+        vec![Panel {
+            title: "Loss".into(),
+            y_label: "binary cross-entropy".into(),
+            series: vec![
+                Series {
+                    name: "train".into(),
+                    points: loss(1.0),
+                    dashed: true,
+                    colour: 0,
+                },
+                Series {
+                    name: "validation".into(),
+                    points: loss(1.3),
+                    dashed: false,
+                    colour: 0,
+                },
+            ],
+            markers: vec![Marker {
+                epoch: 9.0,
+                label: "best epoch 9".into(),
+            }],
+            y_range: None,
+        }]
+    }
+
+    #[test]
+    fn curves_render_identically_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+        draw(&a, &panels()).unwrap();
+        draw(&b, &panels()).unwrap();
+        assert_png(&a, (600, 440));
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    }
+}
