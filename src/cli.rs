@@ -194,6 +194,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(Error::Usage)?;
             print!("{}", render_compare(&records));
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            let dir = ws.runs.dir().join(format!("compare-{}", ids.join("-")));
+            let written = crate::report::compare::write(&dir, &compare(&records), |id| {
+                ws.runs.run_dir(id).join("report")
+            })
+            .map_err(|e| Error::Io(format!("{e:#}")))?;
+            println!("\nwrote {}", written.display());
             Ok(EXIT_OK)
         }
         Command::Gc { keep, dry_run } => {

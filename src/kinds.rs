@@ -123,6 +123,7 @@ const DECLARATIONS: &[(&str, &str)] = &[
         "stages/augment.yaml",
         include_str!("../stages/augment.yaml"),
     ),
+    ("stages/report.yaml", include_str!("../stages/report.yaml")),
     (
         "stages/manifest.yaml",
         include_str!("../stages/manifest.yaml"),

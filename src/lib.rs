@@ -25,6 +25,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod plot;
 pub mod record;
+pub mod report;
 pub mod rng;
 pub mod spec;
 pub mod state;

@@ -150,6 +150,11 @@ impl Runs {
         Runs { dir }
     }
 
+    /// The runs folder itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The folder of run `id`.
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)

@@ -50,6 +50,18 @@ impl Table {
         })
     }
 
+    /// Reads a table by its extension: `.parquet`, or CSV otherwise.
+    pub fn read(path: &Path) -> anyhow::Result<Table> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+        {
+            Table::parquet(path)
+        } else {
+            Table::csv(path)
+        }
+    }
+
     /// Reads a CSV file with a header, every column as text.
     pub fn csv(path: &Path) -> anyhow::Result<Table> {
         let frame = CsvReadOptions::default()
@@ -139,6 +151,16 @@ impl Table {
         }
     }
 
+    /// A number column; missing values are `None`.
+    pub fn optional_float(&self, name: &str) -> anyhow::Result<Vec<Option<f64>>> {
+        self.typed(name, DataType::Float64)
+    }
+
+    /// A number column that must have a value in every row.
+    pub fn float(&self, name: &str) -> anyhow::Result<Vec<f64>> {
+        self.required(name, self.optional_float(name)?)
+    }
+
     /// A whole-number column; missing values are `None`.
     pub fn optional_int(&self, name: &str) -> anyhow::Result<Vec<Option<i64>>> {
         self.typed(name, DataType::Int64)
@@ -179,6 +201,12 @@ impl ExtractColumn<String> for Column {
             .iter()
             .map(|v| v.map(str::to_string))
             .collect())
+    }
+}
+
+impl ExtractColumn<f64> for Column {
+    fn extract(column: &Column) -> PolarsResult<Vec<Option<f64>>> {
+        Ok(column.f64()?.iter().collect())
     }
 }
 

@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
+use serde_json::Value;
+
 use crate::dag::Dag;
 use crate::error::Error;
 use crate::exec::{Force, Mode, Observer, Options, Runner, StageResult, Status};
 use crate::hash::StatCache;
 use crate::record::{self, FORMAT_VERSION, RunRecord, Runs, StageRecord};
-use crate::spec::{self, Diagnostics, Override, Pipeline};
+use crate::spec::{self, Action, Diagnostics, Override, Pipeline};
 use crate::state::PipelineState;
 use crate::store::{Store, WorkspaceLock};
 
@@ -186,8 +188,46 @@ impl Workspace {
         .into();
         record.finished_at = Some(record::rfc3339(SystemTime::now()));
         record.duration_s = started.elapsed().as_secs_f64();
+        self.publish_reports(&pipeline, &results, &mut record);
         self.runs.write(&record).map_err(io)?;
         Ok(record)
+    }
+
+    /// Writes `runs/<id>/report/` around the figures of each report stage that ran or was restored; a
+    /// report that cannot be written is a warning, never a failed run.
+    fn publish_reports(
+        &self,
+        pipeline: &Pipeline,
+        results: &[StageResult],
+        record: &mut RunRecord,
+    ) {
+        for result in results
+            .iter()
+            .filter(|r| matches!(r.status, Status::Ran | Status::Cached))
+        {
+            let Some(stage) = pipeline.stages.iter().find(|s| s.name == result.name) else {
+                continue;
+            };
+            let Action::Builtin { kind, settings, .. } = &stage.action else {
+                continue;
+            };
+            let Some(figures) = settings
+                .get("figures")
+                .and_then(Value::as_str)
+                .filter(|_| kind == "report")
+            else {
+                continue;
+            };
+            let report_dir = self.runs.run_dir(&record.id).join("report");
+            if let Err(e) =
+                crate::report::markdown::publish(&report_dir, &self.root.join(figures), record)
+            {
+                record.warnings.push(format!(
+                    "{}: cannot write the run report: {e:#}",
+                    stage.name
+                ));
+            }
+        }
     }
 
     /// Removes all but the newest `keep` runs (all kept when `None`), then every store entry that no

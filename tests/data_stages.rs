@@ -567,7 +567,7 @@ fn the_real_sample_shows_its_faults_and_its_leak() {
     assert!(leaked > 0, "given split: test images with copies in train");
 
     ws.ok(&["run", "pipelines/fracture-folder.yaml", "--set", &data]);
-    assert_eq!(ws.with_status("ran"), ["split", "augment"]);
+    assert_eq!(ws.with_status("ran"), ["split", "augment", "report"]);
     let split = &ws.latest()["metrics"]["split"];
     assert_eq!(split["mode"], "group");
     assert_eq!(split["leaked_test_images"], 0);

@@ -6,6 +6,7 @@ mod dag;
 mod data_stages;
 mod pipelines;
 mod reliability;
+mod report;
 mod runs;
 mod scheduler;
 mod spec_errors;

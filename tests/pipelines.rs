@@ -29,8 +29,15 @@ fn fracture_pipeline_runs_end_to_end_and_then_only_what_changed() {
     run(&[]);
     assert_eq!(
         ws.with_status("ran"),
-        ["ingest", "validate", "split", "augment"]
+        ["ingest", "validate", "split", "augment", "report"]
     );
+    let id = ws.latest()["id"].as_str().unwrap().to_string();
+    let report = ws.read(&format!("runs/{id}/report/report.md"));
+    assert!(
+        report.contains("Group-aware split: no test image has a copy"),
+        "{report}"
+    );
+    assert!(report.contains("![Images per split and class](split_counts.png)"));
     let manifest = ws.read("tables/ingest/manifest.csv");
     assert_eq!(manifest.lines().count(), 1 + 2 * 30, "{manifest}");
     let metrics = ws.latest()["metrics"].clone();
@@ -54,7 +61,7 @@ fn fracture_pipeline_runs_end_to_end_and_then_only_what_changed() {
     }
 
     run(&["--set", "split.mode=random"]);
-    assert_eq!(ws.with_status("ran"), ["split", "augment"]);
+    assert_eq!(ws.with_status("ran"), ["split", "augment", "report"]);
     // Same seed, same data: regenerating gives byte-identical images, so nothing downstream reruns.
     run(&["--set", "split.mode=random", "--force", "ingest"]);
     assert_eq!(ws.with_status("ran"), ["ingest"]);

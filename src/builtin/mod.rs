@@ -5,6 +5,7 @@
 mod augment;
 mod ingest;
 mod manifest;
+mod report;
 mod split;
 mod validate;
 
@@ -147,6 +148,7 @@ pub fn implementation(kind: &str) -> Option<Implementation> {
         "validate" => Some(validate::run),
         "split" => Some(split::run),
         "augment" => Some(augment::run),
+        "report" => Some(report::run),
         "manifest" => Some(manifest::run),
         _ => None,
     }

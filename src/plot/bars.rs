@@ -37,9 +37,10 @@ pub fn grouped(
             .disable_x_mesh()
             .x_labels(0)
             .y_desc(y_label)
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style(text(15))
             .axis_desc_style(text(17))
-            .light_line_style(RGBColor(235, 235, 235))
+            .light_line_style(TRANSPARENT)
             .draw()?;
         let width = 0.8 / series.len().max(1) as f64;
         for (s, (name, values)) in series.iter().enumerate() {

@@ -158,7 +158,7 @@ pub fn roc_and_pr(path: &Path, curves: &Curves) -> anyhow::Result<()> {
                 .y_desc(y_desc)
                 .label_style(text(15))
                 .axis_desc_style(text(16))
-                .light_line_style(RGBColor(235, 235, 235))
+                .light_line_style(TRANSPARENT)
                 .draw()?;
             chart
                 .draw_series(DashedLineSeries::new(baseline, 6, 4, GREY.stroke_width(2)))?

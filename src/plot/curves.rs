@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Area, GREY, PALETTE, render, text};
 
@@ -84,17 +85,19 @@ fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
         .y_desc(&panel.y_label)
         .label_style(text(15))
         .axis_desc_style(text(17))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(TRANSPARENT)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()?;
     for marker in &panel.markers {
         let line = [(marker.epoch, y_min), (marker.epoch, y_max)];
         chart.draw_series(DashedLineSeries::new(line, 6, 4, GREY.stroke_width(2)))?;
-        chart.draw_series(std::iter::once(Text::new(
-            marker.label.clone(),
-            (marker.epoch, y_max - (y_max - y_min) * 0.02),
-            text(14).color(&GREY),
-        )))?;
+        // The label sits at the foot of the line, to its left, clear of the legend and the edge.
+        let (x, y) = chart.backend_coord(&(marker.epoch, y_min));
+        let (base_x, base_y) = area.get_base_pixel();
+        let style = text(14)
+            .color(&GREY)
+            .pos(Pos::new(HPos::Right, VPos::Bottom));
+        area.draw_text(&marker.label, &style, (x - base_x - 5, y - base_y - 6))?;
     }
     for series in &panel.series {
         let colour = PALETTE[series.colour % PALETTE.len()];
@@ -113,13 +116,24 @@ fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
             .label(&series.name)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(3)));
     }
+    // The legend goes in the right-hand corner the lines end away from.
+    let ends_high = panel
+        .series
+        .iter()
+        .filter_map(|s| s.points.last())
+        .all(|&(_, y)| y > (y_min + y_max) / 2.0);
+    let legend_corner = if ends_high {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    };
     if !panel.series.is_empty() {
         chart
             .configure_series_labels()
             .label_font(text(15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(200, 200, 200))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner)
             .draw()?;
     }
     Ok(())

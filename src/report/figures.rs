@@ -1,0 +1,364 @@
+//! The report stage's side of a run report: it turns what the pipeline produced (validate and split
+//! summaries, augmentation preview, training history, test predictions) into PNG figures and a
+//! `figures.json` index in its output folder. Every figure is optional: one whose input is missing is
+//! left out, so the report grows as stages land. Same inputs, byte-identical files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::images::decode;
+use crate::metrics::{self, Confusion};
+use crate::plot::{bars, classification, curves, gallery};
+use crate::tables::Table;
+
+/// What the report stage was given; `None` where the pipeline has no such output (yet).
+pub struct Inputs {
+    /// Title of the report.
+    pub title: String,
+    /// Class names by label (0, 1).
+    pub classes: [String; 2],
+    /// The validate stage's summary JSON.
+    pub validate: Option<PathBuf>,
+    /// The split stage's summary JSON.
+    pub split: Option<PathBuf>,
+    /// Preview PNGs to show as they are (ingest contact sheet, augmentation grid): name, caption, file.
+    pub previews: Vec<(String, String, PathBuf)>,
+    /// Training history table: epoch, train_loss, val_loss, train_accuracy, val_accuracy.
+    pub history: Option<PathBuf>,
+    /// Training summary JSON: `best_epoch`, `stopped_epoch` (when stopped early).
+    pub train: Option<PathBuf>,
+    /// Predictions table: path, label, probability[, split].
+    pub predictions: Option<PathBuf>,
+    /// The evaluate stage's summary JSON (`threshold`, `split`).
+    pub evaluate: Option<PathBuf>,
+    /// The images folder the predictions' paths are relative to.
+    pub images: Option<PathBuf>,
+    /// Threshold when no evaluate summary says.
+    pub threshold: f64,
+    /// Images in the mistakes grid.
+    pub gallery: usize,
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", path.display()))
+}
+
+/// Renders every figure it has inputs for into `out`, and `figures.json` listing them with captions.
+pub fn render(inputs: &Inputs, out: &Path) -> anyhow::Result<()> {
+    let mut figures: BTreeMap<String, String> = BTreeMap::new();
+    let mut facts = serde_json::Map::new();
+    if let Some(path) = &inputs.split {
+        let split = read_json(path)?;
+        if let Some(counts) = split["counts"].as_object() {
+            let categories: Vec<String> = ["train", "val", "test"]
+                .iter()
+                .filter(|s| counts.contains_key(**s))
+                .map(|s| s.to_string())
+                .collect();
+            let series = inputs
+                .classes
+                .iter()
+                .map(|class| {
+                    let values = categories
+                        .iter()
+                        .map(|s| counts[s.as_str()][class.as_str()].as_u64().unwrap_or(0))
+                        .collect();
+                    (class.clone(), values)
+                })
+                .collect::<Vec<_>>();
+            bars::grouped(
+                &out.join("split_counts.png"),
+                "Images per split and class",
+                "images",
+                &categories,
+                &series,
+            )?;
+            figures.insert(
+                "split_counts.png".into(),
+                "Images per split and class".into(),
+            );
+        }
+    }
+    if let Some(path) = &inputs.validate {
+        let validate = read_json(path)?;
+        let reasons = validate["excluded_by_reason"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        if !reasons.is_empty() {
+            let names: Vec<String> = reasons.keys().cloned().collect();
+            let values = reasons.values().map(|v| v.as_u64().unwrap_or(0)).collect();
+            bars::grouped(
+                &out.join("exclusions.png"),
+                "Images excluded by validate, by reason",
+                "images",
+                &names,
+                &[("excluded".into(), values)],
+            )?;
+            figures.insert(
+                "exclusions.png".into(),
+                "Images excluded by validate, by reason".into(),
+            );
+        }
+    }
+    for (name, caption, path) in &inputs.previews {
+        let target = format!("{name}.png");
+        std::fs::copy(path, out.join(&target))
+            .with_context(|| format!("cannot copy `{}`", path.display()))?;
+        figures.insert(target, caption.clone());
+    }
+    if let Some(path) = &inputs.history {
+        training_curves(inputs, path, out, &mut facts)?;
+        figures.insert(
+            "training_curves.png".into(),
+            "Loss and accuracy per epoch, train and validation".into(),
+        );
+    }
+    if let Some(path) = &inputs.predictions {
+        test_figures(inputs, path, out, &mut figures, &mut facts)?;
+    }
+    facts.insert("title".into(), json!(inputs.title));
+    let index = json!({ "figures": figures, "facts": facts });
+    std::fs::write(
+        out.join("figures.json"),
+        serde_json::to_string_pretty(&index)? + "\n",
+    )
+    .with_context(|| format!("cannot write `{}`", out.join("figures.json").display()))
+}
+
+fn training_curves(
+    inputs: &Inputs,
+    path: &Path,
+    out: &Path,
+    facts: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let table = Table::read(path)?;
+    let epochs = table.float("epoch")?;
+    let column = |name: &str| -> anyhow::Result<Vec<(f64, f64)>> {
+        Ok(epochs.iter().copied().zip(table.float(name)?).collect())
+    };
+    let val_loss = column("val_loss")?;
+    let train = inputs.train.as_deref().map(read_json).transpose()?;
+    let best = train
+        .as_ref()
+        .and_then(|t| t["best_epoch"].as_f64())
+        .or_else(|| {
+            val_loss
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|p| p.0)
+        });
+    let stopped = train.as_ref().and_then(|t| t["stopped_epoch"].as_f64());
+    let mut markers = Vec::new();
+    if let Some(best) = best {
+        markers.push(curves::Marker {
+            epoch: best,
+            label: format!("best epoch {best:.0}"),
+        });
+        facts.insert("best_epoch".into(), json!(best));
+    }
+    if let Some(stopped) = stopped {
+        markers.push(curves::Marker {
+            epoch: stopped,
+            label: format!("early stop {stopped:.0}"),
+        });
+        facts.insert("stopped_epoch".into(), json!(stopped));
+    }
+    let line = |name: &str, points, dashed| curves::Series {
+        name: name.into(),
+        points,
+        dashed,
+        colour: if dashed { 1 } else { 0 },
+    };
+    let panels = [
+        curves::Panel {
+            title: "Loss".into(),
+            y_label: "binary cross-entropy".into(),
+            series: vec![
+                line("train", column("train_loss")?, true),
+                line("validation", val_loss, false),
+            ],
+            markers: markers
+                .iter()
+                .map(|m| curves::Marker {
+                    epoch: m.epoch,
+                    label: m.label.clone(),
+                })
+                .collect(),
+            y_range: None,
+        },
+        curves::Panel {
+            title: "Accuracy".into(),
+            y_label: "accuracy".into(),
+            series: vec![
+                line("train", column("train_accuracy")?, true),
+                line("validation", column("val_accuracy")?, false),
+            ],
+            markers,
+            y_range: Some((0.0, 1.02)),
+        },
+    ];
+    curves::draw(&out.join("training_curves.png"), &panels)?;
+    std::fs::copy(
+        path,
+        out.join(if path.extension().is_some_and(|e| e == "parquet") {
+            "history.parquet"
+        } else {
+            "history.csv"
+        }),
+    )
+    .with_context(|| format!("cannot copy `{}`", path.display()))?;
+    Ok(())
+}
+
+/// One prediction.
+struct Prediction {
+    path: String,
+    label: bool,
+    probability: f64,
+    split: Option<String>,
+}
+
+fn test_figures(
+    inputs: &Inputs,
+    path: &Path,
+    out: &Path,
+    figures: &mut BTreeMap<String, String>,
+    facts: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let table = Table::read(path)?;
+    let (paths, labels, probabilities) = (
+        table.text("path")?,
+        table.int("label")?,
+        table.float("probability")?,
+    );
+    let splits = table.text_if_present("split")?;
+    let all: Vec<Prediction> = (0..table.len())
+        .map(|i| Prediction {
+            path: paths[i].clone(),
+            label: labels[i] == 1,
+            probability: probabilities[i],
+            split: splits[i].clone(),
+        })
+        .collect();
+    let evaluate = inputs.evaluate.as_deref().map(read_json).transpose()?;
+    let threshold = evaluate
+        .as_ref()
+        .and_then(|e| e["threshold"].as_f64())
+        .unwrap_or(inputs.threshold);
+    let on = |split: &str| -> Vec<&Prediction> {
+        all.iter()
+            .filter(|p| p.split.as_deref().is_none_or(|s| s == split))
+            .collect()
+    };
+    let test = on("test");
+    let (y, p): (Vec<bool>, Vec<f64>) = test.iter().map(|x| (x.label, x.probability)).unzip();
+    let c = Confusion::at(&y, &p, threshold);
+    let counts = vec![vec![c.tn, c.fp], vec![c.fn_, c.tp]];
+    let title = format!("Confusion matrix, test split, threshold {threshold:.2}");
+    classification::confusion_matrix(
+        &out.join("confusion_matrix.png"),
+        &inputs.classes,
+        &counts,
+        &title,
+    )?;
+    figures.insert("confusion_matrix.png".into(), title);
+    let (roc, pr) = (metrics::roc(&y, &p), metrics::precision_recall(&y, &p));
+    let curves_in = classification::Curves {
+        roc: &roc,
+        roc_auc: metrics::area(&roc),
+        pr: &pr,
+        average_precision: metrics::average_precision(&pr),
+        prevalence: y.iter().filter(|&&l| l).count() as f64 / y.len().max(1) as f64,
+        threshold,
+    };
+    classification::roc_and_pr(&out.join("roc_pr.png"), &curves_in)?;
+    figures.insert(
+        "roc_pr.png".into(),
+        "ROC and precision-recall curves on the test split, threshold marked".into(),
+    );
+    facts.insert("threshold".into(), json!(threshold));
+    facts.insert("test_images".into(), json!(test.len()));
+    facts.insert(
+        "average_precision".into(),
+        json!(curves_in.average_precision),
+    );
+    if let Some(images) = &inputs.images {
+        let mut wrong: Vec<&&Prediction> = test
+            .iter()
+            .filter(|x| (x.probability >= threshold) != x.label)
+            .collect();
+        wrong.sort_by(|a, b| {
+            confidence(b, threshold)
+                .total_cmp(&confidence(a, threshold))
+                .then(a.path.cmp(&b.path))
+        });
+        let mut right: Vec<&&Prediction> = test
+            .iter()
+            .filter(|x| (x.probability >= threshold) == x.label)
+            .collect();
+        right.sort_by(|a, b| {
+            confidence(b, threshold)
+                .total_cmp(&confidence(a, threshold))
+                .then(a.path.cmp(&b.path))
+        });
+        let tiles = |chosen: &[&&Prediction]| -> anyhow::Result<Vec<gallery::Tile>> {
+            chosen
+                .iter()
+                .take(inputs.gallery)
+                .map(|x| tile(inputs, images, x, threshold))
+                .collect()
+        };
+        let title = format!(
+            "Test images the model got wrong ({} of {}), most confident first",
+            wrong.len(),
+            test.len()
+        );
+        gallery::grid(&out.join("mistakes.png"), &title, &tiles(&wrong)?, 6)?;
+        figures.insert("mistakes.png".into(), title);
+        gallery::grid(
+            &out.join("confident.png"),
+            "Most confident right answers on test",
+            &tiles(&right)?,
+            6,
+        )?;
+        figures.insert(
+            "confident.png".into(),
+            "Most confident right answers on test".into(),
+        );
+    }
+    Ok(())
+}
+
+/// How far a probability is from the threshold, toward the predicted side.
+fn confidence(p: &Prediction, threshold: f64) -> f64 {
+    (p.probability - threshold).abs()
+}
+
+fn tile(
+    inputs: &Inputs,
+    images: &Path,
+    p: &Prediction,
+    threshold: f64,
+) -> anyhow::Result<gallery::Tile> {
+    let file = images.join(&p.path);
+    let bytes =
+        std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
+    let image = decode::decode(&bytes, 100_000_000)
+        .with_context(|| format!("`{}`", file.display()))?
+        .grey;
+    let name = |positive: bool| inputs.classes[usize::from(positive)].clone();
+    Ok(gallery::Tile {
+        image,
+        caption: vec![
+            format!("true: {}", name(p.label)),
+            format!("predicted: {}", name(p.probability >= threshold)),
+            format!("p({}) = {:.2}", inputs.classes[1], p.probability),
+        ],
+    })
+}

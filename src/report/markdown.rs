@@ -1,0 +1,251 @@
+//! The run side of a report: after a run, `runs/<id>/report/` gets the report stage's figures and a
+//! `report.md` that embeds them with relative links and takes every number from the run record, so the
+//! report and `run.json` cannot disagree. It states which split the numbers come from.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::record::RunRecord;
+use crate::spec::interpolate::flatten_names;
+
+/// The metrics the summary table shows, in order, with their names in words.
+const SUMMARY: [(&str, &str); 6] = [
+    ("accuracy", "accuracy"),
+    ("precision", "precision"),
+    ("recall", "recall (sensitivity)"),
+    ("specificity", "specificity"),
+    ("f1", "F1"),
+    ("roc_auc", "ROC AUC"),
+];
+
+/// Copies the figures from `figures` into `report_dir` and writes `report_dir/report.md` for `record`.
+pub fn publish(report_dir: &Path, figures: &Path, record: &RunRecord) -> anyhow::Result<()> {
+    std::fs::create_dir_all(report_dir)
+        .with_context(|| format!("cannot create `{}`", report_dir.display()))?;
+    for entry in std::fs::read_dir(figures)
+        .with_context(|| format!("cannot read `{}`", figures.display()))?
+    {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), report_dir.join(entry.file_name()))
+                .with_context(|| format!("cannot copy `{}`", entry.path().display()))?;
+        }
+    }
+    let index: Value = std::fs::read_to_string(figures.join("figures.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let path = report_dir.join("report.md");
+    std::fs::write(&path, markdown(record, &index))
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+fn figure(out: &mut String, index: &Value, name: &str) {
+    if let Some(caption) = index["figures"][name].as_str() {
+        let _ = writeln!(out, "![{caption}]({name})\n");
+    }
+}
+
+/// A number as the report prints it.
+pub fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Where the test numbers come from, in words.
+pub fn split_statement(record: &RunRecord) -> Option<String> {
+    let split = record.metrics.get("split")?;
+    let leaked = split["leaked_test_images"].as_u64().unwrap_or(0);
+    let test = split["images"]["test"].as_u64().unwrap_or(0);
+    Some(match split["mode"].as_str().unwrap_or("") {
+        "group" => format!(
+            "Group-aware split: no test image has a copy or near copy in train ({test} test images; duplicates, declared groups and patients stay in one split)."
+        ),
+        "given" => format!(
+            "The source's own split: {leaked} of {test} test images have a copy or near copy in train, so test numbers measure memory as much as generalisation."
+        ),
+        mode => format!(
+            "Split `{mode}`: {leaked} of {test} test images have a copy or near copy in train."
+        ),
+    })
+}
+
+fn markdown(record: &RunRecord, index: &Value) -> String {
+    let mut md = String::new();
+    let title = index["facts"]["title"].as_str().unwrap_or("Run report");
+    let _ = writeln!(md, "# {title}\n");
+    let _ = writeln!(
+        md,
+        "Run `{}` of `{}`: {}, started {}, {:.1} s.\n",
+        record.id, record.pipeline, record.status, record.started_at, record.duration_s
+    );
+    md.push_str("## Results\n\n");
+    match record.metrics.get("evaluate") {
+        Some(evaluate) => {
+            let split = evaluate["split"].as_str().unwrap_or("test");
+            let _ = writeln!(
+                md,
+                "On the **{split}** split, at threshold {}:\n",
+                number(evaluate["threshold"].as_f64().unwrap_or(0.5))
+            );
+            md.push_str("| metric | value |\n|---|---|\n");
+            for (key, words) in SUMMARY {
+                if let Some(v) = evaluate[key].as_f64() {
+                    let _ = writeln!(md, "| {words} | {} |", number(v));
+                }
+            }
+            md.push('\n');
+        }
+        None => md.push_str(
+            "This run has no `evaluate` stage results, so there are no model metrics yet.\n\n",
+        ),
+    }
+    if let Some(statement) = split_statement(record) {
+        let _ = writeln!(md, "{statement}\n");
+    }
+    if index["figures"]["training_curves.png"].is_string() {
+        md.push_str("## Training\n\n");
+        if let Some(best) = index["facts"]["best_epoch"].as_f64() {
+            let _ = writeln!(
+                md,
+                "Best epoch (lowest validation loss): {}.\n",
+                number(best)
+            );
+        }
+        figure(&mut md, index, "training_curves.png");
+    }
+    if index["figures"]["confusion_matrix.png"].is_string() {
+        md.push_str("## Test set\n\n");
+        for name in [
+            "confusion_matrix.png",
+            "roc_pr.png",
+            "mistakes.png",
+            "confident.png",
+        ] {
+            figure(&mut md, index, name);
+        }
+    }
+    data_story(&mut md, record, index);
+    params(&mut md, record);
+    stages(&mut md, record);
+    md
+}
+
+fn data_story(md: &mut String, record: &RunRecord, index: &Value) {
+    md.push_str("## Data\n\n");
+    if let Some(v) = record.metrics.get("validate") {
+        let n = |key: &str| v[key].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            md,
+            "Validate read {} images: {} kept, {} excluded. It found {} duplicate groups ({} images, {} exact copies); \
+             {} val/test images have a copy or near copy in train, and {} images are in groups that span classes.\n",
+            n("images"),
+            n("kept"),
+            n("excluded"),
+            n("duplicate_groups"),
+            n("images_in_duplicate_groups"),
+            n("exact_copies"),
+            n("cross_split_duplicates"),
+            n("cross_class_duplicates"),
+        );
+        if let Some(reasons) = v["excluded_by_reason"]
+            .as_object()
+            .filter(|r| !r.is_empty())
+        {
+            md.push_str("| excluded because | images |\n|---|---|\n");
+            for (reason, count) in reasons {
+                let _ = writeln!(md, "| {reason} | {count} |");
+            }
+            md.push('\n');
+        }
+        for warning in v["warnings"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                md,
+                "> **Warning:** {}\n",
+                warning.as_str().unwrap_or_default()
+            );
+        }
+    }
+    if let Some(counts) = record
+        .metrics
+        .get("split")
+        .and_then(|s| s["counts"].as_object())
+    {
+        let classes: std::collections::BTreeSet<&String> = counts
+            .values()
+            .filter_map(Value::as_object)
+            .flat_map(|c| c.keys())
+            .collect();
+        let _ = writeln!(
+            md,
+            "| split | {} |",
+            classes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = writeln!(md, "|---|{}", "---|".repeat(classes.len()));
+        for split in ["train", "val", "test"] {
+            if let Some(row) = counts.get(split) {
+                let cells: Vec<String> = classes
+                    .iter()
+                    .map(|c| row[c.as_str()].as_u64().unwrap_or(0).to_string())
+                    .collect();
+                let _ = writeln!(md, "| {split} | {} |", cells.join(" | "));
+            }
+        }
+        md.push('\n');
+    }
+    for name in [
+        "split_counts.png",
+        "exclusions.png",
+        "ingest_preview.png",
+        "augment_preview.png",
+    ] {
+        figure(md, index, name);
+    }
+}
+
+fn params(md: &mut String, record: &RunRecord) {
+    let names = flatten_names(&record.params);
+    if names.is_empty() {
+        return;
+    }
+    md.push_str("## Params\n\n| param | value |\n|---|---|\n");
+    for name in names {
+        if let Some(v) =
+            crate::spec::interpolate::get_path(&record.params, &name).filter(|v| !v.is_object())
+        {
+            let _ = writeln!(md, "| `{name}` | `{v}` |");
+        }
+    }
+    md.push('\n');
+}
+
+fn stages(md: &mut String, record: &RunRecord) {
+    let cached = record
+        .stages
+        .iter()
+        .filter(|s| s.status == "cached")
+        .count();
+    let _ = writeln!(
+        md,
+        "## Stages\n\n{cached} of {} stages came from the cache.\n",
+        record.stages.len()
+    );
+    md.push_str("| stage | kind | status | seconds | why |\n|---|---|---|---|---|\n");
+    for s in &record.stages {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {} |",
+            s.name, s.kind, s.status, s.duration_s, s.reason
+        );
+    }
+}
