@@ -14,6 +14,7 @@ use crate::record::RunRecord;
 use crate::spec::Override;
 use crate::term::{Terminal, Verbosity, paint, table, use_color};
 use crate::workspace::{RunRequest, Workspace};
+use polars::prelude::{AnyValue, CsvWriter, SerWriter};
 
 /// pipe: declarative, cached, recorded experiment pipelines.
 #[derive(Debug, Parser)]
@@ -82,9 +83,12 @@ enum Command {
     },
     /// List runs, newest first, with their key metrics.
     Runs {
-        /// Print JSON.
+        /// Print JSON, with every metric.
         #[arg(long)]
         json: bool,
+        /// Print the index (key metrics as columns) as CSV.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
     },
     /// Show one run: params, stages, metrics, where its files are.
     Show {
@@ -181,7 +185,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             print!("{}", render_dag(&pipeline, &dag, format));
             Ok(EXIT_OK)
         }
-        Command::Runs { json } => list_runs(&ws, json),
+        Command::Runs { json, csv } => list_runs(&ws, json, csv),
         Command::Show { run } => {
             let record = ws.runs.resolve(&run).map_err(Error::Usage)?;
             print!("{}", render_show(&ws, &record));
@@ -432,16 +436,6 @@ fn render_dag(
     out
 }
 
-fn key_metrics(record: &RunRecord, max: usize) -> String {
-    record
-        .numeric_metrics()
-        .iter()
-        .take(max)
-        .map(|(k, v)| format!("{k}={}", format_number(*v)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn format_number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e12 {
         format!("{v:.0}")
@@ -450,7 +444,7 @@ fn format_number(v: f64) -> String {
     }
 }
 
-fn list_runs(ws: &Workspace, json: bool) -> Result<i32, Error> {
+fn list_runs(ws: &Workspace, json: bool, csv: bool) -> Result<i32, Error> {
     let (records, warnings) = ws.runs.list();
     for w in &warnings {
         eprintln!("warning: {w}");
@@ -470,48 +464,42 @@ fn list_runs(ws: &Workspace, json: bool) -> Result<i32, Error> {
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
         return Ok(EXIT_OK);
     }
-    if records.is_empty() {
-        println!("no runs yet in {}", ws.runs.run_dir("").display());
+    let mut index = crate::run_index::frame(&records);
+    if csv {
+        let stdout = std::io::stdout();
+        CsvWriter::new(stdout.lock())
+            .finish(&mut index)
+            .map_err(|e| Error::Io(format!("cannot write the run index: {e}")))?;
         return Ok(EXIT_OK);
     }
-    let rows: Vec<Vec<String>> = records
+    if records.is_empty() {
+        println!("no runs yet in {}", ws.runs.dir().display());
+        return Ok(EXIT_OK);
+    }
+    let headers: Vec<String> = index
+        .get_column_names()
         .iter()
-        .map(|r| {
-            vec![
-                r.id.clone(),
-                r.effective_status().to_string(),
-                r.pipeline.clone(),
-                r.started_at
-                    .replace('T', " ")
-                    .get(..19)
-                    .unwrap_or(&r.started_at)
-                    .to_string(),
-                format!("{:.1}s", r.duration_s),
-                format!(
-                    "{}/{}/{}",
-                    r.count("ran"),
-                    r.count("cached"),
-                    r.count("failed")
-                ),
-                key_metrics(r, 3),
-            ]
+        .map(|n| n.to_uppercase())
+        .collect();
+    let cells: Vec<Vec<String>> = index
+        .columns()
+        .iter()
+        .map(|column| {
+            (0..index.height())
+                .map(|row| match column.get(row) {
+                    Ok(AnyValue::Null) | Err(_) => "-".to_string(),
+                    Ok(AnyValue::Float64(v)) => format_number(v),
+                    Ok(AnyValue::String(v)) => v.to_string(),
+                    Ok(other) => other.to_string(),
+                })
+                .collect()
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "RUN",
-                "STATUS",
-                "PIPELINE",
-                "STARTED (UTC)",
-                "TIME",
-                "RAN/CACHED/FAILED",
-                "METRICS"
-            ],
-            &rows
-        )
-    );
+    let rows: Vec<Vec<String>> = (0..index.height())
+        .map(|row| cells.iter().map(|column| column[row].clone()).collect())
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    print!("{}", table(&headers, &rows));
     Ok(EXIT_OK)
 }
 

@@ -27,6 +27,7 @@ pub mod plot;
 pub mod record;
 pub mod report;
 pub mod rng;
+pub mod run_index;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -9,15 +9,31 @@ fn runs_lists_newest_first_with_metrics_and_json() {
     ws.ok(&["run", "p.yaml", "--set", "epochs=4"]);
     let table = ws.ok(&["runs"]).stdout;
     let lines: Vec<&str> = table.lines().collect();
-    assert!(
-        lines[0].starts_with("RUN") && lines[0].contains("METRICS"),
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        &header[..8],
+        [
+            "ID", "STATUS", "PIPELINE", "STARTED", "SECONDS", "RAN", "CACHED", "FAILED"
+        ],
         "{table}"
     );
-    assert!(
-        lines[1].contains("1/3/0") && lines[1].contains("evaluate.accuracy=0.7500"),
+    assert_eq!(header[8], "EVALUATE.ACCURACY", "{table}");
+    let newest: Vec<&str> = lines[1].split_whitespace().collect();
+    // The started column holds a date and a time, so columns after it shift by one word.
+    assert_eq!(
+        (newest[6], newest[7], newest[8]),
+        ("1", "3", "0"),
         "{table}"
     );
-    assert!(lines[2].contains("4/0/0"), "{table}");
+    assert_eq!(newest[9], "0.7500", "{table}");
+    let oldest: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!((oldest[6], oldest[7]), ("4", "0"), "{table}");
+    let csv = ws.ok(&["runs", "--csv"]).stdout;
+    assert!(
+        csv.starts_with("id,status,pipeline,started,seconds,ran,cached,failed,evaluate.accuracy"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3);
     let json: serde_json::Value = serde_json::from_str(&ws.ok(&["runs", "--json"]).stdout).unwrap();
     assert_eq!(json[0]["metrics"]["evaluate.epochs"], 4.0);
     assert_eq!(json[1]["stages"]["ran"], 4);
