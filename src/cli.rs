@@ -199,7 +199,18 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 .map_err(Error::Usage)?;
             print!("{}", render_compare(&records));
             let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-            let dir = ws.runs.dir().join(format!("compare-{}", ids.join("-")));
+            let mut name = format!("compare-{}", ids.join("-"));
+            if name.len() > 200 {
+                // Folder names stop at 255 bytes: many runs get the first id and a hash of all.
+                let digest = blake3::hash(ids.join(",").as_bytes()).to_hex();
+                name = format!(
+                    "compare-{}-and-{}-more-{}",
+                    ids[0],
+                    ids.len() - 1,
+                    &digest[..8]
+                );
+            }
+            let dir = ws.runs.dir().join(name);
             let written = crate::report::compare::write(&dir, &compare(&records), |id| {
                 ws.runs.run_dir(id).join("report")
             })
@@ -488,6 +499,7 @@ fn list_runs(ws: &Workspace, json: bool, csv: bool) -> Result<i32, Error> {
             (0..index.height())
                 .map(|row| match column.get(row) {
                     Ok(AnyValue::Null) | Err(_) => "-".to_string(),
+                    Ok(AnyValue::Float64(v)) if column.name() == "seconds" => format!("{v:.1}s"),
                     Ok(AnyValue::Float64(v)) => format_number(v),
                     Ok(AnyValue::String(v)) => v.to_string(),
                     Ok(other) => other.to_string(),

@@ -93,7 +93,7 @@ fn sweep(labels: &[bool], scores: &[f64]) -> Vec<(f64, Confusion)> {
     let mut i = 0;
     while i < order.len() {
         let threshold = scores[order[i]];
-        while i < order.len() && scores[order[i]] == threshold {
+        while i < order.len() && scores[order[i]].total_cmp(&threshold).is_eq() {
             if labels[order[i]] {
                 c.tp += 1;
                 c.fn_ -= 1;
@@ -137,6 +137,11 @@ pub fn precision_recall(labels: &[bool], scores: &[f64]) -> Vec<CurvePoint> {
             threshold,
         })
         .collect()
+}
+
+/// Whether both classes are present, so that ROC AUC and average precision mean something.
+pub fn both_classes(labels: &[bool]) -> bool {
+    labels.iter().any(|&l| l) && labels.iter().any(|&l| !l)
 }
 
 /// Area under a curve by the trapezoid rule (ROC AUC for [`roc`]).

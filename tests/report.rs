@@ -84,8 +84,8 @@ fn fixtures() -> Ws {
     );
     ws.write(
         "fixtures/evaluate.json",
-        r#"{"accuracy": 0.85, "precision": 0.8181818, "recall": 0.9, "specificity": 0.8, "f1": 0.8571429,
-            "roc_auc": 0.93, "threshold": 0.5, "test_images": 20, "split": "test", "split_mode": "group"}"#,
+        r#"{"accuracy": 0.8, "precision": 0.8, "recall": 0.8, "specificity": 0.8, "f1": 0.8,
+            "roc_auc": 0.9, "threshold": 0.5, "test_images": 20, "split": "test", "split_mode": "group"}"#,
     );
     let mut predictions = String::from("path,label,probability,split\n");
     for i in 0..20u32 {
@@ -181,7 +181,8 @@ fn the_report_links_real_figures_and_repeats_run_json() {
     assert!(md.contains("# Fixture report"));
     assert!(md.contains("Group-aware split: no test image has a copy or near copy in train"));
     assert!(md.contains("| truncated | 6 |"));
-    assert!(md.contains("Best epoch (lowest validation loss): 9."));
+    assert!(md.contains("Best epoch (the checkpoint kept): 9."));
+    assert!(md.contains("Training stopped early after epoch 14."));
     assert!(md.contains("| report | report | ran |"));
 
     // Rendering again from the same inputs gives the same bytes.
@@ -221,4 +222,35 @@ fn compare_writes_markdown_with_overlaid_curves() {
     // `pipe runs` still lists exactly the two runs.
     let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"]).stdout).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn predictions_that_would_make_the_figures_lie_are_refused() {
+    let ws = fixtures();
+    let mut csv = ws.read("fixtures/predictions.csv");
+    csv = csv.replacen("img3.png,1,0.440,test", "img3.png,1,NaN,test", 1);
+    ws.write("fixtures/predictions.csv", &csv);
+    let run = ws.pipe(&["run", "pipe.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("predictions.csv` row 4: probability must be from 0 to 1, not NaN"),
+        "{}",
+        run.stderr
+    );
+
+    // Numbers in the evaluate summary that the predictions do not support are an error, not a report.
+    let ws = fixtures();
+    ws.write(
+        "fixtures/evaluate.json",
+        r#"{"accuracy": 0.95, "threshold": 0.5, "split": "test"}"#,
+    );
+    let run = ws.pipe(&["run", "pipe.yaml"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("the evaluate summary says accuracy 0.95"),
+        "{}",
+        run.stderr
+    );
 }

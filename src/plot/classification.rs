@@ -101,16 +101,21 @@ pub fn confusion_matrix(
 pub struct Curves<'a> {
     /// ROC points, (0,0) to (1,1).
     pub roc: &'a [CurvePoint],
-    /// Its area.
-    pub roc_auc: f64,
+    /// Its area (`None` when only one class is present).
+    pub roc_auc: Option<f64>,
     /// Precision-recall points.
     pub pr: &'a [CurvePoint],
-    /// Average precision.
-    pub average_precision: f64,
+    /// Average precision (`None` when only one class is present).
+    pub average_precision: Option<f64>,
     /// Share of positives (the precision of guessing).
     pub prevalence: f64,
     /// The threshold whose points are marked.
     pub threshold: f64,
+}
+
+/// An area for a title: three decimals, or why there is none.
+fn shown(area: Option<f64>) -> String {
+    area.map_or("n/a: one class only".into(), |a| format!("{a:.3}"))
 }
 
 /// Draws ROC (left) and precision-recall (right), 1100 x 500 pixels.
@@ -127,7 +132,7 @@ pub fn roc_and_pr(path: &Path, curves: &Curves) -> anyhow::Result<()> {
         };
         let specs = [
             (
-                format!("ROC curve (AUC {:.3})", curves.roc_auc),
+                format!("ROC curve (AUC {})", shown(curves.roc_auc)),
                 "false positive rate (1 - specificity)",
                 "true positive rate (sensitivity)",
                 curves.roc,
@@ -135,7 +140,7 @@ pub fn roc_and_pr(path: &Path, curves: &Curves) -> anyhow::Result<()> {
                 "chance",
             ),
             (
-                format!("Precision-recall (AP {:.3})", curves.average_precision),
+                format!("Precision-recall (AP {})", shown(curves.average_precision)),
                 "recall (sensitivity)",
                 "precision",
                 curves.pr,
@@ -227,9 +232,9 @@ mod tests {
         let (r, p) = (roc(&labels, &scores), precision_recall(&labels, &scores));
         let curves = Curves {
             roc: &r,
-            roc_auc: area(&r),
+            roc_auc: Some(area(&r)),
             pr: &p,
-            average_precision: average_precision(&p),
+            average_precision: Some(average_precision(&p)),
             prevalence: 1.0 / 3.0,
             threshold: 0.5,
         };

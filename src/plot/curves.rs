@@ -21,6 +21,7 @@ pub struct Series {
 }
 
 /// A vertical marker at an epoch, with a label.
+#[derive(Clone)]
 pub struct Marker {
     /// Where.
     pub epoch: f64,

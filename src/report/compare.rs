@@ -164,16 +164,29 @@ fn overlay(
         else {
             continue;
         };
-        let table = Table::read(&file)?;
-        let epochs = table.float("epoch")?;
+        let columns = Table::read(&file).and_then(|t| {
+            Ok((
+                t.float("epoch")?,
+                t.float("val_loss")?,
+                t.float("val_accuracy")?,
+            ))
+        });
+        let (epochs, val_loss, val_accuracy) = match columns {
+            Ok(columns) => columns,
+            Err(e) => {
+                // One run's unreadable history leaves it out of the plot, not the comparison.
+                eprintln!("warning: run {run} is left out of the curves: {e:#}");
+                continue;
+            }
+        };
         let series = |values: Vec<f64>| Series {
             name: run.clone(),
             points: epochs.iter().copied().zip(values).collect(),
             dashed: false,
             colour: i,
         };
-        loss.push(series(table.float("val_loss")?));
-        accuracy.push(series(table.float("val_accuracy")?));
+        loss.push(series(val_loss));
+        accuracy.push(series(val_accuracy));
     }
     if loss.is_empty() {
         return Ok(false);

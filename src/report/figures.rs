@@ -6,13 +6,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::images::decode;
 use crate::metrics::{self, Confusion};
 use crate::plot::{bars, classification, curves, gallery};
 use crate::tables::Table;
+
+/// Images larger than this are not decoded for the grids of test images.
+const GALLERY_MAX_PIXELS: u64 = 100_000_000;
 
 /// What the report stage was given; `None` where the pipeline has no such output (yet).
 pub struct Inputs {
@@ -38,7 +41,7 @@ pub struct Inputs {
     pub images: Option<PathBuf>,
     /// Threshold when no evaluate summary says.
     pub threshold: f64,
-    /// Images in the mistakes grid.
+    /// Images in each grid of test images.
     pub gallery: usize,
 }
 
@@ -60,9 +63,14 @@ pub fn render(inputs: &Inputs, out: &Path) -> anyhow::Result<()> {
                 .filter(|s| counts.contains_key(**s))
                 .map(|s| s.to_string())
                 .collect();
-            let series = inputs
-                .classes
-                .iter()
+            // The classes as the data names them (a CSV manifest may use other names than `classes`).
+            let classes: std::collections::BTreeSet<&String> = counts
+                .values()
+                .filter_map(Value::as_object)
+                .flat_map(|c| c.keys())
+                .collect();
+            let series = classes
+                .into_iter()
                 .map(|class| {
                     let values = categories
                         .iter()
@@ -183,13 +191,7 @@ fn training_curves(
                 line("train", column("train_loss")?, true),
                 line("validation", val_loss, false),
             ],
-            markers: markers
-                .iter()
-                .map(|m| curves::Marker {
-                    epoch: m.epoch,
-                    label: m.label.clone(),
-                })
-                .collect(),
+            markers: markers.clone(),
             y_range: None,
         },
         curves::Panel {
@@ -206,11 +208,16 @@ fn training_curves(
     curves::draw(&out.join("training_curves.png"), &panels)?;
     std::fs::copy(
         path,
-        out.join(if path.extension().is_some_and(|e| e == "parquet") {
-            "history.parquet"
-        } else {
-            "history.csv"
-        }),
+        out.join(
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+            {
+                "history.parquet"
+            } else {
+                "history.csv"
+            },
+        ),
     )
     .with_context(|| format!("cannot copy `{}`", path.display()))?;
     Ok(())
@@ -224,13 +231,9 @@ struct Prediction {
     split: Option<String>,
 }
 
-fn test_figures(
-    inputs: &Inputs,
-    path: &Path,
-    out: &Path,
-    figures: &mut BTreeMap<String, String>,
-    facts: &mut serde_json::Map<String, Value>,
-) -> anyhow::Result<()> {
+/// Reads predictions, refusing what would make the figures lie: a label other than 0/1, a probability
+/// outside 0..1 (or NaN), a path that leaves the images folder.
+fn read_predictions(path: &Path) -> anyhow::Result<Vec<Prediction>> {
     let table = Table::read(path)?;
     let (paths, labels, probabilities) = (
         table.text("path")?,
@@ -238,29 +241,76 @@ fn test_figures(
         table.float("probability")?,
     );
     let splits = table.text_if_present("split")?;
-    let all: Vec<Prediction> = (0..table.len())
-        .map(|i| Prediction {
-            path: paths[i].clone(),
-            label: labels[i] == 1,
-            probability: probabilities[i],
-            split: splits[i].clone(),
+    (0..table.len())
+        .map(|i| {
+            let at = || format!("`{}` row {}", path.display(), i + 1);
+            if !matches!(labels[i], 0 | 1) {
+                bail!("{}: label must be 0 or 1, not {}", at(), labels[i]);
+            }
+            if !(0.0..=1.0).contains(&probabilities[i]) {
+                bail!(
+                    "{}: probability must be from 0 to 1, not {}",
+                    at(),
+                    probabilities[i]
+                );
+            }
+            if crate::spec::is_outside(&crate::spec::normalize(".", &paths[i])) {
+                bail!("{}: path `{}` leaves the images folder", at(), paths[i]);
+            }
+            Ok(Prediction {
+                path: paths[i].clone(),
+                label: labels[i] == 1,
+                probability: probabilities[i],
+                split: splits[i].clone(),
+            })
         })
-        .collect();
+        .collect()
+}
+
+fn test_figures(
+    inputs: &Inputs,
+    path: &Path,
+    out: &Path,
+    figures: &mut BTreeMap<String, String>,
+    facts: &mut serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let all = read_predictions(path)?;
     let evaluate = inputs.evaluate.as_deref().map(read_json).transpose()?;
     let threshold = evaluate
         .as_ref()
         .and_then(|e| e["threshold"].as_f64())
         .unwrap_or(inputs.threshold);
-    let on = |split: &str| -> Vec<&Prediction> {
+    let split = evaluate
+        .as_ref()
+        .and_then(|e| e["split"].as_str())
+        .unwrap_or("test")
+        .to_string();
+    let on = |name: &str| -> Vec<&Prediction> {
         all.iter()
-            .filter(|p| p.split.as_deref().is_none_or(|s| s == split))
+            .filter(|p| p.split.as_deref().is_none_or(|s| s == name))
             .collect()
     };
-    let test = on("test");
+    let test = on(&split);
+    if test.is_empty() {
+        bail!(
+            "`{}` has no predictions on the `{split}` split",
+            path.display()
+        );
+    }
     let (y, p): (Vec<bool>, Vec<f64>) = test.iter().map(|x| (x.label, x.probability)).unzip();
     let c = Confusion::at(&y, &p, threshold);
+    // The summary table shows the evaluate stage's numbers; the figures must tell the same story.
+    if let Some(reported) = evaluate.as_ref().and_then(|e| e["accuracy"].as_f64()) {
+        if (reported - c.accuracy()).abs() > 1e-6 {
+            bail!(
+                "the evaluate summary says accuracy {reported}, but `{}` gives {} on the `{split}` split at threshold {threshold}",
+                path.display(),
+                c.accuracy()
+            );
+        }
+    }
     let counts = vec![vec![c.tn, c.fp], vec![c.fn_, c.tp]];
-    let title = format!("Confusion matrix, test split, threshold {threshold:.2}");
+    let title = format!("Confusion matrix, {split} split, threshold {threshold:.2}");
     classification::confusion_matrix(
         &out.join("confusion_matrix.png"),
         &inputs.classes,
@@ -271,43 +321,40 @@ fn test_figures(
     let (roc, pr) = (metrics::roc(&y, &p), metrics::precision_recall(&y, &p));
     let curves_in = classification::Curves {
         roc: &roc,
-        roc_auc: metrics::area(&roc),
+        roc_auc: metrics::both_classes(&y).then(|| metrics::area(&roc)),
         pr: &pr,
-        average_precision: metrics::average_precision(&pr),
-        prevalence: y.iter().filter(|&&l| l).count() as f64 / y.len().max(1) as f64,
+        average_precision: metrics::both_classes(&y).then(|| metrics::average_precision(&pr)),
+        prevalence: y.iter().filter(|&&l| l).count() as f64 / y.len() as f64,
         threshold,
     };
     classification::roc_and_pr(&out.join("roc_pr.png"), &curves_in)?;
     figures.insert(
         "roc_pr.png".into(),
-        "ROC and precision-recall curves on the test split, threshold marked".into(),
+        format!("ROC and precision-recall curves on the {split} split, threshold marked"),
     );
     facts.insert("threshold".into(), json!(threshold));
-    facts.insert("test_images".into(), json!(test.len()));
-    facts.insert(
-        "average_precision".into(),
-        json!(curves_in.average_precision),
-    );
+    facts.insert("split".into(), json!(split));
+    let validation = on("val");
+    if split != "val" && validation.iter().any(|p| p.split.is_some()) {
+        let (vy, vp): (Vec<bool>, Vec<f64>) =
+            validation.iter().map(|x| (x.label, x.probability)).unzip();
+        facts.insert(
+            "youden_threshold_val".into(),
+            json!(metrics::youden_threshold(&vy, &vp)),
+        );
+    }
     if let Some(images) = &inputs.images {
-        let mut wrong: Vec<&&Prediction> = test
+        let (mut wrong, mut right): (Vec<&Prediction>, Vec<&Prediction>) = test
             .iter()
-            .filter(|x| (x.probability >= threshold) != x.label)
-            .collect();
-        wrong.sort_by(|a, b| {
-            confidence(b, threshold)
-                .total_cmp(&confidence(a, threshold))
-                .then(a.path.cmp(&b.path))
-        });
-        let mut right: Vec<&&Prediction> = test
-            .iter()
-            .filter(|x| (x.probability >= threshold) == x.label)
-            .collect();
-        right.sort_by(|a, b| {
-            confidence(b, threshold)
-                .total_cmp(&confidence(a, threshold))
-                .then(a.path.cmp(&b.path))
-        });
-        let tiles = |chosen: &[&&Prediction]| -> anyhow::Result<Vec<gallery::Tile>> {
+            .partition(|x| (x.probability >= threshold) != x.label);
+        for list in [&mut wrong, &mut right] {
+            list.sort_by(|a, b| {
+                confidence(b, threshold)
+                    .total_cmp(&confidence(a, threshold))
+                    .then(a.path.cmp(&b.path))
+            });
+        }
+        let tiles = |chosen: &[&Prediction]| -> anyhow::Result<Vec<gallery::Tile>> {
             chosen
                 .iter()
                 .take(inputs.gallery)
@@ -315,22 +362,15 @@ fn test_figures(
                 .collect()
         };
         let title = format!(
-            "Test images the model got wrong ({} of {}), most confident first",
+            "{split} images the model got wrong ({} of {}), most confident first",
             wrong.len(),
             test.len()
         );
         gallery::grid(&out.join("mistakes.png"), &title, &tiles(&wrong)?, 6)?;
         figures.insert("mistakes.png".into(), title);
-        gallery::grid(
-            &out.join("confident.png"),
-            "Most confident right answers on test",
-            &tiles(&right)?,
-            6,
-        )?;
-        figures.insert(
-            "confident.png".into(),
-            "Most confident right answers on test".into(),
-        );
+        let title = format!("Most confident right answers on {split}");
+        gallery::grid(&out.join("confident.png"), &title, &tiles(&right)?, 6)?;
+        figures.insert("confident.png".into(), title);
     }
     Ok(())
 }
@@ -349,7 +389,7 @@ fn tile(
     let file = images.join(&p.path);
     let bytes =
         std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
-    let image = decode::decode(&bytes, 100_000_000)
+    let image = decode::decode(&bytes, GALLERY_MAX_PIXELS)
         .with_context(|| format!("`{}`", file.display()))?
         .grey;
     let name = |positive: bool| inputs.classes[usize::from(positive)].clone();

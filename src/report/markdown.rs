@@ -34,13 +34,19 @@ pub fn publish(report_dir: &Path, figures: &Path, record: &RunRecord) -> anyhow:
                 .with_context(|| format!("cannot copy `{}`", entry.path().display()))?;
         }
     }
-    let index: Value = std::fs::read_to_string(figures.join("figures.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
+    let index_file = figures.join("figures.json");
+    let index: Value = std::fs::read_to_string(&index_file)
+        .map_err(anyhow::Error::from)
+        .and_then(|t| Ok(serde_json::from_str(&t)?))
+        .with_context(|| format!("cannot read `{}`", index_file.display()))?;
     let path = report_dir.join("report.md");
     std::fs::write(&path, markdown(record, &index))
         .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Text made safe for a markdown table cell.
+pub fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }
 
 fn figure(out: &mut String, index: &Value, name: &str) {
@@ -58,13 +64,23 @@ pub fn number(v: f64) -> String {
     }
 }
 
+/// The metrics of the run's stage of built-in `kind` (or, failing that, of the stage named like it).
+fn metrics_of<'a>(record: &'a RunRecord, kind: &str) -> Option<&'a Value> {
+    let stage = record
+        .stages
+        .iter()
+        .find(|s| s.kind == kind)
+        .map_or(kind, |s| s.name.as_str());
+    record.metrics.get(stage)
+}
+
 /// Where the test numbers come from, in words.
 pub fn split_statement(record: &RunRecord) -> Option<String> {
-    let split = record.metrics.get("split")?;
+    let split = metrics_of(record, "split")?;
     let leaked = split["leaked_test_images"].as_u64().unwrap_or(0);
     let test = split["images"]["test"].as_u64().unwrap_or(0);
     Some(match split["mode"].as_str().unwrap_or("") {
-        "group" => format!(
+        "group" if leaked == 0 => format!(
             "Group-aware split: no test image has a copy or near copy in train ({test} test images; duplicates, declared groups and patients stay in one split)."
         ),
         "given" => format!(
@@ -86,14 +102,17 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
         record.id, record.pipeline, record.status, record.started_at, record.duration_s
     );
     md.push_str("## Results\n\n");
-    match record.metrics.get("evaluate") {
+    match metrics_of(record, "evaluate") {
         Some(evaluate) => {
-            let split = evaluate["split"].as_str().unwrap_or("test");
-            let _ = writeln!(
-                md,
-                "On the **{split}** split, at threshold {}:\n",
-                number(evaluate["threshold"].as_f64().unwrap_or(0.5))
-            );
+            let split = index["facts"]["split"]
+                .as_str()
+                .or(evaluate["split"].as_str())
+                .unwrap_or("test");
+            let threshold = index["facts"]["threshold"]
+                .as_f64()
+                .or(evaluate["threshold"].as_f64());
+            let at = threshold.map_or(String::new(), |t| format!(", at threshold {}", number(t)));
+            let _ = writeln!(md, "On the **{split}** split{at}:\n");
             md.push_str("| metric | value |\n|---|---|\n");
             for (key, words) in SUMMARY {
                 if let Some(v) = evaluate[key].as_f64() {
@@ -101,6 +120,13 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
                 }
             }
             md.push('\n');
+            if let Some(youden) = index["facts"]["youden_threshold_val"].as_f64() {
+                let _ = writeln!(
+                    md,
+                    "The threshold that maximises Youden's J on validation is {}.\n",
+                    number(youden)
+                );
+            }
         }
         None => md.push_str(
             "This run has no `evaluate` stage results, so there are no model metrics yet.\n\n",
@@ -112,12 +138,16 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
     if index["figures"]["training_curves.png"].is_string() {
         md.push_str("## Training\n\n");
         if let Some(best) = index["facts"]["best_epoch"].as_f64() {
+            let _ = writeln!(md, "Best epoch (the checkpoint kept): {}.", number(best));
+        }
+        if let Some(stopped) = index["facts"]["stopped_epoch"].as_f64() {
             let _ = writeln!(
                 md,
-                "Best epoch (lowest validation loss): {}.\n",
-                number(best)
+                "Training stopped early after epoch {}.",
+                number(stopped)
             );
         }
+        md.push('\n');
         figure(&mut md, index, "training_curves.png");
     }
     if index["figures"]["confusion_matrix.png"].is_string() {
@@ -139,7 +169,7 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
 
 fn data_story(md: &mut String, record: &RunRecord, index: &Value) {
     md.push_str("## Data\n\n");
-    if let Some(v) = record.metrics.get("validate") {
+    if let Some(v) = metrics_of(record, "validate") {
         let n = |key: &str| v[key].as_u64().unwrap_or(0);
         let _ = writeln!(
             md,
@@ -223,7 +253,7 @@ fn params(md: &mut String, record: &RunRecord) {
         if let Some(v) =
             crate::spec::interpolate::get_path(&record.params, &name).filter(|v| !v.is_object())
         {
-            let _ = writeln!(md, "| `{name}` | `{v}` |");
+            let _ = writeln!(md, "| `{name}` | `{}` |", cell(&v.to_string()));
         }
     }
     md.push('\n');
@@ -245,7 +275,11 @@ fn stages(md: &mut String, record: &RunRecord) {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {:.2} | {} |",
-            s.name, s.kind, s.status, s.duration_s, s.reason
+            cell(&s.name),
+            s.kind,
+            s.status,
+            s.duration_s,
+            cell(&s.reason)
         );
     }
 }
