@@ -193,18 +193,16 @@ impl Workspace {
         Ok(record)
     }
 
-    /// Writes `runs/<id>/report/` around the figures of each report stage that ran or was restored; a
-    /// report that cannot be written is a warning, never a failed run.
+    /// Writes `runs/<id>/report/` for each report stage: around its figures when it ran or was restored,
+    /// from the run record alone when it did not (a failed run). A report that cannot be written is a
+    /// warning, never a failed run.
     fn publish_reports(
         &self,
         pipeline: &Pipeline,
         results: &[StageResult],
         record: &mut RunRecord,
     ) {
-        for result in results
-            .iter()
-            .filter(|r| matches!(r.status, Status::Ran | Status::Cached))
-        {
+        for result in results {
             let Some(stage) = pipeline.stages.iter().find(|s| s.name == result.name) else {
                 continue;
             };
@@ -218,10 +216,11 @@ impl Workspace {
             else {
                 continue;
             };
+            let figures = self.root.join(figures);
+            let figures =
+                matches!(result.status, Status::Ran | Status::Cached).then_some(figures.as_path());
             let report_dir = self.runs.run_dir(&record.id).join("report");
-            if let Err(e) =
-                crate::report::markdown::publish(&report_dir, &self.root.join(figures), record)
-            {
+            if let Err(e) = crate::report::markdown::publish(&report_dir, figures, record) {
                 record.warnings.push(format!(
                     "{}: cannot write the run report: {e:#}",
                     stage.name

@@ -253,4 +253,11 @@ fn predictions_that_would_make_the_figures_lie_are_refused() {
         "{}",
         run.stderr
     );
+    // The failed run still gets a report saying what happened.
+    let md = std::fs::read_to_string(report_dir(&ws, &ws.latest()).join("report.md")).unwrap();
+    assert!(
+        md.contains("The report stage did not run in this run"),
+        "{md}"
+    );
+    assert!(md.contains("| report | report | failed |"), "{md}");
 }

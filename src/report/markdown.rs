@@ -22,26 +22,39 @@ const SUMMARY: [(&str, &str); 6] = [
 ];
 
 /// Copies the figures from `figures` into `report_dir` and writes `report_dir/report.md` for `record`.
-pub fn publish(report_dir: &Path, figures: &Path, record: &RunRecord) -> anyhow::Result<()> {
+/// Without figures (the report stage did not run, e.g. after a failure upstream) the report still says
+/// what happened, from the run record.
+pub fn publish(
+    report_dir: &Path,
+    figures: Option<&Path>,
+    record: &RunRecord,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(report_dir)
         .with_context(|| format!("cannot create `{}`", report_dir.display()))?;
-    for entry in std::fs::read_dir(figures)
-        .with_context(|| format!("cannot read `{}`", figures.display()))?
-    {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
+    let index = match figures {
+        Some(figures) => copy_figures(figures, report_dir)?,
+        None => Value::Null,
+    };
+    let path = report_dir.join("report.md");
+    std::fs::write(&path, markdown(record, &index))
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Copies every file of the figures folder; returns its `figures.json` index.
+fn copy_figures(figures: &Path, report_dir: &Path) -> anyhow::Result<Value> {
+    let cannot_read = || format!("cannot read `{}`", figures.display());
+    for entry in std::fs::read_dir(figures).with_context(cannot_read)? {
+        let entry = entry.with_context(cannot_read)?;
+        if entry.file_type().with_context(cannot_read)?.is_file() {
             std::fs::copy(entry.path(), report_dir.join(entry.file_name()))
                 .with_context(|| format!("cannot copy `{}`", entry.path().display()))?;
         }
     }
     let index_file = figures.join("figures.json");
-    let index: Value = std::fs::read_to_string(&index_file)
+    std::fs::read_to_string(&index_file)
         .map_err(anyhow::Error::from)
         .and_then(|t| Ok(serde_json::from_str(&t)?))
-        .with_context(|| format!("cannot read `{}`", index_file.display()))?;
-    let path = report_dir.join("report.md");
-    std::fs::write(&path, markdown(record, &index))
-        .with_context(|| format!("cannot write `{}`", path.display()))
+        .with_context(|| format!("cannot read `{}`", index_file.display()))
 }
 
 /// Text made safe for a markdown table cell.
@@ -101,6 +114,9 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
         "Run `{}` of `{}`: {}, started {}, {:.1} s.\n",
         record.id, record.pipeline, record.status, record.started_at, record.duration_s
     );
+    if index.is_null() {
+        md.push_str("The report stage did not run in this run, so there are no figures; the stages table below says why.\n\n");
+    }
     md.push_str("## Results\n\n");
     match metrics_of(record, "evaluate") {
         Some(evaluate) => {
