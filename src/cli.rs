@@ -242,7 +242,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                     } else {
                         "output"
                     };
-                    println!("  {name:<20} {what:<7} {}", slot.description);
+                    let note = match (&slot.default, slot.optional) {
+                        (Some(d), _) => format!(" (default {d})"),
+                        (None, true) => " (optional)".to_string(),
+                        (None, false) => " (required)".to_string(),
+                    };
+                    println!("  {name:<20} {what:<7} {}{note}", slot.description);
                 }
                 for (name, p) in &kind.params {
                     let default = p
