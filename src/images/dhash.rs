@@ -12,7 +12,7 @@ use image::GrayImage;
 const GRID: usize = 9;
 const FINE: usize = 16;
 /// Least correlation of the fine grids for a near duplicate.
-const MIN_CORRELATION: f32 = 0.95;
+const MIN_CORRELATION: f32 = 0.96;
 
 /// The 8 difference hashes of an image, one per rotation/flip, in a fixed transform order, and its
 /// fine grid.
