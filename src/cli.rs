@@ -474,6 +474,7 @@ fn list_runs(ws: &Workspace, json: bool, csv: bool) -> Result<i32, Error> {
                     "started_at": r.started_at, "duration_s": r.duration_s,
                     "stages": {"ran": r.count("ran"), "cached": r.count("cached"), "failed": r.count("failed"), "skipped": r.count("skipped")},
                     "metrics": r.numeric_metrics(),
+                    "key_metrics": crate::run_index::key_metrics(r),
                 })
             })
             .collect();

@@ -18,6 +18,15 @@ const KEY_METRICS: [&str; 8] = [
     "validate.excluded",
 ];
 
+/// The key metrics one run has, by name (what the index shows as columns).
+pub fn key_metrics(record: &RunRecord) -> std::collections::BTreeMap<&'static str, f64> {
+    let metrics = record.numeric_metrics();
+    KEY_METRICS
+        .iter()
+        .filter_map(|&key| metrics.get(key).map(|&v| (key, v)))
+        .collect()
+}
+
 /// The index of `records`, in their order.
 pub fn frame(records: &[RunRecord]) -> DataFrame {
     let text = |name: &str, f: &dyn Fn(&RunRecord) -> String| {
@@ -51,7 +60,7 @@ pub fn frame(records: &[RunRecord]) -> DataFrame {
         count("cached", "cached"),
         count("failed", "failed"),
     ];
-    let metrics: Vec<_> = records.iter().map(RunRecord::numeric_metrics).collect();
+    let metrics: Vec<_> = records.iter().map(key_metrics).collect();
     for key in KEY_METRICS {
         if metrics.iter().any(|m| m.contains_key(key)) {
             let values: Vec<Option<f64>> = metrics.iter().map(|m| m.get(key).copied()).collect();

@@ -26,7 +26,8 @@ stages:
   train:
     cmd: mkdir -p model && cp fixtures/history_${params.variant}.csv model/history.csv && cp fixtures/train.json model/train.json
     deps: [fixtures]
-    outs: [model/history.csv, model/train.json]
+    outs: [model/history.csv]
+    metrics: [model/train.json]
   evaluate:
     cmd: mkdir -p metrics && cp fixtures/evaluate.json metrics/evaluate.json && cp fixtures/predictions.csv model/predictions.csv
     deps: [fixtures, model/history.csv]
@@ -68,7 +69,7 @@ fn fixtures() -> Ws {
     ws.write("fixtures/history_b.csv", &history(0.6));
     ws.write(
         "fixtures/train.json",
-        r#"{"best_epoch": 9, "stopped_epoch": 14}"#,
+        r#"{"best_epoch": 9, "stopped_epoch": 14, "model": "MobileNetV2 width 0.35, 96 px (fixture)"}"#,
     );
     ws.write(
         "fixtures/validate.json",
@@ -179,6 +180,10 @@ fn the_report_links_real_figures_and_repeats_run_json() {
         );
     }
     assert!(md.contains("# Fixture report"));
+    assert!(
+        md.contains("Model: MobileNetV2 width 0.35, 96 px (fixture)."),
+        "{md}"
+    );
     assert!(md.contains("Group-aware split: no test image has a copy or near copy in train"));
     assert!(md.contains("| truncated | 6 |"));
     assert!(md.contains("Best epoch (the checkpoint kept): 9."));

@@ -36,6 +36,10 @@ fn runs_lists_newest_first_with_metrics_and_json() {
     assert_eq!(csv.lines().count(), 3);
     let json: serde_json::Value = serde_json::from_str(&ws.ok(&["runs", "--json"]).stdout).unwrap();
     assert_eq!(json[0]["metrics"]["evaluate.epochs"], 4.0);
+    assert_eq!(
+        json[0]["key_metrics"]["evaluate.accuracy"], 0.75,
+        "the table's columns"
+    );
     assert_eq!(json[1]["stages"]["ran"], 4);
 }
 

@@ -151,6 +151,9 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
     if let Some(statement) = split_statement(record) {
         let _ = writeln!(md, "{statement}\n");
     }
+    if let Some(model) = metrics_of(record, "train").and_then(|t| t["model"].as_str()) {
+        let _ = writeln!(md, "Model: {model}.\n");
+    }
     if index["figures"]["training_curves.png"].is_string() {
         md.push_str("## Training\n\n");
         if let Some(best) = index["facts"]["best_epoch"].as_f64() {
