@@ -5,17 +5,18 @@
 //! are also materialised (PNG files and a table), drawn with the same function and seed. A preview grid
 //! puts originals beside augmented versions.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use image::GrayImage;
 use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{Context, save_png};
+use super::Context;
 use crate::image_table::{self, ImageRow};
 use crate::images::augment::{COPY_STREAM, Policy};
 use crate::images::decode;
 use crate::images::preprocess::{Normalize, Preprocess, Resize};
+use crate::images::save_png;
 use crate::images::sheet::contact_sheet;
 use crate::tables;
 
@@ -24,34 +25,14 @@ const PREVIEW_VERSIONS: u64 = 5;
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let policy = Policy {
-        rotation: ctx.number("rotation"),
+        rotation: ctx.number_in("rotation", 0.0, 180.0)?,
         hflip: ctx.flag("hflip"),
         vflip: ctx.flag("vflip"),
-        zoom: ctx.number("zoom"),
-        brightness: ctx.number("brightness"),
-        contrast: ctx.number("contrast"),
+        zoom: ctx.number_in("zoom", 0.0, 0.9)?,
+        brightness: ctx.number_in("brightness", 0.0, 1.0)?,
+        contrast: ctx.number_in("contrast", 0.0, 1.0)?,
     };
-    for (name, low, high) in [
-        ("rotation", 0.0, 180.0),
-        ("zoom", 0.0, 0.9),
-        ("brightness", 0.0, 1.0),
-        ("contrast", 0.0, 1.0),
-    ] {
-        let value = ctx.number(name);
-        if !(low..=high).contains(&value) {
-            bail!(
-                "stage `{}`: `{name}` must be from {low} to {high}, not {value}",
-                ctx.stage
-            );
-        }
-    }
-    let size = ctx.count("size")?;
-    if !(16..=1024).contains(&size) {
-        bail!(
-            "stage `{}`: `size` must be 16 to 1024 pixels, not {size}",
-            ctx.stage
-        );
-    }
+    let size = ctx.count_in("size", 16, 1024)?;
     let preprocess = Preprocess {
         size: size as u32,
         resize: serde_json::from_value::<Resize>(json!(ctx.text("resize")))?,

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use rayon::prelude::*;
 
-use super::{Context, save_png};
+use super::Context;
 use crate::hash::list_files;
 use crate::image_table::{self, ImageRow};
 use crate::images::decode::{self, format_name};
+use crate::images::save_png;
 use crate::images::sheet::contact_sheet;
 use crate::images::synth::{self, SynthParams};
 use crate::rng::Rng;
@@ -120,23 +121,11 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
 /// Writes the synthetic set into `images` and lists it.
 fn generate(ctx: &Context, images: &Path) -> anyhow::Result<Vec<Found>> {
     let per_class = ctx.count("images_per_class")?;
-    let size = ctx.count("size")?;
-    if !(16..=1024).contains(&size) {
-        bail!(
-            "stage `{}`: `size` must be 16 to 1024 pixels, not {size}",
-            ctx.stage
-        );
-    }
-    let difficulty = ctx.number("difficulty");
-    if !(0.0..=1.0).contains(&difficulty) {
-        bail!(
-            "stage `{}`: `difficulty` must be from 0 to 1, not {difficulty}",
-            ctx.stage
-        );
-    }
+    let size = ctx.count_in("size", 16, 1024)?;
+    let difficulty = ctx.number_in("difficulty", 0.0, 1.0)?;
     let params = SynthParams {
         size: size as u32,
-        difficulty: ctx.number("difficulty"),
+        difficulty,
     };
     let seed = ctx.count("seed")?;
     let jobs: Vec<(usize, u64)> = (0..SYNTHETIC_CLASSES.len())

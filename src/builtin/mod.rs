@@ -65,6 +65,30 @@ impl Context<'_> {
         self.settings[name].as_f64().expect("declared as a number")
     }
 
+    /// A number setting that must lie in `low..=high`.
+    pub fn number_in(&self, name: &str, low: f64, high: f64) -> anyhow::Result<f64> {
+        let value = self.number(name);
+        if !(low..=high).contains(&value) {
+            anyhow::bail!(
+                "stage `{}`: `{name}` must be from {low} to {high}, not {value}",
+                self.stage
+            );
+        }
+        Ok(value)
+    }
+
+    /// A whole-number setting that must lie in `low..=high`.
+    pub fn count_in(&self, name: &str, low: u64, high: u64) -> anyhow::Result<u64> {
+        let value = self.count(name)?;
+        if !(low..=high).contains(&value) {
+            anyhow::bail!(
+                "stage `{}`: `{name}` must be from {low} to {high}, not {value}",
+                self.stage
+            );
+        }
+        Ok(value)
+    }
+
     /// A list-of-text setting.
     pub fn texts(&self, name: &str) -> anyhow::Result<Vec<String>> {
         self.settings[name]
@@ -125,17 +149,6 @@ impl Context<'_> {
         std::fs::write(&path, text + "\n")
             .with_context(|| format!("cannot write `{}`", path.display()))
     }
-}
-
-/// Writes a grey image as PNG, creating its folder.
-pub(crate) fn save_png(path: &Path, image: &image::GrayImage) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create `{}`", parent.display()))?;
-    }
-    image
-        .save(path)
-        .with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 /// A built-in kind's code.

@@ -1,8 +1,6 @@
 //! The `report` kind: renders the run report's figures from the pipeline's outputs (see
 //! `crate::report::figures`); after the run, pipe writes `runs/<id>/report/report.md` around them.
 
-use anyhow::bail;
-
 use super::Context;
 use crate::report::figures::{self, Inputs};
 
@@ -15,13 +13,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
             classes.len()
         )
     })?;
-    let threshold = ctx.number("threshold");
-    if !(0.0..=1.0).contains(&threshold) {
-        bail!(
-            "stage `{}`: `threshold` must be from 0 to 1, not {threshold}",
-            ctx.stage
-        );
-    }
+    let threshold = ctx.number_in("threshold", 0.0, 1.0)?;
     let previews = [
         ("ingest_preview", "Ingested images, one row per class"),
         (

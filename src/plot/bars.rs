@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{PALETTE, render, text};
+use super::{PALETTE, legend, render, text};
 
 /// Draws `values[series][category]`, 900 x 440 pixels.
 pub fn grouped(
@@ -76,13 +76,7 @@ pub fn grouped(
             )?;
         }
         if series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .label_font(text(15))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{GREY, PALETTE, render, text};
+use super::{GREY, PALETTE, legend, render, text};
 use crate::metrics::CurvePoint;
 
 /// Draws `counts[true class][predicted class]` with `classes` as names, 620 x 560 pixels.
@@ -188,13 +188,7 @@ pub fn roc_and_pr(path: &Path, curves: &Curves) -> anyhow::Result<()> {
                     .label(format!("threshold {:.2}", curves.threshold))
                     .legend(|(x, y)| Circle::new((x + 12, y), 6, PALETTE[1].filled()));
             }
-            chart
-                .configure_series_labels()
-                .label_font(text(15))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .position(SeriesLabelPosition::LowerRight)
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
         Ok(())
     })

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{Area, GREY, PALETTE, render, text};
+use super::{Area, GREY, PALETTE, legend, render, text};
 
 /// One line: a name for the legend and (epoch, value) points.
 pub struct Series {
@@ -129,13 +129,7 @@ fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
         SeriesLabelPosition::UpperRight
     };
     if !panel.series.is_empty() {
-        chart
-            .configure_series_labels()
-            .label_font(text(15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .position(legend_corner)
-            .draw()?;
+        legend(&mut chart, legend_corner)?;
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ pub mod gallery;
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::Context as _;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -35,6 +35,24 @@ pub const PALETTE: [RGBColor; 6] = [
 
 /// Grey for reference lines and annotations.
 pub const GREY: RGBColor = RGBColor(110, 110, 110);
+
+/// Draws a chart's legend in `corner`, in the house style.
+pub fn legend<'a, 'b>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    corner: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    'b: 'a,
+{
+    chart
+        .configure_series_labels()
+        .label_font(text(15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .position(corner)
+        .draw()?;
+    Ok(())
+}
 
 /// Text of `size` pixels in the shipped font.
 pub fn text(size: u32) -> TextStyle<'static> {
@@ -74,13 +92,7 @@ pub fn render_on(
         area.present()?;
     }
     let image = image::RgbImage::from_raw(width, height, pixels).expect("buffer matches the size");
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create `{}`", parent.display()))?;
-    }
-    image
-        .save(path)
-        .with_context(|| format!("cannot write `{}`", path.display()))
+    crate::images::save_png(path, &image)
 }
 
 #[cfg(test)]
