@@ -235,13 +235,10 @@ fn predictions_that_would_make_the_figures_lie_are_refused() {
     let mut csv = ws.read("fixtures/predictions.csv");
     csv = csv.replacen("img3.png,1,0.440,test", "img3.png,1,NaN,test", 1);
     ws.write("fixtures/predictions.csv", &csv);
-    let run = ws.pipe(&["run", "pipe.yaml"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("predictions.csv` row 4: probability must be from 0 to 1, not NaN"),
-        "{}",
-        run.stderr
+    ws.fails(
+        &["run", "pipe.yaml"],
+        1,
+        &["predictions.csv` row 4: probability must be from 0 to 1, not NaN"],
     );
 
     // Numbers in the evaluate summary that the predictions do not support are an error, not a report.
@@ -250,13 +247,10 @@ fn predictions_that_would_make_the_figures_lie_are_refused() {
         "fixtures/evaluate.json",
         r#"{"accuracy": 0.95, "threshold": 0.5, "split": "test"}"#,
     );
-    let run = ws.pipe(&["run", "pipe.yaml"]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stderr
-            .contains("the evaluate summary says accuracy 0.95"),
-        "{}",
-        run.stderr
+    ws.fails(
+        &["run", "pipe.yaml"],
+        1,
+        &["the evaluate summary says accuracy 0.95"],
     );
     // The failed run still gets a report saying what happened.
     let md = std::fs::read_to_string(report_dir(&ws, &ws.latest()).join("report.md")).unwrap();

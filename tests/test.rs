@@ -76,6 +76,20 @@ impl Ws {
         run
     }
 
+    /// Runs pipe, asserts it exits with `code` and that stderr says each of `messages`.
+    pub fn fails(&self, args: &[&str], code: i32, messages: &[&str]) -> Run {
+        let run = self.pipe(args);
+        assert_eq!(run.code, code, "pipe {args:?}:\nstderr:\n{}", run.stderr);
+        for message in messages {
+            assert!(
+                run.stderr.contains(message),
+                "pipe {args:?}: stderr lacks {message:?}:\n{}",
+                run.stderr
+            );
+        }
+        run
+    }
+
     /// The newest run record.
     pub fn latest(&self) -> Value {
         let out = self.ok(&["runs", "--json"]).stdout;
