@@ -112,6 +112,18 @@ enum Command {
     },
     /// List the built-in stage kinds and their settings.
     Stages,
+    /// Pretrained weights files.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WeightsCommand {
+    /// List a weights file's tensors: name, shape, type, quantisation, size.
+    Inspect {
+        /// A TensorFlow Lite model (`.tflite`).
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -233,6 +245,14 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             );
             Ok(EXIT_OK)
         }
+        Command::Weights(WeightsCommand::Inspect { file }) => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Error::Io(format!("cannot read `{}`: {e}", file.display())))?;
+            let model = crate::weights::tflite::parse(&bytes)
+                .map_err(|e| Error::Usage(format!("`{}`: {e:#}", file.display())))?;
+            print!("{}", render_weights(&file, &model));
+            Ok(EXIT_OK)
+        }
         Command::Stages => {
             for kind in crate::kinds::all() {
                 println!("{} (v{}): {}", kind.kind, kind.version, kind.description);
@@ -261,6 +281,52 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             Ok(EXIT_OK)
         }
     }
+}
+
+fn render_weights(file: &std::path::Path, model: &crate::weights::tflite::Model) -> String {
+    let constant: usize = model.tensors.iter().map(|t| t.data.len()).sum();
+    let mut out = format!(
+        "{}: TensorFlow Lite schema v{}, {} tensors, {:.1} MB of constant data\n",
+        file.display(),
+        model.version,
+        model.tensors.len(),
+        constant as f64 / 1e6
+    );
+    let describe = |i: &i32| {
+        usize::try_from(*i)
+            .ok()
+            .and_then(|i| model.tensors.get(i))
+            .map_or(format!("#{i} (missing)"), |t| {
+                format!("{} {:?} {}", t.name, t.shape, t.dtype)
+            })
+    };
+    for (what, list) in [("input", &model.inputs), ("output", &model.outputs)] {
+        for i in list {
+            out.push_str(&format!("{what}: {}\n", describe(i)));
+        }
+    }
+    let rows: Vec<Vec<String>> = model
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            vec![
+                i.to_string(),
+                format!("{:?}", t.shape),
+                t.dtype.to_string(),
+                t.quantization
+                    .map_or("-".into(), |(scale, zero)| format!("{scale:.6} @ {zero}")),
+                t.data.len().to_string(),
+                t.name.clone(),
+            ]
+        })
+        .collect();
+    // Names last: fused TFLite names run to hundreds of characters.
+    out.push_str(&table(
+        &["#", "SHAPE", "TYPE", "SCALE @ ZERO", "BYTES", "NAME"],
+        &rows,
+    ));
+    out
 }
 
 fn plural(n: usize) -> &'static str {

@@ -33,4 +33,5 @@ pub mod state;
 pub mod store;
 pub mod tables;
 pub mod term;
+pub mod weights;
 pub mod workspace;

@@ -11,3 +11,4 @@ mod runs;
 mod scheduler;
 mod spec_errors;
 mod test;
+mod weights;
