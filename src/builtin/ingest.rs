@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::Context;
 use crate::hash::list_files;
 use crate::image_table::{self, ImageRow};
-use crate::images::decode::{self, format_name};
+use crate::images::decode;
 use crate::images::save_png;
 use crate::images::sheet::contact_sheet;
 use crate::images::synth::{self, SynthParams};
@@ -328,7 +328,7 @@ fn read_and_copy(found: &Found, images: &Path, label: i64) -> anyhow::Result<Ima
         patient: found.patient.clone(),
         hash: blake3::hash(&bytes).to_hex().to_string(),
         bytes: bytes.len() as i64,
-        format: header.as_ref().map(|h| format_name(h.format)),
+        format: header.as_ref().map(decode::Header::format_name),
         width: header.as_ref().map(|h| i64::from(h.width)),
         height: header.as_ref().map(|h| i64::from(h.height)),
         mode: header.as_ref().map(|h| h.mode.to_string()),

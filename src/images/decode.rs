@@ -29,13 +29,8 @@ pub struct Header {
 impl Header {
     /// The format's lower-case name (`jpeg`, `png`, ...).
     pub fn format_name(&self) -> String {
-        format_name(self.format)
+        format!("{:?}", self.format).to_lowercase()
     }
-}
-
-/// A format's lower-case name.
-pub fn format_name(format: ImageFormat) -> String {
-    format!("{format:?}").to_lowercase()
 }
 
 /// A fully decoded image, oriented as it should be viewed.

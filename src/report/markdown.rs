@@ -58,7 +58,7 @@ fn copy_figures(figures: &Path, report_dir: &Path) -> anyhow::Result<Value> {
 }
 
 /// Text made safe for a markdown table cell.
-pub fn cell(text: &str) -> String {
+fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
@@ -88,7 +88,7 @@ fn metrics_of<'a>(record: &'a RunRecord, kind: &str) -> Option<&'a Value> {
 }
 
 /// Where the test numbers come from, in words.
-pub fn split_statement(record: &RunRecord) -> Option<String> {
+fn split_statement(record: &RunRecord) -> Option<String> {
     let split = metrics_of(record, "split")?;
     let leaked = split["leaked_test_images"].as_u64().unwrap_or(0);
     let test = split["images"]["test"].as_u64().unwrap_or(0);
