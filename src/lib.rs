@@ -23,6 +23,7 @@ pub mod images;
 pub mod key;
 pub mod kinds;
 pub mod metrics;
+pub mod model;
 pub mod plot;
 pub mod record;
 pub mod report;

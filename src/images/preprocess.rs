@@ -2,7 +2,7 @@
 //! the model's square input by a declared policy, repeated into 3 channels, and normalised the way the
 //! pretrained weights expect. Augmentation works on the resized grey image, between the two steps.
 
-use image::{GrayImage, Luma, imageops};
+use image::{GrayImage, Luma, RgbImage, imageops};
 use serde::{Deserialize, Serialize};
 
 /// How a non-square image becomes the model's square input.
@@ -72,23 +72,34 @@ impl Preprocess {
         }
     }
 
-    /// A resized grey image as a 3 x size x size tensor (channels first), normalised.
+    /// A resized grey image as a size x size x 3 tensor (channels last, the model's layout),
+    /// normalised; the grey level is repeated into the three channels.
     pub fn tensor(&self, resized: &GrayImage) -> Vec<f32> {
         assert_eq!(resized.dimensions(), (self.size, self.size), "resize first");
-        let plane = resized.as_raw();
-        let mut out = Vec::with_capacity(plane.len() * 3);
-        for channel in 0..3 {
-            out.extend(plane.iter().map(|&p| {
-                let x = f32::from(p);
-                match self.normalize {
-                    Normalize::Symmetric => x / 127.5 - 1.0,
-                    Normalize::Imagenet => {
-                        (x / 255.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
-                    }
-                }
-            }));
+        let mut out = Vec::with_capacity(resized.as_raw().len() * 3);
+        for &p in resized.as_raw() {
+            out.extend((0..3).map(|channel| self.normalise(p, channel)));
         }
         out
+    }
+
+    /// A colour image at the input size as a size x size x 3 tensor (channels last), normalised:
+    /// for checking ImageNet weights on photographs.
+    pub fn tensor_rgb(&self, resized: &RgbImage) -> Vec<f32> {
+        assert_eq!(resized.dimensions(), (self.size, self.size), "resize first");
+        let mut out = Vec::with_capacity(resized.as_raw().len());
+        for pixel in resized.pixels() {
+            out.extend((0..3).map(|channel| self.normalise(pixel[channel], channel)));
+        }
+        out
+    }
+
+    fn normalise(&self, level: u8, channel: usize) -> f32 {
+        let x = f32::from(level);
+        match self.normalize {
+            Normalize::Symmetric => x / 127.5 - 1.0,
+            Normalize::Imagenet => (x / 255.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel],
+        }
     }
 }
 
@@ -130,11 +141,11 @@ mod tests {
         let image = GrayImage::from_fn(8, 8, |x, _| Luma([if x == 0 { 0 } else { 255 }]));
         let t = policy(Resize::Stretch, Normalize::Symmetric).tensor(&image);
         assert_eq!(t.len(), 3 * 64);
-        assert_eq!((t[0], t[1]), (-1.0, 1.0));
+        assert_eq!(t[..6], [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0], "channels last");
         let t = policy(Resize::Stretch, Normalize::Imagenet).tensor(&image);
         assert!((t[0] + 0.485 / 0.229).abs() < 1e-5);
         assert!(
-            (t[64] + 0.456 / 0.224).abs() < 1e-5,
+            (t[1] + 0.456 / 0.224).abs() < 1e-5,
             "second channel uses its own statistics"
         );
     }

@@ -1,0 +1,403 @@
+//! MobileNetV2 (Sandler et al. 2018) with a runtime width multiplier and input size, in NHWC on the
+//! ops of this module. The layer table is the paper's (t, c, n, s) table as data; parameter names follow
+//! torchvision's `mobilenet_v2`, so checkpoints and torchvision weights share one format.
+//!
+//! Shapes through the network for input side `s` and width 1.0 (batch `n`):
+//! `[n, s, s, 3]` -> stem 3x3/2 -> `[n, s/2, s/2, 32]` -> 17 inverted residual blocks ->
+//! `[n, s/32, s/32, 320]` -> 1x1 conv -> `[n, s/32, s/32, 1280]` -> average pool -> `[n, 1, 1, 1280]` ->
+//! dropout -> linear -> `[n, 1, 1, classes]` (one logit for a binary head).
+
+use serde::{Deserialize, Serialize};
+
+use super::kernels::Window;
+use super::ops::{self, BatchNorm};
+use super::param::{Layout, Param};
+use super::tape::{Graph, Var};
+use crate::rng::Rng;
+
+/// The inverted residual blocks: expansion t, output channels c, repeats n, first stride s.
+const INVERTED_RESIDUALS: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
+/// Channels of the stem and of the last convolution at width 1.0.
+const STEM_CHANNELS: usize = 32;
+const LAST_CHANNELS: usize = 1280;
+
+/// The number of inverted residual blocks (what `freeze` counts).
+pub const BLOCKS: usize = 17;
+
+/// What the network looks like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Width multiplier (alpha): 0.35 to 1.4.
+    pub width: f32,
+    /// Input side in pixels.
+    pub input: usize,
+    /// Outputs of the head: 1 for a binary classifier (a logit), 1001 for the TFLite ImageNet model.
+    pub classes: usize,
+    /// Dropout before the head.
+    pub dropout: f32,
+    /// TensorFlow's `SAME` padding (the TFLite weights) instead of PyTorch's symmetric padding.
+    pub same_padding: bool,
+    /// BatchNorm momentum, PyTorch's convention (weight of the newest batch).
+    pub bn_momentum: f32,
+    /// BatchNorm epsilon.
+    pub bn_eps: f32,
+}
+
+impl Config {
+    /// A binary classifier with PyTorch's conventions.
+    pub fn binary(width: f32, input: usize) -> Config {
+        Config {
+            width,
+            input,
+            classes: 1,
+            dropout: 0.2,
+            same_padding: false,
+            bn_momentum: 0.1,
+            bn_eps: 1e-5,
+        }
+    }
+}
+
+/// Channels rounded to a multiple of 8, never more than 10% below the exact value (the reference
+/// implementations' `_make_divisible`).
+pub fn make_divisible(value: f32) -> usize {
+    let rounded = (((value + 4.0) as usize) / 8 * 8).max(8);
+    if (rounded as f32) < 0.9 * value {
+        rounded + 8
+    } else {
+        rounded
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Full { stride: usize },
+    Depthwise { stride: usize },
+    Pointwise,
+}
+
+/// A convolution followed by BatchNorm and, except for projections, ReLU6.
+struct ConvBn {
+    weight: Param,
+    kind: Kind,
+    bn: BatchNorm,
+    relu6: bool,
+    frozen: bool,
+}
+
+impl ConvBn {
+    fn new(
+        conv: &str,
+        bn: &str,
+        layout: Layout,
+        kind: Kind,
+        relu6: bool,
+        config: &Config,
+        rng: &mut Rng,
+    ) -> ConvBn {
+        let cout = match layout {
+            Layout::Conv { cout, .. } | Layout::Pointwise { cout, .. } => cout,
+            Layout::Depthwise { c, .. } => c,
+            _ => unreachable!("convolutions only"),
+        };
+        // Kaiming normal, fan out, as torchvision initialises MobileNetV2.
+        let fan_out = layout.len() / layout.torch_shape()[1];
+        let std = (2.0 / fan_out as f64).sqrt();
+        let weights = (0..layout.len())
+            .map(|_| (rng.normal() * std) as f32)
+            .collect();
+        let vector = |suffix: &str, value: f32| {
+            Param::new(
+                format!("{bn}.{suffix}"),
+                Layout::Vector { len: cout },
+                vec![value; cout],
+                false,
+            )
+        };
+        ConvBn {
+            weight: Param::new(format!("{conv}.weight"), layout, weights, true),
+            kind,
+            bn: BatchNorm {
+                gamma: vector("weight", 1.0),
+                beta: vector("bias", 0.0),
+                running_mean: vec![0.0; cout],
+                running_var: vec![1.0; cout],
+                momentum: config.bn_momentum,
+                eps: config.bn_eps,
+            },
+            relu6,
+            frozen: false,
+        }
+    }
+
+    fn forward(&mut self, g: &mut Graph, x: &Var, same: bool) -> Var {
+        let window = |stride| Window::new(x.shape.h, x.shape.w, 3, stride, same);
+        let y = match self.kind {
+            Kind::Full { stride } => ops::conv(g, x, &self.weight, window(stride)),
+            Kind::Depthwise { stride } => ops::depthwise(g, x, &self.weight, window(stride)),
+            Kind::Pointwise => ops::pointwise(g, x, &self.weight),
+        };
+        let batch_stats = g.is_training() && !self.frozen;
+        ops::batch_norm(g, &y, &mut self.bn, batch_stats, self.relu6)
+    }
+
+    fn freeze(&mut self) {
+        self.frozen = true;
+        for p in [&mut self.weight, &mut self.bn.gamma, &mut self.bn.beta] {
+            p.trainable = false;
+        }
+    }
+}
+
+/// An inverted residual block: 1x1 expansion (unless t = 1), 3x3 depthwise, linear 1x1 projection,
+/// and a shortcut when the shape is kept.
+struct Block {
+    layers: Vec<ConvBn>,
+    residual: bool,
+}
+
+/// The network.
+pub struct MobileNetV2 {
+    /// Its configuration.
+    pub config: Config,
+    stem: ConvBn,
+    blocks: Vec<Block>,
+    last: ConvBn,
+    head_weight: Param,
+    head_bias: Param,
+}
+
+impl MobileNetV2 {
+    /// A network with torchvision's random initialisation, seeded.
+    pub fn new(config: Config, seed: u64) -> MobileNetV2 {
+        let mut rng = Rng::derive(seed, "init", 0, 0);
+        let rng = &mut rng;
+        let c = &config;
+        let mut cin = make_divisible(STEM_CHANNELS as f32 * c.width);
+        let stem = ConvBn::new(
+            "features.0.0",
+            "features.0.1",
+            Layout::Conv {
+                k: 3,
+                cin: 3,
+                cout: cin,
+            },
+            Kind::Full { stride: 2 },
+            true,
+            c,
+            rng,
+        );
+        let mut blocks = Vec::new();
+        for (t, channels, repeats, first_stride) in INVERTED_RESIDUALS {
+            let cout = make_divisible(channels as f32 * c.width);
+            for r in 0..repeats {
+                let stride = if r == 0 { first_stride } else { 1 };
+                let at = format!("features.{}.conv", blocks.len() + 1);
+                let hidden = cin * t;
+                let mut names = (0..).map(|i| format!("{at}.{i}"));
+                let mut layers = Vec::new();
+                if t != 1 {
+                    let n = names.next().unwrap_or_default();
+                    let layout = Layout::Pointwise { cin, cout: hidden };
+                    layers.push(ConvBn::new(
+                        &format!("{n}.0"),
+                        &format!("{n}.1"),
+                        layout,
+                        Kind::Pointwise,
+                        true,
+                        c,
+                        rng,
+                    ));
+                }
+                let n = names.next().unwrap_or_default();
+                let layout = Layout::Depthwise { k: 3, c: hidden };
+                layers.push(ConvBn::new(
+                    &format!("{n}.0"),
+                    &format!("{n}.1"),
+                    layout,
+                    Kind::Depthwise { stride },
+                    true,
+                    c,
+                    rng,
+                ));
+                let (conv, bn) = (
+                    names.next().unwrap_or_default(),
+                    names.next().unwrap_or_default(),
+                );
+                let layout = Layout::Pointwise { cin: hidden, cout };
+                layers.push(ConvBn::new(
+                    &conv,
+                    &bn,
+                    layout,
+                    Kind::Pointwise,
+                    false,
+                    c,
+                    rng,
+                ));
+                blocks.push(Block {
+                    layers,
+                    residual: stride == 1 && cin == cout,
+                });
+                cin = cout;
+            }
+        }
+        let last_channels = make_divisible(LAST_CHANNELS as f32 * c.width.max(1.0));
+        let last = ConvBn::new(
+            &format!("features.{}.0", BLOCKS + 1),
+            &format!("features.{}.1", BLOCKS + 1),
+            Layout::Pointwise {
+                cin,
+                cout: last_channels,
+            },
+            Kind::Pointwise,
+            true,
+            c,
+            rng,
+        );
+        let head = Layout::Linear {
+            cin: last_channels,
+            cout: c.classes,
+        };
+        let head_weight = Param::new(
+            "classifier.1.weight".into(),
+            head,
+            (0..head.len())
+                .map(|_| (rng.normal() * 0.01) as f32)
+                .collect(),
+            true,
+        );
+        let head_bias = Param::new(
+            "classifier.1.bias".into(),
+            Layout::Vector { len: c.classes },
+            vec![0.0; c.classes],
+            false,
+        );
+        MobileNetV2 {
+            config,
+            stem,
+            blocks,
+            last,
+            head_weight,
+            head_bias,
+        }
+    }
+
+    /// Freezes the stem and the lowest `blocks` inverted residual blocks: their parameters stop
+    /// training and their BatchNorm uses its running statistics.
+    pub fn freeze(&mut self, blocks: usize) {
+        if blocks == 0 {
+            return;
+        }
+        self.stem.freeze();
+        for block in self.blocks.iter_mut().take(blocks) {
+            block.layers.iter_mut().for_each(ConvBn::freeze);
+        }
+    }
+
+    /// Logits `[n, 1, 1, classes]` for images `[n, input, input, 3]`.
+    pub fn forward(&mut self, g: &mut Graph, images: &Var, rng: &mut Rng) -> Var {
+        let same = self.config.same_padding;
+        let mut x = self.stem.forward(g, images, same);
+        for block in &mut self.blocks {
+            let input = x.clone();
+            for layer in &mut block.layers {
+                x = layer.forward(g, &x, same);
+            }
+            if block.residual {
+                x = ops::sum(g, &input, &x);
+            }
+        }
+        let x = self.last.forward(g, &x, same);
+        let x = ops::global_average_pool(g, &x);
+        let x = ops::dropout(g, &x, self.config.dropout, rng);
+        ops::linear(g, &x, &self.head_weight, &self.head_bias)
+    }
+
+    /// Every parameter, stem first, head last.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut out = Vec::new();
+        let layers = std::iter::once(&mut self.stem)
+            .chain(self.blocks.iter_mut().flat_map(|b| b.layers.iter_mut()))
+            .chain(std::iter::once(&mut self.last));
+        for layer in layers {
+            out.extend([&mut layer.weight, &mut layer.bn.gamma, &mut layer.bn.beta]);
+        }
+        out.extend([&mut self.head_weight, &mut self.head_bias]);
+        out
+    }
+
+    /// Every tensor of the state (parameters and BatchNorm running statistics) as (torchvision name,
+    /// its layout, its numbers here), mutable, for saving and loading.
+    pub fn state_mut(&mut self) -> Vec<(String, Layout, &mut Vec<f32>)> {
+        let mut out = Vec::new();
+        let layers = std::iter::once(&mut self.stem)
+            .chain(self.blocks.iter_mut().flat_map(|b| b.layers.iter_mut()))
+            .chain(std::iter::once(&mut self.last));
+        for layer in layers {
+            let bn = &mut layer.bn;
+            let prefix = bn.gamma.name.trim_end_matches(".weight").to_string();
+            let len = bn.running_mean.len();
+            for p in [&mut layer.weight, &mut bn.gamma, &mut bn.beta] {
+                out.push((p.name.clone(), p.layout, p.value_mut()));
+            }
+            out.push((
+                format!("{prefix}.running_mean"),
+                Layout::Vector { len },
+                &mut bn.running_mean,
+            ));
+            out.push((
+                format!("{prefix}.running_var"),
+                Layout::Vector { len },
+                &mut bn.running_var,
+            ));
+        }
+        for p in [&mut self.head_weight, &mut self.head_bias] {
+            out.push((p.name.clone(), p.layout, p.value_mut()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tape::Shape;
+
+    #[test]
+    fn channels_round_like_the_reference() {
+        assert_eq!(make_divisible(32.0 * 0.35), 16);
+        assert_eq!(make_divisible(16.0 * 0.35), 8);
+        assert_eq!(make_divisible(24.0 * 0.5), 16);
+        assert_eq!(make_divisible(320.0 * 1.4), 448);
+        assert_eq!(make_divisible(1280.0 * 1.4), 1792);
+    }
+
+    #[test]
+    fn width_one_has_the_papers_parameter_count_and_shapes() {
+        let mut net = MobileNetV2::new(
+            Config {
+                classes: 1000,
+                ..Config::binary(1.0, 64)
+            },
+            1,
+        );
+        let params: usize = net.params_mut().iter().map(|p| p.value.len()).sum();
+        assert_eq!(
+            params, 3_504_872,
+            "torchvision's mobilenet_v2() has 3,504,872 parameters"
+        );
+        let mut g = Graph::inference();
+        let x = g.var(vec![0.1; 2 * 64 * 64 * 3], Shape::new(2, 64, 64, 3), false);
+        let y = net.forward(&mut g, &x, &mut Rng::new(0));
+        assert_eq!(y.shape, Shape::new(2, 1, 1, 1000));
+    }
+}

@@ -1,0 +1,406 @@
+//! The model's differentiable ops. Each computes its forward pass with the kernels, returns a [`Var`],
+//! and, when training, records a backward closure on the tape that adds into its inputs' and
+//! parameters' gradients. Nothing is computed for an input or parameter that needs no gradient, so the
+//! frozen lower blocks of a fine-tuned network cost only their forward pass.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::kernels::{self, Window, matmul};
+use super::param::Param;
+use super::tape::{Graph, Shape, Var, accumulate, take};
+use crate::rng::Rng;
+
+/// The output of an op; it needs a gradient when any of its inputs or parameters does.
+fn output(g: &Graph, value: Vec<f32>, shape: Shape, needs_grad: bool) -> Var {
+    g.var(value, shape, needs_grad)
+}
+
+fn trains(g: &Graph, p: &Param) -> bool {
+    g.is_training() && p.trainable
+}
+
+/// A 1x1 convolution: `[n, h, w, cin] -> [n, h, w, cout]` with weights `[cin, cout]`.
+pub fn pointwise(g: &mut Graph, x: &Var, w: &Param) -> Var {
+    let (cin, cout) = (x.shape.c, w.value.len() / x.shape.c);
+    let rows = x.shape.pixels();
+    let mut y = vec![0.0; rows * cout];
+    matmul(
+        (rows, cout, cin),
+        &x.value,
+        false,
+        &w.value,
+        false,
+        &mut y,
+        false,
+    );
+    let train_w = trains(g, w);
+    let out = output(
+        g,
+        y,
+        Shape { c: cout, ..x.shape },
+        x.needs_grad() || train_w,
+    );
+    if let Some(out_slot) = out.slot.clone() {
+        let (xv, wv, x_slot) = (x.value.clone(), w.value.clone(), x.slot.clone());
+        let w_slot = train_w.then(|| w.slot.clone());
+        g.record(move |grads| {
+            let dy = take(grads, &out_slot)?;
+            if let Some(s) = w_slot {
+                let dw = accumulate(grads, &s)?;
+                matmul((cin, cout, rows), &xv, true, &dy, false, dw, true);
+            }
+            if let Some(s) = x_slot {
+                let dx = accumulate(grads, &s)?;
+                matmul((rows, cin, cout), &dy, false, &wv, true, dx, true);
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// A k x k convolution with weights `[k, k, cin, cout]` (the stem). Its input is the image, which
+/// needs no gradient, so only the weights' gradient is computed.
+pub fn conv(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
+    assert!(
+        !x.needs_grad(),
+        "conv computes no input gradient: use it on images only"
+    );
+    let width = win.k * win.k * x.shape.c;
+    let cout = w.value.len() / width;
+    let cols = kernels::im2col(&x.value, x.shape, &win);
+    let rows = x.shape.n * win.out_h * win.out_w;
+    let mut y = vec![0.0; rows * cout];
+    matmul(
+        (rows, cout, width),
+        &cols,
+        false,
+        &w.value,
+        false,
+        &mut y,
+        false,
+    );
+    let shape = Shape::new(x.shape.n, win.out_h, win.out_w, cout);
+    let train_w = trains(g, w);
+    let out = output(g, y, shape, train_w);
+    if let Some(out_slot) = out.slot.clone() {
+        let w_slot = w.slot.clone();
+        g.record(move |grads| {
+            let dy = take(grads, &out_slot)?;
+            let dw = accumulate(grads, &w_slot)?;
+            matmul((width, cout, rows), &cols, true, &dy, false, dw, true);
+            Ok(())
+        });
+    }
+    out
+}
+
+/// A depthwise convolution with weights `[k, k, c]`.
+pub fn depthwise(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
+    let y = kernels::depthwise_forward(&x.value, x.shape, &w.value, &win);
+    let shape = Shape::new(x.shape.n, win.out_h, win.out_w, x.shape.c);
+    let train_w = trains(g, w);
+    let out = output(g, y, shape, x.needs_grad() || train_w);
+    if let Some(out_slot) = out.slot.clone() {
+        let (xv, wv, xs, x_slot) = (x.value.clone(), w.value.clone(), x.shape, x.slot.clone());
+        let w_slot = train_w.then(|| w.slot.clone());
+        g.record(move |grads| {
+            let dy = take(grads, &out_slot)?;
+            if let Some(s) = w_slot {
+                let dw = kernels::depthwise_backward_weight(&xv, xs, &dy, &win);
+                add(accumulate(grads, &s)?, &dw);
+            }
+            if let Some(s) = x_slot {
+                let dx = kernels::depthwise_backward_input(&dy, xs, &wv, &win);
+                add(accumulate(grads, &s)?, &dx);
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// BatchNorm's parameters and running statistics.
+pub struct BatchNorm {
+    /// Scale per channel.
+    pub gamma: Param,
+    /// Shift per channel.
+    pub beta: Param,
+    /// Running mean, used in inference mode.
+    pub running_mean: Vec<f32>,
+    /// Running (unbiased) variance, used in inference mode.
+    pub running_var: Vec<f32>,
+    /// Weight of the newest batch in the running statistics (PyTorch's convention: 0.1).
+    pub momentum: f32,
+    /// Added to the variance.
+    pub eps: f32,
+}
+
+/// Batch normalisation over the channels, then ReLU6 when `relu6`. With `batch_stats` it normalises
+/// by the batch's statistics and updates the running ones (training); otherwise by the running ones.
+pub fn batch_norm(
+    g: &mut Graph,
+    x: &Var,
+    bn: &mut BatchNorm,
+    batch_stats: bool,
+    relu6: bool,
+) -> Var {
+    let (rows, c) = (x.shape.pixels(), x.shape.c);
+    let (mean, inv_std): (Vec<f32>, Vec<f32>) = if batch_stats {
+        let sums = kernels::channel_sums(rows, c, |i| f64::from(x.value[i]));
+        let mean: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
+        let squares = kernels::channel_sums(rows, c, |i| {
+            let d = f64::from(x.value[i]) - mean[i % c];
+            d * d
+        });
+        let var: Vec<f64> = squares.iter().map(|s| s / rows as f64).collect();
+        let unbiased = rows as f64 / (rows.max(2) - 1) as f64;
+        let m = f64::from(bn.momentum);
+        for ch in 0..c {
+            let rm = &mut bn.running_mean[ch];
+            *rm = ((1.0 - m) * f64::from(*rm) + m * mean[ch]) as f32;
+            let rv = &mut bn.running_var[ch];
+            *rv = ((1.0 - m) * f64::from(*rv) + m * var[ch] * unbiased) as f32;
+        }
+        (
+            mean.iter().map(|&v| v as f32).collect(),
+            var.iter()
+                .map(|&v| (1.0 / (v + f64::from(bn.eps)).sqrt()) as f32)
+                .collect(),
+        )
+    } else {
+        (
+            bn.running_mean.clone(),
+            bn.running_var
+                .iter()
+                .map(|&v| 1.0 / (v + bn.eps).sqrt())
+                .collect(),
+        )
+    };
+    let scale: Vec<f32> = bn
+        .gamma
+        .value
+        .iter()
+        .zip(&inv_std)
+        .map(|(g, s)| g * s)
+        .collect();
+    let shift: Vec<f32> = (0..c)
+        .map(|ch| bn.beta.value[ch] - mean[ch] * scale[ch])
+        .collect();
+    let mut y = x.value.as_ref().clone();
+    y.par_chunks_mut(c).for_each(|row| {
+        for ((v, s), t) in row.iter_mut().zip(&scale).zip(&shift) {
+            *v = *v * s + t;
+            if relu6 {
+                *v = v.clamp(0.0, 6.0);
+            }
+        }
+    });
+    let train_params = trains(g, &bn.gamma);
+    let out = output(g, y, x.shape, x.needs_grad() || train_params);
+    if let Some(out_slot) = out.slot.clone() {
+        let (xv, yv, x_slot) = (x.value.clone(), out.value.clone(), x.slot.clone());
+        let param_slots = train_params.then(|| (bn.gamma.slot.clone(), bn.beta.slot.clone()));
+        let gamma = bn.gamma.value.clone();
+        g.record(move |grads| {
+            let mut dz = take(grads, &out_slot)?;
+            if relu6 {
+                dz.par_iter_mut().zip(yv.par_iter()).for_each(|(d, &y)| {
+                    if y <= 0.0 || y >= 6.0 {
+                        *d = 0.0;
+                    }
+                });
+            }
+            let xhat = |i: usize| (xv[i] - mean[i % c]) * inv_std[i % c];
+            let d_beta = kernels::channel_sums(rows, c, |i| f64::from(dz[i]));
+            let d_gamma = kernels::channel_sums(rows, c, |i| f64::from(dz[i] * xhat(i)));
+            if let Some((gs, bs)) = param_slots {
+                add(accumulate(grads, &gs)?, &to_f32(&d_gamma));
+                add(accumulate(grads, &bs)?, &to_f32(&d_beta));
+            }
+            if let Some(s) = x_slot {
+                let n = rows as f32;
+                let mean_beta: Vec<f32> = d_beta.iter().map(|&v| v as f32 / n).collect();
+                let mean_gamma: Vec<f32> = d_gamma.iter().map(|&v| v as f32 / n).collect();
+                let dx = accumulate(grads, &s)?;
+                dx.par_chunks_mut(c)
+                    .zip(dz.par_chunks(c))
+                    .enumerate()
+                    .for_each(|(r, (dx, dz))| {
+                        for ch in 0..c {
+                            let k = gamma[ch] * inv_std[ch];
+                            dx[ch] += if batch_stats {
+                                k * (dz[ch] - mean_beta[ch] - xhat(r * c + ch) * mean_gamma[ch])
+                            } else {
+                                k * dz[ch]
+                            };
+                        }
+                    });
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// Element-wise sum of two values of one shape (the inverted residual's shortcut).
+pub fn sum(g: &mut Graph, a: &Var, b: &Var) -> Var {
+    assert_eq!(a.shape, b.shape, "sum of different shapes");
+    let y: Vec<f32> = a
+        .value
+        .iter()
+        .zip(b.value.iter())
+        .map(|(x, y)| x + y)
+        .collect();
+    let out = output(g, y, a.shape, a.needs_grad() || b.needs_grad());
+    if let Some(out_slot) = out.slot.clone() {
+        let (a_slot, b_slot) = (a.slot.clone(), b.slot.clone());
+        g.record(move |grads| {
+            let dy = take(grads, &out_slot)?;
+            for s in [a_slot, b_slot].into_iter().flatten() {
+                add(accumulate(grads, &s)?, &dy);
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// The mean over rows and columns: `[n, h, w, c] -> [n, 1, 1, c]`.
+pub fn global_average_pool(g: &mut Graph, x: &Var) -> Var {
+    let (area, c) = (x.shape.h * x.shape.w, x.shape.c);
+    let y: Vec<f32> = x
+        .value
+        .chunks(area * c)
+        .flat_map(|image| {
+            let mut sums = vec![0.0f32; c];
+            for pixel in image.chunks(c) {
+                add(&mut sums, pixel);
+            }
+            sums.into_iter().map(move |s| s / area as f32)
+        })
+        .collect();
+    let shape = Shape::new(x.shape.n, 1, 1, c);
+    let out = output(g, y, shape, x.needs_grad());
+    if let (Some(out_slot), Some(x_slot)) = (out.slot.clone(), x.slot.clone()) {
+        g.record(move |grads| {
+            let dy = take(grads, &out_slot)?;
+            let dx = accumulate(grads, &x_slot)?;
+            for (image, g) in dx.chunks_mut(area * c).zip(dy.chunks(c)) {
+                for pixel in image.chunks_mut(c) {
+                    for (d, &gv) in pixel.iter_mut().zip(g) {
+                        *d += gv / area as f32;
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// Inverted dropout: when training, zeroes each value with probability `p` and scales the rest by
+/// `1 / (1 - p)`; otherwise the identity.
+pub fn dropout(g: &mut Graph, x: &Var, p: f32, rng: &mut Rng) -> Var {
+    if !g.is_training() || p <= 0.0 {
+        return x.clone();
+    }
+    let keep = 1.0 / (1.0 - p);
+    let mask: Vec<f32> = (0..x.value.len())
+        .map(|_| if rng.chance(f64::from(p)) { 0.0 } else { keep })
+        .collect();
+    let y: Vec<f32> = x.value.iter().zip(&mask).map(|(v, m)| v * m).collect();
+    let out = output(g, y, x.shape, x.needs_grad());
+    if let (Some(out_slot), Some(x_slot)) = (out.slot.clone(), x.slot.clone()) {
+        g.record(move |grads| {
+            let dy = take(grads, &out_slot)?;
+            let dx = accumulate(grads, &x_slot)?;
+            for ((d, g), m) in dx.iter_mut().zip(&dy).zip(&mask) {
+                *d += g * m;
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// A fully connected layer: `[n, 1, 1, cin] -> [n, 1, 1, cout]`, weights `[cin, cout]` and a bias.
+pub fn linear(g: &mut Graph, x: &Var, w: &Param, b: &Param) -> Var {
+    let cout = b.value.len();
+    let mut y = pointwise(g, x, w);
+    let train_b = trains(g, b);
+    let mut values = Arc::unwrap_or_clone(std::mem::take(&mut y.value));
+    for row in values.chunks_mut(cout) {
+        add(row, &b.value);
+    }
+    let out = output(g, values, y.shape, y.needs_grad() || train_b);
+    if let Some(out_slot) = out.slot.clone() {
+        let (y_slot, b_slot) = (y.slot.clone(), train_b.then(|| b.slot.clone()));
+        g.record(move |grads| {
+            let dy = take(grads, &out_slot)?;
+            if let Some(s) = b_slot {
+                let db = accumulate(grads, &s)?;
+                for row in dy.chunks(cout) {
+                    add(db, row);
+                }
+            }
+            if let Some(s) = y_slot {
+                add(accumulate(grads, &s)?, &dy);
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// Binary cross-entropy on logits `[n, 1, 1, 1]` against labels 0/1, each image weighted (class
+/// weights), averaged over the batch: a scalar.
+pub fn binary_cross_entropy(g: &mut Graph, logits: &Var, labels: &[f32], weights: &[f32]) -> Var {
+    let n = logits.value.len();
+    assert!(
+        labels.len() == n && weights.len() == n,
+        "one label and weight per logit"
+    );
+    let loss: f64 = (0..n)
+        .map(|i| {
+            let (z, y) = (f64::from(logits.value[i]), f64::from(labels[i]));
+            f64::from(weights[i]) * (z.max(0.0) - z * y + (-z.abs()).exp().ln_1p())
+        })
+        .sum::<f64>()
+        / n as f64;
+    let out = output(
+        g,
+        vec![loss as f32],
+        Shape::new(1, 1, 1, 1),
+        logits.needs_grad(),
+    );
+    if let (Some(out_slot), Some(z_slot)) = (out.slot.clone(), logits.slot.clone()) {
+        let (z, labels, weights) = (logits.value.clone(), labels.to_vec(), weights.to_vec());
+        g.record(move |grads| {
+            let seed = take(grads, &out_slot)?[0];
+            let dz = accumulate(grads, &z_slot)?;
+            for i in 0..n {
+                dz[i] += seed * weights[i] * (sigmoid(z[i]) - labels[i]) / n as f32;
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// The logistic function.
+pub fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn add(into: &mut [f32], from: &[f32]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
