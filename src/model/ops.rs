@@ -404,3 +404,141 @@ fn add(into: &mut [f32], from: &[f32]) {
 fn to_f32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::param::Layout;
+
+    /// A small network that uses every op once: stem conv, BatchNorm + ReLU6, depthwise, shortcut,
+    /// pointwise, BatchNorm, pooling, linear head and the loss.
+    struct Tiny {
+        params: Vec<Param>,
+        bn1: BatchNorm,
+        bn2: BatchNorm,
+    }
+
+    const C: usize = 4;
+
+    fn random(len: usize, rng: &mut Rng, scale: f64) -> Vec<f32> {
+        (0..len).map(|_| (rng.normal() * scale) as f32).collect()
+    }
+
+    fn norm(name: &str, rng: &mut Rng) -> BatchNorm {
+        let v = Layout::Vector { len: C };
+        let gamma = random(C, rng, 0.3).iter().map(|x| 1.0 + x).collect();
+        BatchNorm {
+            gamma: Param::new(format!("{name}.g"), v, gamma, false),
+            beta: Param::new(format!("{name}.b"), v, random(C, rng, 0.3), false),
+            running_mean: random(C, rng, 0.1),
+            running_var: vec![1.5; C],
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+
+    impl Tiny {
+        fn new() -> Tiny {
+            let mut rng = Rng::new(11);
+            let layouts = [
+                Layout::Conv {
+                    k: 3,
+                    cin: 3,
+                    cout: C,
+                },
+                Layout::Depthwise { k: 3, c: C },
+                Layout::Pointwise { cin: C, cout: C },
+                Layout::Linear { cin: C, cout: 1 },
+                Layout::Vector { len: 1 },
+            ];
+            let params = layouts
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| Param::new(format!("p{i}"), l, random(l.len(), &mut rng, 0.5), true))
+                .collect();
+            Tiny {
+                params,
+                bn1: norm("bn1", &mut rng),
+                bn2: norm("bn2", &mut rng),
+            }
+        }
+
+        fn loss(&mut self, g: &mut Graph, batch_stats: bool) -> Var {
+            let mut rng = Rng::new(5);
+            let s = Shape::new(3, 6, 5, 3);
+            let x = g.var(random(s.len(), &mut rng, 1.0), s, false);
+            let p = &self.params;
+            let a = conv(g, &x, &p[0], Window::new(6, 5, 3, 2, false));
+            let b = batch_norm(g, &a, &mut self.bn1, batch_stats, true);
+            let c = depthwise(g, &b, &p[1], Window::new(3, 3, 3, 1, true));
+            let d = sum(g, &b, &c);
+            let e = pointwise(g, &d, &p[2]);
+            let f = batch_norm(g, &e, &mut self.bn2, batch_stats, false);
+            let h = global_average_pool(g, &f);
+            let z = linear(g, &h, &p[3], &p[4]);
+            binary_cross_entropy(g, &z, &[1.0, 0.0, 1.0], &[1.0, 2.0, 0.5])
+        }
+
+        fn all(&mut self) -> Vec<&mut Param> {
+            let mut out: Vec<&mut Param> = self.params.iter_mut().collect();
+            for bn in [&mut self.bn1, &mut self.bn2] {
+                out.push(&mut bn.gamma);
+                out.push(&mut bn.beta);
+            }
+            out
+        }
+    }
+
+    fn check_gradients(batch_stats: bool) {
+        let mut net = Tiny::new();
+        let mut g = Graph::training();
+        let loss = net.loss(&mut g, batch_stats);
+        let mut grads = g.backward(&loss);
+        let analytic: Vec<Vec<f32>> = net
+            .all()
+            .iter()
+            .map(|p| accumulate(&mut grads, &p.slot).unwrap().to_vec())
+            .collect();
+        let eps = 1e-2f32;
+        for (k, gradient) in analytic.iter().enumerate() {
+            for (i, &expected) in gradient.iter().enumerate() {
+                let mut at = |delta: f32| {
+                    net.all()[k].value_mut()[i] += delta;
+                    let l = net.loss(&mut Graph::training(), batch_stats).value[0];
+                    net.all()[k].value_mut()[i] -= delta;
+                    f64::from(l)
+                };
+                let numeric = ((at(eps) - at(-eps)) / (2.0 * f64::from(eps))) as f32;
+                let name = net.all()[k].name.clone();
+                assert!(
+                    (numeric - expected).abs() < 2e-3 + 0.03 * numeric.abs(),
+                    "{name}[{i}] (batch stats {batch_stats}): analytic {expected} numeric {numeric}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_in_training_mode() {
+        check_gradients(true);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_with_running_statistics() {
+        check_gradients(false);
+    }
+
+    #[test]
+    fn frozen_parameters_get_no_gradient_and_inference_records_nothing() {
+        let mut net = Tiny::new();
+        net.params[2].trainable = false;
+        let mut g = Graph::training();
+        let loss = net.loss(&mut g, true);
+        let mut grads = g.backward(&loss);
+        let frozen = accumulate(&mut grads, &net.params[2].slot).unwrap();
+        assert!(frozen.iter().all(|&v| v == 0.0));
+        let trained = accumulate(&mut grads, &net.params[1].slot).unwrap();
+        assert!(trained.iter().any(|&v| v != 0.0));
+        assert!(!net.loss(&mut Graph::inference(), false).needs_grad());
+    }
+}
