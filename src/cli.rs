@@ -112,6 +112,18 @@ enum Command {
     },
     /// List the built-in stage kinds and their settings.
     Stages,
+    /// Label images with the model a run trained (its train stage's checkpoint, same preprocessing).
+    Predict {
+        /// A run id, a unique prefix of one, or `latest`.
+        #[arg(long)]
+        run: String,
+        /// The train stage, when the run has several.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Images to label.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
     /// Pretrained weights files.
     #[command(subcommand)]
     Weights(WeightsCommand),
@@ -119,10 +131,28 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum WeightsCommand {
-    /// List a weights file's tensors: name, shape, type, quantisation, size.
+    /// List a weights file's tensors: name, shape, type, quantisation, size; with `--classify`,
+    /// label photographs with the network instead (a check that the weights load right).
     Inspect {
+        /// A TensorFlow Lite model (`.tflite`), or (with `--classify`) a checkpoint pipe wrote.
+        file: PathBuf,
+        /// Images to label with the network's top-5 classes.
+        #[arg(long, num_args = 1..)]
+        classify: Vec<PathBuf>,
+        /// With `--classify`: one line per image, `IMAGE<TAB>LABEL<TAB>PROBABILITY`.
+        #[arg(long, requires = "classify")]
+        top1: bool,
+        /// Class names, one per line (default: `imagenet_labels.txt` beside FILE).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
+    /// Convert a TFLite MobileNetV2 into a safetensors checkpoint in torchvision's names (for a train
+    /// stage's `weights` input).
+    Convert {
         /// A TensorFlow Lite model (`.tflite`).
         file: PathBuf,
+        /// The safetensors file to write.
+        out: PathBuf,
     },
 }
 
@@ -198,6 +228,16 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             Ok(EXIT_OK)
         }
         Command::Runs { json, csv } => list_runs(&ws, json, csv),
+        Command::Predict { run, stage, images } => {
+            let (predictions, threshold) =
+                crate::predict::predict(&ws, &run, stage.as_deref(), &images)
+                    .map_err(|e| Error::Usage(format!("{e:#}")))?;
+            for p in predictions {
+                println!("{}\t{}\t{:.4}", p.image.display(), p.class, p.probability);
+            }
+            eprintln!("(probability of the positive class; threshold {threshold})");
+            Ok(EXIT_OK)
+        }
         Command::Show { run } => {
             let record = ws.runs.resolve(&run).map_err(Error::Usage)?;
             print!("{}", render_show(&ws, &record));
@@ -245,7 +285,48 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             );
             Ok(EXIT_OK)
         }
-        Command::Weights(WeightsCommand::Inspect { file }) => {
+        Command::Weights(WeightsCommand::Inspect {
+            file,
+            classify,
+            top1,
+            labels,
+        }) if !classify.is_empty() => {
+            let usage = |e: anyhow::Error| Error::Usage(format!("{e:#}"));
+            let mut classifier =
+                crate::weights::classify::Classifier::open(&file, labels.as_deref())
+                    .map_err(usage)?;
+            for image in &classify {
+                let top = classifier
+                    .top(image, if top1 { 1 } else { 5 })
+                    .map_err(usage)?;
+                if top1 {
+                    println!("{}\t{}\t{:.4}", image.display(), top[0].0, top[0].1);
+                } else {
+                    println!("{}:", image.display());
+                    for (label, p) in top {
+                        println!("  {p:.4}  {label}");
+                    }
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Weights(WeightsCommand::Convert { file, out }) => {
+            let usage = |e: anyhow::Error| Error::Usage(format!("`{}`: {e:#}", file.display()));
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Error::Io(format!("cannot read `{}`: {e}", file.display())))?;
+            let model = crate::weights::tflite::parse(&bytes).map_err(usage)?;
+            let mut net = crate::weights::convert::mobilenet_from_tflite(&model).map_err(usage)?;
+            crate::model::checkpoint::save(&mut net, &out)
+                .map_err(|e| Error::Io(format!("{e:#}")))?;
+            println!(
+                "wrote {} ({} classes at {} px)",
+                out.display(),
+                net.config.classes,
+                net.config.input
+            );
+            Ok(EXIT_OK)
+        }
+        Command::Weights(WeightsCommand::Inspect { file, .. }) => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| Error::Io(format!("cannot read `{}`: {e}", file.display())))?;
             let model = crate::weights::tflite::parse(&bytes)

@@ -124,6 +124,11 @@ const DECLARATIONS: &[(&str, &str)] = &[
         include_str!("../stages/augment.yaml"),
     ),
     ("stages/report.yaml", include_str!("../stages/report.yaml")),
+    ("stages/train.yaml", include_str!("../stages/train.yaml")),
+    (
+        "stages/evaluate.yaml",
+        include_str!("../stages/evaluate.yaml"),
+    ),
     (
         "stages/manifest.yaml",
         include_str!("../stages/manifest.yaml"),

@@ -25,6 +25,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod model;
 pub mod plot;
+pub mod predict;
 pub mod record;
 pub mod report;
 pub mod rng;

@@ -3,10 +3,12 @@
 //! defaulted every setting before an implementation sees it.
 
 mod augment;
+mod evaluate;
 mod ingest;
 mod manifest;
 mod report;
 mod split;
+pub mod train;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -163,6 +165,8 @@ pub fn implementation(kind: &str) -> Option<Implementation> {
         "augment" => Some(augment::run),
         "report" => Some(report::run),
         "manifest" => Some(manifest::run),
+        "train" => Some(train::run),
+        "evaluate" => Some(evaluate::run),
         _ => None,
     }
 }

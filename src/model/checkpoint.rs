@@ -62,16 +62,30 @@ pub fn load(path: &Path) -> anyhow::Result<MobileNetV2> {
     let config: Config = serde_json::from_str(config)
         .with_context(|| format!("`{}`: bad model configuration", path.display()))?;
     let mut net = MobileNetV2::new(config, 0);
-    load_state(&mut net, &bytes).with_context(|| format!("`{}`", path.display()))?;
+    load_state(&mut net, &bytes, true).with_context(|| format!("`{}`", path.display()))?;
     Ok(net)
 }
 
+/// The network configuration a file written by pipe carries, if any.
+pub fn read_config(bytes: &[u8]) -> Option<Config> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes).ok()?;
+    serde_json::from_str(metadata.metadata().as_ref()?.get(CONFIG_KEY)?).ok()
+}
+
+/// Fills everything but the classifier from pretrained weights (transfer learning: the head is new).
+pub fn load_features(net: &mut MobileNetV2, bytes: &[u8]) -> anyhow::Result<()> {
+    load_state(net, bytes, false)
+}
+
 /// Fills the network's state from safetensors bytes in torchvision's names; every tensor the network
-/// has must be there with its shape.
-pub fn load_state(net: &mut MobileNetV2, bytes: &[u8]) -> anyhow::Result<()> {
+/// has (but the classifier's, unless `with_head`) must be there with its shape.
+pub fn load_state(net: &mut MobileNetV2, bytes: &[u8], with_head: bool) -> anyhow::Result<()> {
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow::anyhow!("not a safetensors file: {e:?}"))?;
     for (name, layout, value) in net.state_mut() {
+        if !with_head && name.starts_with("classifier.") {
+            continue;
+        }
         let view = file
             .tensor(&name)
             .map_err(|_| anyhow::anyhow!("tensor `{name}` is missing"))?;

@@ -150,10 +150,10 @@ impl ConvBn {
         ops::batch_norm(g, &y, &mut self.bn, batch_stats, self.relu6)
     }
 
-    fn freeze(&mut self) {
-        self.frozen = true;
+    fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
         for p in [&mut self.weight, &mut self.bn.gamma, &mut self.bn.beta] {
-            p.trainable = false;
+            p.trainable = !frozen;
         }
     }
 }
@@ -291,16 +291,19 @@ impl MobileNetV2 {
         }
     }
 
-    /// Freezes the stem and the lowest `blocks` inverted residual blocks: their parameters stop
-    /// training and their BatchNorm uses its running statistics.
-    pub fn freeze(&mut self, blocks: usize) {
-        if blocks == 0 {
-            return;
+    /// Chooses what trains. `Some(k)`: all but the stem and the lowest `k` inverted residual blocks
+    /// (`Some(0)`: everything); `None`: the head alone. Frozen layers keep their parameters and
+    /// normalise with their BatchNorm's running statistics.
+    pub fn set_frozen(&mut self, blocks: Option<usize>) {
+        let below = blocks.unwrap_or(usize::MAX);
+        self.stem.set_frozen(below > 0);
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block
+                .layers
+                .iter_mut()
+                .for_each(|l| l.set_frozen(i < below));
         }
-        self.stem.freeze();
-        for block in self.blocks.iter_mut().take(blocks) {
-            block.layers.iter_mut().for_each(ConvBn::freeze);
-        }
+        self.last.set_frozen(blocks.is_none());
     }
 
     /// Logits `[n, 1, 1, classes]` for images `[n, input, input, 3]`.
@@ -399,5 +402,40 @@ mod tests {
         let x = g.var(vec![0.1; 2 * 64 * 64 * 3], Shape::new(2, 64, 64, 3), false);
         let y = net.forward(&mut g, &x, &mut Rng::new(0));
         assert_eq!(y.shape, Shape::new(2, 1, 1, 1000));
+    }
+
+    #[test]
+    fn learns_a_separable_task() {
+        // Class 1 images are brighter on the left half: from scratch, 120 Adam steps must fit them.
+        use crate::model::ops::binary_cross_entropy;
+        use crate::model::optim::{Adam, Kind};
+        let side = 32;
+        let mut net = MobileNetV2::new(Config::binary(0.35, side), 3);
+        let mut adam = Adam::new(Kind::Adamw, 0.0);
+        let mut rng = Rng::new(9);
+        let mut recent = Vec::new();
+        for _ in 0..120 {
+            let labels: Vec<f32> = (0..16).map(|i| (i % 2) as f32).collect();
+            let mut x = Vec::new();
+            for &y in &labels {
+                for _row in 0..side {
+                    for col in 0..side {
+                        let bright = if y > 0.5 && col < side / 2 { 0.8 } else { 0.0 };
+                        let v = bright + 0.3 * rng.normal() as f32;
+                        x.extend([v, v, v]);
+                    }
+                }
+            }
+            let mut g = Graph::training();
+            let x = g.var(x, Shape::new(16, side, side, 3), false);
+            let logits = net.forward(&mut g, &x, &mut rng);
+            let loss = binary_cross_entropy(&mut g, &logits, &labels, &[1.0; 16]);
+            recent.push(loss.value[0]);
+            let mut grads = g.backward(&loss);
+            adam.step(&mut net.params_mut(), &mut grads, 1e-3).unwrap();
+        }
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+        let (start, end) = (mean(&recent[..10]), mean(&recent[recent.len() - 10..]));
+        assert!(start > 0.5 && end < 0.3, "loss went from {start} to {end}");
     }
 }

@@ -8,6 +8,8 @@
 //! ```
 
 pub mod checkpoint;
+pub mod dataset;
+pub mod fit;
 pub mod kernels;
 pub mod mobilenet;
 pub mod ops;

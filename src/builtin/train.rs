@@ -1,0 +1,236 @@
+//! The `train` kind: reads the split and the augmentation policy, builds MobileNetV2 (from scratch or
+//! from pretrained weights), runs the training loop, and writes the best checkpoint with its resolved
+//! config, the history table every epoch, and a summary for `run.json`.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use polars::prelude::{Column, DataFrame};
+use serde_json::json;
+
+use super::Context;
+use crate::image_table::{self, ImageRow};
+use crate::model::dataset::{self, PolicyFile};
+use crate::model::fit::{self, Epoch, Observer, Settings};
+use crate::model::mobilenet::BLOCKS;
+use crate::model::{Config, MobileNetV2, checkpoint, optim};
+use crate::tables;
+
+/// The checkpoint's file name inside the model folder.
+pub const CHECKPOINT: &str = "model.safetensors";
+
+pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
+    let settings = Settings {
+        epochs: ctx.count_in("epochs", 1, 10_000)? as usize,
+        batch: ctx.count_in("batch", 1, 4096)? as usize,
+        lr: ctx.number_in("lr", 1e-7, 10.0)? as f32,
+        optimizer: serde_json::from_value::<optim::Kind>(json!(ctx.text("optimizer")))?,
+        weight_decay: ctx.number_in("weight_decay", 0.0, 1.0)? as f32,
+        schedule: serde_json::from_value::<optim::Schedule>(json!(ctx.text("schedule")))?,
+        patience: ctx.count("patience")? as usize,
+        freeze: ctx.count_in("freeze", 0, BLOCKS as u64)? as usize,
+        head_epochs: ctx.count("head_epochs")? as usize,
+        fine_tune_lr: ctx.number_in("fine_tune_lr", 0.0, 10.0)? as f32,
+        balance_classes: ctx.flag("balance_classes"),
+        seed: ctx.count("seed")?,
+    };
+    let policy = PolicyFile::read(&ctx.path("policy"))?;
+    let preprocess = policy.preprocess;
+    let mut config = Config::binary(
+        ctx.number_in("width", 0.1, 2.0)? as f32,
+        preprocess.size as usize,
+    );
+    config.dropout = ctx.number_in("dropout", 0.0, 0.95)? as f32;
+    config.bn_momentum = ctx.number_in("bn_momentum", 0.0, 1.0)? as f32;
+
+    let rows = image_table::read(&ctx.path("split").join("split.parquet"))?;
+    let of = |split: &str| -> Vec<&ImageRow> {
+        rows.iter()
+            .filter(|r| r.split.as_deref() == Some(split))
+            .collect()
+    };
+    let images = ctx.path("images");
+    let train = dataset::load(&of("train"), &images, &preprocess)?;
+    let val = dataset::load(&of("val"), &images, &preprocess)?;
+
+    let (mut net, start) = match ctx.optional_path("weights") {
+        Some(path) => {
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read weights `{}`", path.display()))?;
+            if let Some(pretrained) = checkpoint::read_config(&bytes) {
+                config.same_padding = pretrained.same_padding;
+            }
+            let mut net = MobileNetV2::new(config.clone(), settings.seed);
+            checkpoint::load_features(&mut net, &bytes)
+                .with_context(|| format!("weights `{}`", path.display()))?;
+            (net, format!("fine-tuned from `{}`", ctx.text("weights")))
+        }
+        None => (
+            MobileNetV2::new(config.clone(), settings.seed),
+            "from scratch".to_string(),
+        ),
+    };
+    let description = format!(
+        "MobileNetV2 width {} at {} px, {start}",
+        config.width, config.input
+    );
+    let parameters = net
+        .params_mut()
+        .iter()
+        .map(|p| p.value.len())
+        .sum::<usize>();
+    ctx.log(&format!(
+        "{description}: {parameters} parameters; {} training and {} validation images; {settings:?}",
+        train.len(),
+        val.len()
+    ));
+
+    let model_dir = ctx.output_dir("model")?;
+    let history_dir = ctx.output_dir("history")?;
+    std::fs::write(
+        model_dir.join("config.json"),
+        serde_json::to_string_pretty(&json!({
+            "model": config,
+            "train": settings,
+            "preprocess": preprocess,
+            "augment": policy.policy,
+            "augment_seed": policy.seed,
+            "start": start,
+            "classes": class_names(&rows),
+        }))? + "\n",
+    )
+    .with_context(|| format!("cannot write `{}`", model_dir.join("config.json").display()))?;
+
+    let started = Instant::now();
+    let mut observer = Progress {
+        ctx,
+        history: Vec::new(),
+        checkpoint: model_dir.join(CHECKPOINT),
+        history_dir,
+        terminal: std::io::stderr().is_terminal(),
+        started: Instant::now(),
+        epochs: settings.epochs,
+    };
+    let outcome = fit::fit(
+        &mut net,
+        &train,
+        &val,
+        (&policy.policy, policy.seed),
+        &preprocess,
+        &settings,
+        &mut observer,
+    )?;
+    let best = &observer.history[outcome.best_epoch - 1];
+    ctx.write_json(
+        "summary",
+        &json!({
+            "model": description,
+            "best_epoch": outcome.best_epoch,
+            "stopped_epoch": outcome.stopped_epoch,
+            "epochs_run": observer.history.len(),
+            "best_val_loss": outcome.best_val_loss,
+            "best_val_accuracy": best.val_accuracy,
+            "train_images": train.len(),
+            "val_images": val.len(),
+            "parameters": parameters,
+            "seconds": started.elapsed().as_secs_f64(),
+            "train_images_per_second": observer.history.iter().map(|e| e.images_per_second).sum::<f64>()
+                / observer.history.len() as f64,
+            "seed": settings.seed,
+        }),
+    )
+}
+
+/// Logs each epoch, writes the history table, saves the best checkpoint, and draws a progress line on
+/// a terminal.
+struct Progress<'a> {
+    ctx: &'a Context<'a>,
+    history: Vec<Epoch>,
+    checkpoint: std::path::PathBuf,
+    history_dir: std::path::PathBuf,
+    terminal: bool,
+    started: Instant,
+    epochs: usize,
+}
+
+impl Observer for Progress<'_> {
+    fn step(&mut self, epoch: usize, step: usize, steps: usize, loss: f64) {
+        if !self.terminal {
+            return;
+        }
+        let done = (epoch - 1) * steps + step;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = elapsed / done as f64 * (self.epochs * steps - done) as f64;
+        let width = 24;
+        let filled = step * width / steps.max(1);
+        eprint!(
+            "\r  {} epoch {epoch}/{} [{}{}] {step}/{steps} loss {loss:.4} ETA {:.0}s (at most)",
+            self.ctx.stage,
+            self.epochs,
+            "=".repeat(filled),
+            " ".repeat(width - filled),
+            eta,
+        );
+    }
+
+    fn epoch(&mut self, e: &Epoch, best: bool, net: &mut MobileNetV2) -> anyhow::Result<()> {
+        if self.terminal {
+            eprint!("\r{}\r", " ".repeat(100));
+        }
+        self.ctx.log(&format!(
+            "epoch {:>3}  train loss {:.4} acc {:.3}  val loss {:.4} acc {:.3}  lr {:.2e}  {:.1}s ({:.1} img/s){}",
+            e.epoch,
+            e.train_loss,
+            e.train_accuracy,
+            e.val_loss,
+            e.val_accuracy,
+            e.lr,
+            e.seconds,
+            e.images_per_second,
+            if best { "  best" } else { "" }
+        ));
+        self.history.push(e.clone());
+        if best {
+            checkpoint::save(net, &self.checkpoint)?;
+        }
+        tables::write(
+            &mut history_frame(&self.history),
+            &self.history_dir,
+            "history",
+        )
+    }
+}
+
+fn history_frame(history: &[Epoch]) -> DataFrame {
+    let column = |name: &str, f: fn(&Epoch) -> f64| {
+        Column::new(name.into(), history.iter().map(f).collect::<Vec<_>>())
+    };
+    DataFrame::new(
+        history.len(),
+        vec![
+            Column::new(
+                "epoch".into(),
+                history.iter().map(|e| e.epoch as i64).collect::<Vec<_>>(),
+            ),
+            column("train_loss", |e| e.train_loss),
+            column("val_loss", |e| e.val_loss),
+            column("train_accuracy", |e| e.train_accuracy),
+            column("val_accuracy", |e| e.val_accuracy),
+            column("lr", |e| e.lr),
+            column("seconds", |e| e.seconds),
+            column("images_per_second", |e| e.images_per_second),
+        ],
+    )
+    .expect("equal columns")
+}
+
+/// The class names for labels 0 and 1, from the image table.
+fn class_names(rows: &[ImageRow]) -> [String; 2] {
+    let name = |label: i64| {
+        rows.iter()
+            .find(|r| r.label == label)
+            .map_or_else(|| label.to_string(), |r| r.class.clone())
+    };
+    [name(0), name(1)]
+}

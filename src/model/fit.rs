@@ -1,0 +1,248 @@
+//! The training loop: epochs of shuffled, freshly augmented mini-batches, optional two phases (the head
+//! alone, then the upper blocks at a lower rate), validation after every epoch, early stopping on
+//! validation loss with patience. Every random choice derives from the seed, and every reduction runs
+//! in a fixed order, so the same seed on the same machine gives the same weights.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::dataset::Example;
+use super::mobilenet::MobileNetV2;
+use super::ops::{binary_cross_entropy, sigmoid};
+use super::optim::{self, Adam, Schedule};
+use super::tape::{Graph, Shape};
+use crate::images::augment::Policy;
+use crate::images::preprocess::Preprocess;
+use crate::rng::Rng;
+
+/// How to train.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Most epochs in all (both phases).
+    pub epochs: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Adam or AdamW.
+    pub optimizer: optim::Kind,
+    /// Weight decay (L2 for Adam, decoupled for AdamW).
+    pub weight_decay: f32,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Epochs without a better validation loss before stopping (0: never stop early).
+    pub patience: usize,
+    /// Inverted residual blocks kept frozen while fine-tuning (0..=17).
+    pub freeze: usize,
+    /// Epochs of training the head alone first (0: one phase).
+    pub head_epochs: usize,
+    /// Learning rate of the fine-tuning phase relative to `lr`, when there is a head phase.
+    pub fine_tune_lr: f32,
+    /// Weight classes inversely to their frequency.
+    pub balance_classes: bool,
+    /// Seed of shuffling, augmentation and dropout.
+    pub seed: u64,
+}
+
+/// One epoch of the history table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Epoch {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean training loss (on augmented images, with dropout).
+    pub train_loss: f64,
+    /// Mean validation loss.
+    pub val_loss: f64,
+    /// Training accuracy at 0.5.
+    pub train_accuracy: f64,
+    /// Validation accuracy at 0.5.
+    pub val_accuracy: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Seconds the epoch took (training and validation).
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+/// How training ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The epoch with the lowest validation loss (1-based).
+    pub best_epoch: usize,
+    /// The last epoch run when early stopping ended training.
+    pub stopped_epoch: Option<usize>,
+    /// The lowest validation loss.
+    pub best_val_loss: f64,
+}
+
+/// What the loop tells its caller.
+pub trait Observer {
+    /// After each step: epoch (1-based), step and steps in the epoch, running loss.
+    fn step(&mut self, epoch: usize, step: usize, steps: usize, loss: f64);
+    /// After each epoch; `best` when it has the lowest validation loss so far (save a checkpoint).
+    fn epoch(&mut self, record: &Epoch, best: bool, net: &mut MobileNetV2) -> anyhow::Result<()>;
+}
+
+/// Trains `net` on `train`, validating on `val`. Training images are augmented afresh each epoch: image
+/// `i` (its position in `train`) in epoch `e` gets the policy's draw for (seed, e, i).
+pub fn fit(
+    net: &mut MobileNetV2,
+    train: &[Example],
+    val: &[Example],
+    augment: (&Policy, u64),
+    preprocess: &Preprocess,
+    settings: &Settings,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!train.is_empty(), "no training images");
+    anyhow::ensure!(
+        !val.is_empty(),
+        "no validation images (early stopping needs them)"
+    );
+    let class_weights = class_weights(train, settings.balance_classes);
+    let val_inputs: Vec<Vec<f32>> = val
+        .par_iter()
+        .map(|e| preprocess.tensor(&e.image))
+        .collect();
+    let mut best = Outcome {
+        best_epoch: 0,
+        stopped_epoch: None,
+        best_val_loss: f64::INFINITY,
+    };
+    let mut since_best = 0;
+    let mut adam = Adam::new(settings.optimizer, settings.weight_decay);
+    for epoch in 0..settings.epochs {
+        let head_phase = epoch < settings.head_epochs;
+        if epoch == 0 || epoch == settings.head_epochs {
+            // Each phase starts with fresh optimiser state, as recompiling a Keras model does.
+            net.set_frozen(if head_phase {
+                None
+            } else {
+                Some(settings.freeze)
+            });
+            adam = Adam::new(settings.optimizer, settings.weight_decay);
+        }
+        let (phase_start, phase_epochs, base) = if head_phase {
+            (0, settings.head_epochs, settings.lr)
+        } else if settings.head_epochs > 0 {
+            let rest = settings.epochs - settings.head_epochs;
+            (
+                settings.head_epochs,
+                rest,
+                settings.lr * settings.fine_tune_lr,
+            )
+        } else {
+            (0, settings.epochs, settings.lr)
+        };
+        let lr = settings
+            .schedule
+            .rate(base, epoch - phase_start, phase_epochs);
+        let started = Instant::now();
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        Rng::derive(settings.seed, "shuffle", epoch as u64, 0).shuffle(&mut order);
+        let mut dropout = Rng::derive(settings.seed, "dropout", epoch as u64, 0);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let steps = order.len().div_ceil(settings.batch);
+        for (step, indices) in order.chunks(settings.batch).enumerate() {
+            let inputs: Vec<Vec<f32>> = indices
+                .par_iter()
+                .map(|&i| {
+                    let image = augment
+                        .0
+                        .apply(&train[i].image, augment.1, epoch as u64, i as u64);
+                    preprocess.tensor(&image)
+                })
+                .collect();
+            let labels: Vec<f32> = indices.iter().map(|&i| train[i].label as f32).collect();
+            let weights: Vec<f32> = indices
+                .iter()
+                .map(|&i| class_weights[train[i].label as usize])
+                .collect();
+            let side = net.config.input;
+            let mut g = Graph::training();
+            let x = g.var(
+                inputs.concat(),
+                Shape::new(indices.len(), side, side, 3),
+                false,
+            );
+            let logits = net.forward(&mut g, &x, &mut dropout);
+            let loss = binary_cross_entropy(&mut g, &logits, &labels, &weights);
+            loss_sum += f64::from(loss.value[0]) * indices.len() as f64;
+            correct += logits
+                .value
+                .iter()
+                .zip(&labels)
+                .filter(|&(&z, &y)| (z > 0.0) == (y > 0.5))
+                .count();
+            let mut grads = g.backward(&loss);
+            adam.step(&mut net.params_mut(), &mut grads, lr)?;
+            observer.step(
+                epoch + 1,
+                step + 1,
+                steps,
+                loss_sum / (step * settings.batch + indices.len()) as f64,
+            );
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        let (val_loss, val_accuracy) = evaluate_loss(net, &val_inputs, val, settings.batch);
+        let record = Epoch {
+            epoch: epoch + 1,
+            train_loss: loss_sum / train.len() as f64,
+            val_loss,
+            train_accuracy: correct as f64 / train.len() as f64,
+            val_accuracy,
+            lr: f64::from(lr),
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_second: train.len() as f64 / train_seconds.max(1e-9),
+        };
+        let improved = val_loss < best.best_val_loss;
+        if improved {
+            best.best_epoch = epoch + 1;
+            best.best_val_loss = val_loss;
+            since_best = 0;
+        } else if !head_phase {
+            since_best += 1;
+        }
+        observer.epoch(&record, improved, net)?;
+        if settings.patience > 0 && since_best >= settings.patience {
+            best.stopped_epoch = Some(epoch + 1);
+            break;
+        }
+    }
+    Ok(best)
+}
+
+/// Mean unweighted loss and accuracy at 0.5 of the network on prepared inputs, in inference mode.
+fn evaluate_loss(
+    net: &mut MobileNetV2,
+    inputs: &[Vec<f32>],
+    examples: &[Example],
+    batch: usize,
+) -> (f64, f64) {
+    let logits = super::logits(net, inputs, batch);
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for (z, e) in logits.iter().zip(examples) {
+        let (z, y) = (f64::from(z[0]), e.label as f64);
+        loss += z.max(0.0) - z * y + (-z.abs()).exp().ln_1p();
+        correct += usize::from((sigmoid(z as f32) > 0.5) == (e.label == 1));
+    }
+    (
+        loss / examples.len() as f64,
+        correct as f64 / examples.len() as f64,
+    )
+}
+
+/// Per-class loss weights: 1 each, or `n / (2 n_class)` when balancing (Keras' and scikit-learn's
+/// "balanced").
+fn class_weights(train: &[Example], balance: bool) -> [f32; 2] {
+    if !balance {
+        return [1.0, 1.0];
+    }
+    let positives = train.iter().filter(|e| e.label == 1).count().max(1);
+    let negatives = (train.len() - positives.min(train.len())).max(1);
+    let n = train.len() as f32;
+    [n / (2.0 * negatives as f32), n / (2.0 * positives as f32)]
+}
