@@ -4,6 +4,7 @@
 mod cache;
 mod dag;
 mod data_stages;
+mod model;
 mod pipelines;
 mod reliability;
 mod report;

@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use crate::test::Ws;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+/// Copies a folder tree.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(e.file_name());
@@ -23,13 +24,20 @@ fn fracture_pipeline_runs_end_to_end_and_then_only_what_changed() {
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"),
         &ws.file("pipelines"),
     );
-    let small = ["--set", "data.images_per_class=30", "--set", "data.size=64"];
-    let run =
-        |extra: &[&str]| ws.ok(&[&["run", "pipelines/fracture.yaml"], &small[..], extra].concat());
+    let run = |extra: &[&str]| {
+        ws.ok(&[
+            &["run", "pipelines/fracture.yaml"],
+            crate::model::SMALL,
+            extra,
+        ]
+        .concat())
+    };
     run(&[]);
     assert_eq!(
         ws.with_status("ran"),
-        ["ingest", "validate", "split", "augment", "report"]
+        [
+            "ingest", "validate", "split", "augment", "train", "evaluate", "report"
+        ]
     );
     let id = ws.latest()["id"].as_str().unwrap().to_string();
     let report = ws.read(&format!("runs/{id}/report/report.md"));
@@ -61,7 +69,10 @@ fn fracture_pipeline_runs_end_to_end_and_then_only_what_changed() {
     }
 
     run(&["--set", "split.mode=random"]);
-    assert_eq!(ws.with_status("ran"), ["split", "augment", "report"]);
+    assert_eq!(
+        ws.with_status("ran"),
+        ["split", "augment", "train", "evaluate", "report"]
+    );
     // Same seed, same data: regenerating gives byte-identical images, so nothing downstream reruns.
     run(&["--set", "split.mode=random", "--force", "ingest"]);
     assert_eq!(ws.with_status("ran"), ["ingest"]);

@@ -438,4 +438,33 @@ mod tests {
         let (start, end) = (mean(&recent[..10]), mean(&recent[recent.len() - 10..]));
         assert!(start > 0.5 && end < 0.3, "loss went from {start} to {end}");
     }
+
+    #[test]
+    fn a_training_step_gives_the_same_bits_every_time() {
+        // Parallel kernels reduce in a fixed order, so gradients do not depend on thread timing.
+        use crate::model::ops::binary_cross_entropy;
+        use crate::model::tape::accumulate;
+        let side = 32;
+        let step = || {
+            let mut net = MobileNetV2::new(Config::binary(0.35, side), 3);
+            let mut rng = Rng::new(9);
+            let x: Vec<f32> = (0..32 * side * side * 3)
+                .map(|_| rng.normal() as f32)
+                .collect();
+            let mut g = Graph::training();
+            let x = g.var(x, Shape::new(32, side, side, 3), false);
+            let logits = net.forward(&mut g, &x, &mut rng);
+            let loss = binary_cross_entropy(&mut g, &logits, &[1.0; 32], &[1.0; 32]);
+            let mut grads = g.backward(&loss);
+            let mut all = vec![loss.value[0]];
+            for p in net.params_mut() {
+                all.extend(accumulate(&mut grads, &p.slot).unwrap().iter().copied());
+            }
+            all
+        };
+        let first = step();
+        for _ in 0..2 {
+            assert!(step() == first);
+        }
+    }
 }
