@@ -56,3 +56,49 @@ fn damaged_weights_are_an_error_naming_the_file() {
         &["not a TensorFlow Lite model"],
     );
 }
+
+#[test]
+fn classify_gives_the_reference_top1_with_the_imported_weights() {
+    // The reference (DESIGN.md section 7): the dequantised network labels the three photographs
+    // Egyptian cat 0.73, military uniform 0.91 and chickadee 0.98.
+    let Some(file) = weights() else { return };
+    let dir = Path::new(&file).parent().unwrap().to_path_buf();
+    let ws = Ws::new();
+    let images: Vec<String> = ["cat.bmp", "grace_hopper.bmp", "bird.bmp"]
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect();
+    let mut args = vec!["weights", "inspect", &file, "--top1", "--classify"];
+    args.extend(images.iter().map(String::as_str));
+    let out = ws.ok(&args).stdout;
+    let expected = [
+        ("Egyptian cat", 0.73),
+        ("military uniform", 0.91),
+        ("chickadee", 0.98),
+    ];
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for ((line, image), (label, p)) in lines.iter().zip(&images).zip(expected) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields[..2], [image.as_str(), label], "{line}");
+        let got: f64 = fields[2].parse().unwrap();
+        assert!((got - p).abs() <= 0.05, "{label}: {got} vs {p}");
+    }
+
+    // Converted once into a checkpoint, the network labels the same way.
+    ws.ok(&["weights", "convert", &file, "imagenet.safetensors"]);
+    let labels = dir.join("imagenet_labels.txt").display().to_string();
+    let converted = ws
+        .ok(&[
+            "weights",
+            "inspect",
+            "imagenet.safetensors",
+            "--labels",
+            &labels,
+            "--top1",
+            "--classify",
+            &images[0],
+        ])
+        .stdout;
+    assert!(converted.contains("\tEgyptian cat\t"), "{converted}");
+}

@@ -1,4 +1,5 @@
 //! Helpers shared by the benchmarks: run a command and take its wall time and peak RSS, medians, and
+#![allow(dead_code)] // each benchmark uses only some of these helpers
 //! the machine's load average (printed with every result, since 2 busy cores change everything).
 
 use std::process::{Command, Stdio};
@@ -46,4 +47,12 @@ pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// This process's peak resident set so far, in MiB.
+pub fn own_peak_rss_mb() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
 }

@@ -43,6 +43,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     );
     config.dropout = ctx.number_in("dropout", 0.0, 0.95)? as f32;
     config.bn_momentum = ctx.number_in("bn_momentum", 0.0, 1.0)? as f32;
+    config.running_stats = ctx.text("batch_norm") == "running";
 
     let rows = image_table::read(&ctx.path("split").join("split.parquet"))?;
     let of = |split: &str| -> Vec<&ImageRow> {
@@ -56,13 +57,10 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
 
     let (mut net, start) = match ctx.optional_path("weights") {
         Some(path) => {
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("cannot read weights `{}`", path.display()))?;
-            if let Some(pretrained) = checkpoint::read_config(&bytes) {
-                config.same_padding = pretrained.same_padding;
-            }
+            let pretrained = pretrained(&path)?;
+            config.same_padding = pretrained.config.same_padding;
             let mut net = MobileNetV2::new(config.clone(), settings.seed);
-            checkpoint::load_features(&mut net, &bytes)
+            net.copy_features_from(pretrained)
                 .with_context(|| format!("weights `{}`", path.display()))?;
             (net, format!("fine-tuned from `{}`", ctx.text("weights")))
         }
@@ -233,4 +231,17 @@ fn class_names(rows: &[ImageRow]) -> [String; 2] {
             .map_or_else(|| label.to_string(), |r| r.class.clone())
     };
     [name(0), name(1)]
+}
+
+/// Pretrained weights: a TFLite MobileNetV2 (converted on the fly) or a safetensors checkpoint.
+fn pretrained(path: &std::path::Path) -> anyhow::Result<MobileNetV2> {
+    let context = || format!("weights `{}`", path.display());
+    if path.extension().is_some_and(|e| e == "tflite") {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let model = crate::weights::tflite::parse(&bytes).with_context(context)?;
+        crate::weights::convert::mobilenet_from_tflite(&model).with_context(context)
+    } else {
+        checkpoint::load_pretrained(path).with_context(context)
+    }
 }

@@ -219,10 +219,11 @@ impl Scene {
         Fracture {
             at,
             tilt: rng.range(-0.7, 0.7),
+            // Gaps narrow as difficulty rises: at 0 a break is 3 times as wide as at 1.
             width: if hairline {
                 rng.range(0.005, 0.008)
             } else {
-                rng.range(0.008, 0.016)
+                rng.range(0.008, 0.016) * (1.0 + 2.0 * (1.0 - d))
             },
             depth: if hairline {
                 rng.range(0.4, 0.65)

@@ -66,15 +66,22 @@ pub fn load(path: &Path) -> anyhow::Result<MobileNetV2> {
     Ok(net)
 }
 
-/// The network configuration a file written by pipe carries, if any.
-pub fn read_config(bytes: &[u8]) -> Option<Config> {
-    let (_, metadata) = SafeTensors::read_metadata(bytes).ok()?;
-    serde_json::from_str(metadata.metadata().as_ref()?.get(CONFIG_KEY)?).ok()
-}
-
-/// Fills everything but the classifier from pretrained weights (transfer learning: the head is new).
-pub fn load_features(net: &mut MobileNetV2, bytes: &[u8]) -> anyhow::Result<()> {
-    load_state(net, bytes, false)
+/// Pretrained weights in torchvision's names: a checkpoint pipe wrote (its configuration comes
+/// along), or torchvision's width-1.0 weights converted to safetensors (PyTorch's padding).
+pub fn load_pretrained(path: &Path) -> anyhow::Result<MobileNetV2> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let (_, metadata) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("not a safetensors file: {e:?}"))?;
+    let config = match metadata.metadata().as_ref().and_then(|m| m.get(CONFIG_KEY)) {
+        Some(text) => serde_json::from_str(text).context("bad model configuration")?,
+        None => Config {
+            classes: 1000,
+            ..Config::binary(1.0, 224)
+        },
+    };
+    let mut net = MobileNetV2::new(config, 0);
+    load_state(&mut net, &bytes, false)?;
+    Ok(net)
 }
 
 /// Fills the network's state from safetensors bytes in torchvision's names; every tensor the network

@@ -50,6 +50,10 @@ pub struct Config {
     pub bn_momentum: f32,
     /// BatchNorm epsilon.
     pub bn_eps: f32,
+    /// Normalise with the running statistics even while training (Keras' `training=False` recipe for
+    /// fine-tuning pretrained weights, whose statistics a small dataset should not overwrite).
+    #[serde(default)]
+    pub running_stats: bool,
 }
 
 impl Config {
@@ -63,6 +67,7 @@ impl Config {
             same_padding: false,
             bn_momentum: 0.1,
             bn_eps: 1e-5,
+            running_stats: false,
         }
     }
 }
@@ -139,14 +144,14 @@ impl ConvBn {
         }
     }
 
-    fn forward(&mut self, g: &mut Graph, x: &Var, same: bool) -> Var {
+    fn forward(&mut self, g: &mut Graph, x: &Var, same: bool, running_stats: bool) -> Var {
         let window = |stride| Window::new(x.shape.h, x.shape.w, 3, stride, same);
         let y = match self.kind {
             Kind::Full { stride } => ops::conv(g, x, &self.weight, window(stride)),
             Kind::Depthwise { stride } => ops::depthwise(g, x, &self.weight, window(stride)),
             Kind::Pointwise => ops::pointwise(g, x, &self.weight),
         };
-        let batch_stats = g.is_training() && !self.frozen;
+        let batch_stats = g.is_training() && !self.frozen && !running_stats;
         ops::batch_norm(g, &y, &mut self.bn, batch_stats, self.relu6)
     }
 
@@ -308,21 +313,39 @@ impl MobileNetV2 {
 
     /// Logits `[n, 1, 1, classes]` for images `[n, input, input, 3]`.
     pub fn forward(&mut self, g: &mut Graph, images: &Var, rng: &mut Rng) -> Var {
-        let same = self.config.same_padding;
-        let mut x = self.stem.forward(g, images, same);
+        let (same, running) = (self.config.same_padding, self.config.running_stats);
+        let mut x = self.stem.forward(g, images, same, running);
         for block in &mut self.blocks {
             let input = x.clone();
             for layer in &mut block.layers {
-                x = layer.forward(g, &x, same);
+                x = layer.forward(g, &x, same, running);
             }
             if block.residual {
                 x = ops::sum(g, &input, &x);
             }
         }
-        let x = self.last.forward(g, &x, same);
+        let x = self.last.forward(g, &x, same, running);
         let x = ops::global_average_pool(g, &x);
         let x = ops::dropout(g, &x, self.config.dropout, rng);
         ops::linear(g, &x, &self.head_weight, &self.head_bias)
+    }
+
+    /// Copies every feature layer (all but the classifier) from `source`, which must have the same
+    /// width: transfer learning keeps the features and starts the head afresh.
+    pub fn copy_features_from(&mut self, mut source: MobileNetV2) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            source.config.width == self.config.width,
+            "the weights are for width {}, the model has width {}",
+            source.config.width,
+            self.config.width
+        );
+        let from = source.state_mut();
+        for ((name, _, to), (_, _, value)) in self.state_mut().into_iter().zip(from) {
+            if !name.starts_with("classifier.") {
+                *to = std::mem::take(value);
+            }
+        }
+        Ok(())
     }
 
     /// Every parameter, stem first, head last.

@@ -49,6 +49,7 @@ pub fn mobilenet_from_tflite(model: &Model) -> anyhow::Result<MobileNetV2> {
         same_padding: true,
         bn_momentum: 0.1,
         bn_eps: 1e-3,
+        running_stats: true,
     };
     let eps = config.bn_eps;
     let mut net = MobileNetV2::new(config, 0);
