@@ -1,6 +1,7 @@
 //! Helpers shared by the benchmarks: run a command and take its wall time and peak RSS, medians, and
-#![allow(dead_code)] // each benchmark uses only some of these helpers
 //! the machine's load average (printed with every result, since 2 busy cores change everything).
+
+#![allow(dead_code)] // each benchmark uses only some of these helpers
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
