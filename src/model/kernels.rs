@@ -236,24 +236,69 @@ pub fn im2col(x: &[f32], s: Shape, win: &Window) -> Vec<f32> {
     cols
 }
 
-/// Per-channel sums over the rows of a `[rows, c]` buffer of `f(index)` values, in f64 for accuracy,
-/// deterministic.
-pub fn channel_sums(rows: usize, c: usize, f: impl Fn(usize) -> f64 + Sync) -> Vec<f64> {
-    const CHUNK: usize = 256;
-    // Fixed chunks added in order: the same numbers every run, whatever the thread timing.
-    let partials: Vec<Vec<f64>> = (0..rows.div_ceil(CHUNK))
-        .into_par_iter()
+/// Rows per parallel task in the per-channel reductions.
+const CHUNK_ROWS: usize = 256;
+
+/// Per-channel sums of `x` and of `x * x` over the rows of a `[rows, c]` buffer, in f64, added in a
+/// fixed order (the same bits every run, whatever the thread timing).
+pub fn channel_moments(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
+    let partials: Vec<(Vec<f64>, Vec<f64>)> = x
+        .par_chunks(CHUNK_ROWS * c)
         .map(|chunk| {
-            let mut sums = vec![0.0f64; c];
-            for r in chunk * CHUNK..((chunk + 1) * CHUNK).min(rows) {
-                for (ch, sum) in sums.iter_mut().enumerate() {
-                    *sum += f(r * c + ch);
+            let (mut sum, mut squares) = (vec![0.0f64; c], vec![0.0f64; c]);
+            for row in chunk.chunks_exact(c) {
+                for ((s, q), &v) in sum.iter_mut().zip(squares.iter_mut()).zip(row) {
+                    let v = f64::from(v);
+                    *s += v;
+                    *q += v * v;
                 }
             }
-            sums
+            (sum, squares)
         })
         .collect();
-    partials.into_iter().fold(vec![0.0f64; c], add_into)
+    partials
+        .into_iter()
+        .fold((vec![0.0f64; c], vec![0.0f64; c]), |(s, q), (ps, pq)| {
+            (add_into(s, ps), add_into(q, pq))
+        })
+}
+
+/// BatchNorm's backward sums: zeroes `dz` where ReLU6 was flat (`relu6_out` given: the layer's
+/// output), then returns the per-channel sums of `dz` and of `dz * x`, in a fixed order.
+pub fn channel_backward_sums(
+    dz: &mut [f32],
+    x: &[f32],
+    relu6_out: Option<&[f32]>,
+    c: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let partials: Vec<(Vec<f64>, Vec<f64>)> = dz
+        .par_chunks_mut(CHUNK_ROWS * c)
+        .enumerate()
+        .map(|(k, chunk)| {
+            let (at, len) = (k * CHUNK_ROWS * c, chunk.len());
+            let xs = &x[at..at + len];
+            if let Some(y) = relu6_out {
+                for (d, &y) in chunk.iter_mut().zip(&y[at..at + len]) {
+                    if y <= 0.0 || y >= 6.0 {
+                        *d = 0.0;
+                    }
+                }
+            }
+            let (mut sum, mut dot) = (vec![0.0f64; c], vec![0.0f64; c]);
+            for (row, xrow) in chunk.chunks_exact(c).zip(xs.chunks_exact(c)) {
+                for (((s, p), &d), &v) in sum.iter_mut().zip(dot.iter_mut()).zip(row).zip(xrow) {
+                    *s += f64::from(d);
+                    *p += f64::from(d * v);
+                }
+            }
+            (sum, dot)
+        })
+        .collect();
+    partials
+        .into_iter()
+        .fold((vec![0.0f64; c], vec![0.0f64; c]), |(s, p), (ps, pp)| {
+            (add_into(s, ps), add_into(p, pp))
+        })
 }
 
 /// Adds `b` into `a` element by element and returns `a`.

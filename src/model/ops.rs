@@ -12,6 +12,9 @@ use super::param::Param;
 use super::tape::{Graph, Shape, Var, accumulate, take};
 use crate::rng::Rng;
 
+/// Rows per parallel task in the element-wise passes.
+const CHUNK: usize = 256;
+
 /// The output of an op; it needs a gradient when any of its inputs or parameters does.
 fn output(g: &Graph, value: Vec<f32>, shape: Shape, needs_grad: bool) -> Var {
     g.var(value, shape, needs_grad)
@@ -149,13 +152,13 @@ pub fn batch_norm(
 ) -> Var {
     let (rows, c) = (x.shape.pixels(), x.shape.c);
     let (mean, inv_std): (Vec<f32>, Vec<f32>) = if batch_stats {
-        let sums = kernels::channel_sums(rows, c, |i| f64::from(x.value[i]));
+        let (sums, squares) = kernels::channel_moments(&x.value, c);
         let mean: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
-        let squares = kernels::channel_sums(rows, c, |i| {
-            let d = f64::from(x.value[i]) - mean[i % c];
-            d * d
-        });
-        let var: Vec<f64> = squares.iter().map(|s| s / rows as f64).collect();
+        let var: Vec<f64> = squares
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| (q / rows as f64 - m * m).max(0.0))
+            .collect();
         let unbiased = rows as f64 / (rows.max(2) - 1) as f64;
         let m = f64::from(bn.momentum);
         for ch in 0..c {
@@ -189,15 +192,17 @@ pub fn batch_norm(
     let shift: Vec<f32> = (0..c)
         .map(|ch| bn.beta.value[ch] - mean[ch] * scale[ch])
         .collect();
-    let mut y = x.value.as_ref().clone();
-    y.par_chunks_mut(c).for_each(|row| {
-        for ((v, s), t) in row.iter_mut().zip(&scale).zip(&shift) {
-            *v = *v * s + t;
-            if relu6 {
-                *v = v.clamp(0.0, 6.0);
+    let mut y = vec![0.0f32; x.value.len()];
+    y.par_chunks_mut(CHUNK * c)
+        .zip(x.value.par_chunks(CHUNK * c))
+        .for_each(|(out, input)| {
+            for (o, i) in out.chunks_exact_mut(c).zip(input.chunks_exact(c)) {
+                for (((o, &v), s), t) in o.iter_mut().zip(i).zip(&scale).zip(&shift) {
+                    let z = v * s + t;
+                    *o = if relu6 { z.clamp(0.0, 6.0) } else { z };
+                }
             }
-        }
-    });
+        });
     let train_params = trains(g, &bn.gamma);
     let out = output(g, y, x.shape, x.needs_grad() || train_params);
     if let Some(out_slot) = out.slot.clone() {
@@ -206,16 +211,12 @@ pub fn batch_norm(
         let gamma = bn.gamma.value.clone();
         g.record(move |grads| {
             let mut dz = take(grads, &out_slot)?;
-            if relu6 {
-                dz.par_iter_mut().zip(yv.par_iter()).for_each(|(d, &y)| {
-                    if y <= 0.0 || y >= 6.0 {
-                        *d = 0.0;
-                    }
-                });
-            }
-            let xhat = |i: usize| (xv[i] - mean[i % c]) * inv_std[i % c];
-            let d_beta = kernels::channel_sums(rows, c, |i| f64::from(dz[i]));
-            let d_gamma = kernels::channel_sums(rows, c, |i| f64::from(dz[i] * xhat(i)));
+            let mask = relu6.then_some(yv.as_slice());
+            let (d_beta, dz_x) = kernels::channel_backward_sums(&mut dz, &xv, mask, c);
+            // sum(dz * xhat) = (sum(dz * x) - mean * sum(dz)) * inv_std
+            let d_gamma: Vec<f64> = (0..c)
+                .map(|ch| (dz_x[ch] - f64::from(mean[ch]) * d_beta[ch]) * f64::from(inv_std[ch]))
+                .collect();
             if let Some((gs, bs)) = param_slots {
                 add(accumulate(grads, &gs)?, &to_f32(&d_gamma));
                 add(accumulate(grads, &bs)?, &to_f32(&d_beta));
@@ -225,17 +226,21 @@ pub fn batch_norm(
                 let mean_beta: Vec<f32> = d_beta.iter().map(|&v| v as f32 / n).collect();
                 let mean_gamma: Vec<f32> = d_gamma.iter().map(|&v| v as f32 / n).collect();
                 let dx = accumulate(grads, &s)?;
-                dx.par_chunks_mut(c)
-                    .zip(dz.par_chunks(c))
-                    .enumerate()
-                    .for_each(|(r, (dx, dz))| {
-                        for ch in 0..c {
-                            let k = gamma[ch] * inv_std[ch];
-                            dx[ch] += if batch_stats {
-                                k * (dz[ch] - mean_beta[ch] - xhat(r * c + ch) * mean_gamma[ch])
-                            } else {
-                                k * dz[ch]
-                            };
+                let k: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
+                dx.par_chunks_mut(CHUNK * c)
+                    .zip(dz.par_chunks(CHUNK * c))
+                    .zip(xv.par_chunks(CHUNK * c))
+                    .for_each(|((dx, dz), xs)| {
+                        let rows = dx.chunks_exact_mut(c).zip(dz.chunks_exact(c));
+                        for ((dx, dz), xs) in rows.zip(xs.chunks_exact(c)) {
+                            for ch in 0..c {
+                                dx[ch] += if batch_stats {
+                                    let xhat = (xs[ch] - mean[ch]) * inv_std[ch];
+                                    k[ch] * (dz[ch] - mean_beta[ch] - xhat * mean_gamma[ch])
+                                } else {
+                                    k[ch] * dz[ch]
+                                };
+                            }
                         }
                     });
             }
