@@ -142,33 +142,42 @@ pub fn depthwise_forward(x: &[f32], s: Shape, w: &[f32], win: &Window) -> Vec<f3
     y
 }
 
-/// The gradient of a depthwise convolution's input.
-pub fn depthwise_backward_input(dy: &[f32], s: Shape, w: &[f32], win: &Window) -> Vec<f32> {
+/// Calls `f(output pixel, input pixel, tap)` for every kernel tap of image `n` that lands inside the
+/// input; pixels are element offsets of their first channel (the output's within the whole batch, the
+/// input's within the image), taps are `ky * k + kx`.
+fn for_each_tap(n: usize, s: Shape, win: &Window, mut f: impl FnMut(usize, usize, usize)) {
     let (c, k) = (s.c, win.k);
-    let image = s.h * s.w * c;
-    let mut dx = vec![0.0f32; s.len()];
-    dx.par_chunks_mut(image).enumerate().for_each(|(n, dx)| {
-        for oy in 0..win.out_h {
-            for ky in 0..k {
-                let Some(iy) = Window::source(oy, ky, win.stride, win.pad_top, s.h) else {
-                    continue;
-                };
-                for ox in 0..win.out_w {
-                    let g = &dy[((n * win.out_h + oy) * win.out_w + ox) * c..][..c];
-                    for kx in 0..k {
-                        let Some(ix) = Window::source(ox, kx, win.stride, win.pad_left, s.w) else {
-                            continue;
-                        };
-                        let d = &mut dx[(iy * s.w + ix) * c..][..c];
-                        let ws = &w[(ky * k + kx) * c..][..c];
-                        for ((d, &gv), &wv) in d.iter_mut().zip(g).zip(ws) {
-                            *d += gv * wv;
-                        }
+    for oy in 0..win.out_h {
+        for ky in 0..k {
+            let Some(iy) = Window::source(oy, ky, win.stride, win.pad_top, s.h) else {
+                continue;
+            };
+            for ox in 0..win.out_w {
+                let out = ((n * win.out_h + oy) * win.out_w + ox) * c;
+                for kx in 0..k {
+                    if let Some(ix) = Window::source(ox, kx, win.stride, win.pad_left, s.w) {
+                        f(out, (iy * s.w + ix) * c, ky * k + kx);
                     }
                 }
             }
         }
-    });
+    }
+}
+
+/// The gradient of a depthwise convolution's input.
+pub fn depthwise_backward_input(dy: &[f32], s: Shape, w: &[f32], win: &Window) -> Vec<f32> {
+    let c = s.c;
+    let mut dx = vec![0.0f32; s.len()];
+    dx.par_chunks_mut(s.h * s.w * c)
+        .enumerate()
+        .for_each(|(n, dx)| {
+            for_each_tap(n, s, win, |out, input, tap| {
+                let d = &mut dx[input..][..c];
+                for ((d, &g), &w) in d.iter_mut().zip(&dy[out..][..c]).zip(&w[tap * c..][..c]) {
+                    *d += g * w;
+                }
+            });
+        });
     dx
 }
 
@@ -180,27 +189,13 @@ pub fn depthwise_backward_weight(x: &[f32], s: Shape, dy: &[f32], win: &Window) 
         .into_par_iter()
         .map(|n| {
             let mut dw = vec![0.0f32; k * k * c];
-            for oy in 0..win.out_h {
-                for ky in 0..k {
-                    let Some(iy) = Window::source(oy, ky, win.stride, win.pad_top, s.h) else {
-                        continue;
-                    };
-                    for ox in 0..win.out_w {
-                        let g = &dy[((n * win.out_h + oy) * win.out_w + ox) * c..][..c];
-                        for kx in 0..k {
-                            let Some(ix) = Window::source(ox, kx, win.stride, win.pad_left, s.w)
-                            else {
-                                continue;
-                            };
-                            let xs = &x[((n * s.h + iy) * s.w + ix) * c..][..c];
-                            let d = &mut dw[(ky * k + kx) * c..][..c];
-                            for ((d, &gv), &xv) in d.iter_mut().zip(g).zip(xs) {
-                                *d += gv * xv;
-                            }
-                        }
-                    }
+            let image = &x[n * s.h * s.w * c..];
+            for_each_tap(n, s, win, |out, input, tap| {
+                let d = &mut dw[tap * c..][..c];
+                for ((d, &g), &x) in d.iter_mut().zip(&dy[out..][..c]).zip(&image[input..][..c]) {
+                    *d += g * x;
                 }
-            }
+            });
             dw
         })
         .collect();
