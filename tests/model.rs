@@ -162,3 +162,22 @@ fn predict_labels_images_as_evaluate_did() {
         &["`no-such.png`"],
     );
 }
+
+#[test]
+fn a_damaged_checkpoint_is_an_error_naming_the_file() {
+    let ws = trained();
+    let good = std::fs::read(ws.file("models/fracture/model.safetensors")).unwrap();
+    std::fs::write(ws.file("cut.safetensors"), &good[..good.len() / 2]).unwrap();
+    std::fs::write(ws.file("text.safetensors"), "not weights").unwrap();
+    let image = ws.file("previews/ingest.png").display().to_string();
+    for (file, problem) in [
+        ("cut.safetensors", "not a safetensors file"),
+        ("text.safetensors", "not a safetensors file"),
+    ] {
+        ws.fails(
+            &["weights", "inspect", file, "--classify", &image],
+            2,
+            &[&format!("`{file}`"), problem],
+        );
+    }
+}
