@@ -243,6 +243,8 @@ fn run_torch(python: &Path, script: &Path, tree: &Path, width: &str, side: u32) 
             "1",
             "--max-steps",
             steps,
+            "--warmup-steps",
+            "2",
             "--no-eval",
             "--threads",
             "2",
