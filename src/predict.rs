@@ -62,7 +62,7 @@ pub fn predict(
                 train.name, record.id
             )
         })?;
-    let scratch = tempfile_dir(ws)?;
+    let scratch = scratch_dir(ws)?;
     ws.store
         .restore(&scratch, &entry, &StatCache::load(scratch.join("no-cache")))
         .map_err(|e| anyhow::anyhow!("cannot restore the model of run {}: {e:?}", record.id))?;
@@ -119,7 +119,7 @@ fn predict_with(model_dir: &Path, images: &[PathBuf]) -> anyhow::Result<Vec<Raw>
         .collect())
 }
 
-fn tempfile_dir(ws: &Workspace) -> anyhow::Result<PathBuf> {
+fn scratch_dir(ws: &Workspace) -> anyhow::Result<PathBuf> {
     let dir = ws
         .store
         .dir()

@@ -5,6 +5,7 @@
 //! ```text
 //!   tape (Var, Graph on dfdx's tape) <- ops (differentiable) <- kernels (gemm, depthwise, BatchNorm)
 //!   param (torchvision names) -> mobilenet (the network) -> checkpoint (safetensors), optim (Adam/AdamW)
+//!   dataset (images of a split table) -> fit (the training loop)
 //! ```
 
 pub mod checkpoint;
