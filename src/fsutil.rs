@@ -1,5 +1,6 @@
-//! Small file-system helpers shared by the store and the run records: atomic writes (temp file, then
-//! rename), unique temp names, and removal of whatever sits at a path.
+//! Small file-system helpers shared by the store, the run records and the stages: atomic writes (temp
+//! file, then rename), unique temp names, removal of whatever sits at a path, and reading a JSON file
+//! with an error that names it.
 
 use std::fs;
 use std::io::{self, Write};
@@ -58,6 +59,15 @@ pub fn remove_path(path: &Path) -> io::Result<()> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The JSON file at `path`, parsed as `T`; an error names the file and the problem.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    use anyhow::Context as _;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is not the JSON expected", path.display()))
 }
 
 #[cfg(test)]

@@ -84,20 +84,21 @@ pub fn predict(
         .get("evaluate")
         .and_then(|e| e["threshold"].as_f64())
         .unwrap_or(0.5);
-    let predictions = result?
-        .into_iter()
-        .map(|(image, probability, classes)| Prediction {
+    let (probabilities, classes) = result?;
+    let predictions = images
+        .iter()
+        .zip(probabilities)
+        .map(|(image, probability)| Prediction {
             class: classes[usize::from(probability >= threshold)].clone(),
-            image,
+            image: image.clone(),
             probability,
         })
         .collect();
     Ok((predictions, threshold))
 }
 
-type Raw = (PathBuf, f64, [String; 2]);
-
-fn predict_with(model_dir: &Path, images: &[PathBuf]) -> anyhow::Result<Vec<Raw>> {
+/// The positive-class probability of each image, and the model's class names.
+fn predict_with(model_dir: &Path, images: &[PathBuf]) -> anyhow::Result<(Vec<f64>, [String; 2])> {
     let info = ModelInfo::read(model_dir)?;
     let mut net = checkpoint::load(&model_dir.join(CHECKPOINT))?;
     let inputs = images
@@ -112,11 +113,11 @@ fn predict_with(model_dir: &Path, images: &[PathBuf]) -> anyhow::Result<Vec<Raw>
                 .tensor(&info.preprocess.resize(&decoded.grey)))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(logits(&mut net, &inputs, 32)
+    let probabilities = logits(&mut net, &inputs, 32)
         .iter()
-        .zip(images)
-        .map(|(z, path)| (path.clone(), f64::from(sigmoid(z[0])), info.classes.clone()))
-        .collect())
+        .map(|z| f64::from(sigmoid(z[0])))
+        .collect();
+    Ok((probabilities, info.classes))
 }
 
 fn scratch_dir(ws: &Workspace) -> anyhow::Result<PathBuf> {

@@ -2,7 +2,6 @@
 //! predictions table, and reports the classification metrics on the named split at the threshold param
 //! and at the threshold that maximises Youden's J on validation (chosen without looking at test).
 
-use anyhow::Context as _;
 use polars::prelude::{Column, DataFrame};
 use serde_json::{Value, json};
 
@@ -59,7 +58,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let youden = metrics::both_classes(&val_labels)
         .then(|| metrics::youden_threshold(&val_labels, &val_scores));
     let split_mode = match ctx.optional_path("split_summary") {
-        Some(path) => read_json(&path)?["mode"].clone(),
+        Some(path) => crate::fsutil::read_json::<Value>(&path)?["mode"].clone(),
         None => Value::Null,
     };
     let mut summary = at_threshold(&labels, &scores, threshold);
@@ -89,12 +88,6 @@ fn at_threshold(labels: &[bool], scores: &[f64], threshold: f64) -> Value {
         "threshold": threshold,
         "confusion": {"tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn_},
     })
-}
-
-fn read_json(path: &std::path::Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("`{}` is not valid JSON", path.display()))
 }
 
 fn predictions_frame(examples: &[Example], probabilities: &[f64]) -> DataFrame {

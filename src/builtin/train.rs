@@ -100,7 +100,6 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     )
     .with_context(|| format!("cannot write `{}`", model_dir.join("config.json").display()))?;
 
-    let started = Instant::now();
     let mut observer = Progress {
         ctx,
         history: Vec::new(),
@@ -132,7 +131,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
             "train_images": train.len(),
             "val_images": val.len(),
             "parameters": parameters,
-            "seconds": started.elapsed().as_secs_f64(),
+            "seconds": observer.started.elapsed().as_secs_f64(),
             "train_images_per_second": observer.history.iter().map(|e| e.images_per_second).sum::<f64>()
                 / observer.history.len() as f64,
             "seed": settings.seed,

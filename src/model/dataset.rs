@@ -42,10 +42,7 @@ pub struct PolicyFile {
 impl PolicyFile {
     /// Reads the policy JSON at `path`.
     pub fn read(path: &Path) -> anyhow::Result<PolicyFile> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read augmentation policy `{}`", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("`{}` is not an augmentation policy", path.display()))
+        crate::fsutil::read_json(path).context("an augmentation policy was expected")
     }
 }
 
@@ -61,10 +58,7 @@ impl ModelInfo {
     /// Reads `config.json` in `model_dir`.
     pub fn read(model_dir: &Path) -> anyhow::Result<ModelInfo> {
         let path = model_dir.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read `{}`", path.display()))?;
-        let config: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("`{}` is not valid JSON", path.display()))?;
+        let config: serde_json::Value = crate::fsutil::read_json(&path)?;
         let field = |name: &str| config[name].clone();
         Ok(ModelInfo {
             preprocess: serde_json::from_value(field("preprocess"))

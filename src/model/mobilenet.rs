@@ -351,10 +351,7 @@ impl MobileNetV2 {
     /// Every parameter, stem first, head last.
     pub fn params_mut(&mut self) -> Vec<&mut Param> {
         let mut out = Vec::new();
-        let layers = std::iter::once(&mut self.stem)
-            .chain(self.blocks.iter_mut().flat_map(|b| b.layers.iter_mut()))
-            .chain(std::iter::once(&mut self.last));
-        for layer in layers {
+        for layer in conv_layers(&mut self.stem, &mut self.blocks, &mut self.last) {
             out.extend([&mut layer.weight, &mut layer.bn.gamma, &mut layer.bn.beta]);
         }
         out.extend([&mut self.head_weight, &mut self.head_bias]);
@@ -365,10 +362,7 @@ impl MobileNetV2 {
     /// its layout, its numbers here), mutable, for saving and loading.
     pub fn state_mut(&mut self) -> Vec<(String, Layout, &mut Vec<f32>)> {
         let mut out = Vec::new();
-        let layers = std::iter::once(&mut self.stem)
-            .chain(self.blocks.iter_mut().flat_map(|b| b.layers.iter_mut()))
-            .chain(std::iter::once(&mut self.last));
-        for layer in layers {
+        for layer in conv_layers(&mut self.stem, &mut self.blocks, &mut self.last) {
             let bn = &mut layer.bn;
             let prefix = bn.gamma.name.trim_end_matches(".weight").to_string();
             let len = bn.running_mean.len();
@@ -391,6 +385,17 @@ impl MobileNetV2 {
         }
         out
     }
+}
+
+/// Every convolution layer, stem first (the fields apart, so the head stays borrowable).
+fn conv_layers<'a>(
+    stem: &'a mut ConvBn,
+    blocks: &'a mut [Block],
+    last: &'a mut ConvBn,
+) -> impl Iterator<Item = &'a mut ConvBn> {
+    std::iter::once(stem)
+        .chain(blocks.iter_mut().flat_map(|b| b.layers.iter_mut()))
+        .chain(std::iter::once(last))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
+use crate::fsutil::read_json;
 use crate::images::decode;
 use crate::metrics::{self, Confusion};
 use crate::plot::{bars, classification, curves, gallery};
@@ -45,18 +46,12 @@ pub struct Inputs {
     pub gallery: usize,
 }
 
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", path.display()))
-}
-
 /// Renders every figure it has inputs for into `out`, and `figures.json` listing them with captions.
 pub fn render(inputs: &Inputs, out: &Path) -> anyhow::Result<()> {
     let mut figures: BTreeMap<String, String> = BTreeMap::new();
     let mut facts = serde_json::Map::new();
     if let Some(path) = &inputs.split {
-        let split = read_json(path)?;
+        let split = read_json::<Value>(path)?;
         if let Some(counts) = split["counts"].as_object() {
             let categories: Vec<String> = ["train", "val", "test"]
                 .iter()
@@ -93,7 +88,7 @@ pub fn render(inputs: &Inputs, out: &Path) -> anyhow::Result<()> {
         }
     }
     if let Some(path) = &inputs.validate {
-        let validate = read_json(path)?;
+        let validate = read_json::<Value>(path)?;
         let reasons = validate["excluded_by_reason"]
             .as_object()
             .cloned()
@@ -151,7 +146,11 @@ fn training_curves(
         Ok(epochs.iter().copied().zip(table.float(name)?).collect())
     };
     let val_loss = column("val_loss")?;
-    let train = inputs.train.as_deref().map(read_json).transpose()?;
+    let train = inputs
+        .train
+        .as_deref()
+        .map(read_json::<Value>)
+        .transpose()?;
     let best = train
         .as_ref()
         .and_then(|t| t["best_epoch"].as_f64())
@@ -275,7 +274,11 @@ fn test_figures(
     facts: &mut serde_json::Map<String, Value>,
 ) -> anyhow::Result<()> {
     let all = read_predictions(path)?;
-    let evaluate = inputs.evaluate.as_deref().map(read_json).transpose()?;
+    let evaluate = inputs
+        .evaluate
+        .as_deref()
+        .map(read_json::<Value>)
+        .transpose()?;
     let threshold = evaluate
         .as_ref()
         .and_then(|e| e["threshold"].as_f64())
