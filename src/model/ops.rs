@@ -15,11 +15,6 @@ use crate::rng::Rng;
 /// Rows per parallel task in the element-wise passes.
 const CHUNK: usize = 256;
 
-/// The output of an op; it needs a gradient when any of its inputs or parameters does.
-fn output(g: &Graph, value: Vec<f32>, shape: Shape, needs_grad: bool) -> Var {
-    g.var(value, shape, needs_grad)
-}
-
 fn trains(g: &Graph, p: &Param) -> bool {
     g.is_training() && p.trainable
 }
@@ -39,12 +34,7 @@ pub fn pointwise(g: &mut Graph, x: &Var, w: &Param) -> Var {
         false,
     );
     let train_w = trains(g, w);
-    let out = output(
-        g,
-        y,
-        Shape { c: cout, ..x.shape },
-        x.needs_grad() || train_w,
-    );
+    let out = g.var(y, Shape { c: cout, ..x.shape }, x.needs_grad() || train_w);
     if let Some(out_slot) = out.slot.clone() {
         let (xv, wv, x_slot) = (x.value.clone(), w.value.clone(), x.slot.clone());
         let w_slot = train_w.then(|| w.slot.clone());
@@ -87,7 +77,7 @@ pub fn conv(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
     );
     let shape = Shape::new(x.shape.n, win.out_h, win.out_w, cout);
     let train_w = trains(g, w);
-    let out = output(g, y, shape, train_w);
+    let out = g.var(y, shape, train_w);
     if let Some(out_slot) = out.slot.clone() {
         let w_slot = w.slot.clone();
         g.record(move |grads| {
@@ -105,7 +95,7 @@ pub fn depthwise(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
     let y = kernels::depthwise_forward(&x.value, x.shape, &w.value, &win);
     let shape = Shape::new(x.shape.n, win.out_h, win.out_w, x.shape.c);
     let train_w = trains(g, w);
-    let out = output(g, y, shape, x.needs_grad() || train_w);
+    let out = g.var(y, shape, x.needs_grad() || train_w);
     if let Some(out_slot) = out.slot.clone() {
         let (xv, wv, xs, x_slot) = (x.value.clone(), w.value.clone(), x.shape, x.slot.clone());
         let w_slot = train_w.then(|| w.slot.clone());
@@ -204,7 +194,7 @@ pub fn batch_norm(
             }
         });
     let train_params = trains(g, &bn.gamma);
-    let out = output(g, y, x.shape, x.needs_grad() || train_params);
+    let out = g.var(y, x.shape, x.needs_grad() || train_params);
     if let Some(out_slot) = out.slot.clone() {
         let (xv, yv, x_slot) = (x.value.clone(), out.value.clone(), x.slot.clone());
         let param_slots = train_params.then(|| (bn.gamma.slot.clone(), bn.beta.slot.clone()));
@@ -259,7 +249,7 @@ pub fn sum(g: &mut Graph, a: &Var, b: &Var) -> Var {
         .zip(b.value.iter())
         .map(|(x, y)| x + y)
         .collect();
-    let out = output(g, y, a.shape, a.needs_grad() || b.needs_grad());
+    let out = g.var(y, a.shape, a.needs_grad() || b.needs_grad());
     if let Some(out_slot) = out.slot.clone() {
         let (a_slot, b_slot) = (a.slot.clone(), b.slot.clone());
         g.record(move |grads| {
@@ -288,7 +278,7 @@ pub fn global_average_pool(g: &mut Graph, x: &Var) -> Var {
         })
         .collect();
     let shape = Shape::new(x.shape.n, 1, 1, c);
-    let out = output(g, y, shape, x.needs_grad());
+    let out = g.var(y, shape, x.needs_grad());
     if let (Some(out_slot), Some(x_slot)) = (out.slot.clone(), x.slot.clone()) {
         g.record(move |grads| {
             let dy = take(grads, &out_slot)?;
@@ -317,7 +307,7 @@ pub fn dropout(g: &mut Graph, x: &Var, p: f32, rng: &mut Rng) -> Var {
         .map(|_| if rng.chance(f64::from(p)) { 0.0 } else { keep })
         .collect();
     let y: Vec<f32> = x.value.iter().zip(&mask).map(|(v, m)| v * m).collect();
-    let out = output(g, y, x.shape, x.needs_grad());
+    let out = g.var(y, x.shape, x.needs_grad());
     if let (Some(out_slot), Some(x_slot)) = (out.slot.clone(), x.slot.clone()) {
         g.record(move |grads| {
             let dy = take(grads, &out_slot)?;
@@ -340,7 +330,7 @@ pub fn linear(g: &mut Graph, x: &Var, w: &Param, b: &Param) -> Var {
     for row in values.chunks_mut(cout) {
         add(row, &b.value);
     }
-    let out = output(g, values, y.shape, y.needs_grad() || train_b);
+    let out = g.var(values, y.shape, y.needs_grad() || train_b);
     if let Some(out_slot) = out.slot.clone() {
         let (y_slot, b_slot) = (y.slot.clone(), train_b.then(|| b.slot.clone()));
         g.record(move |grads| {
@@ -375,8 +365,7 @@ pub fn binary_cross_entropy(g: &mut Graph, logits: &Var, labels: &[f32], weights
         })
         .sum::<f64>()
         / n as f64;
-    let out = output(
-        g,
+    let out = g.var(
         vec![loss as f32],
         Shape::new(1, 1, 1, 1),
         logits.needs_grad(),
