@@ -1,7 +1,8 @@
 //! The model's differentiable ops. Each computes its forward pass with the kernels, returns a [`Var`],
 //! and, when training, records a backward closure on the tape that adds into its inputs' and
 //! parameters' gradients. Nothing is computed for an input or parameter that needs no gradient, so the
-//! frozen lower blocks of a fine-tuned network cost only their forward pass.
+//! frozen lower blocks of a fine-tuned network cost only their forward pass. An op's output needs a
+//! gradient when any of its inputs or parameters does.
 
 use std::sync::Arc;
 
