@@ -11,7 +11,7 @@ use crate::compare::compare;
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::exec::{Force, Observer, StageResult, Status};
 use crate::record::RunRecord;
-use crate::spec::Override;
+use crate::spec::{ExecutorKind, Override};
 use crate::term::{Terminal, Verbosity, paint, table, use_color};
 use crate::workspace::{RunRequest, Workspace};
 use polars::prelude::{AnyValue, CsvWriter, SerWriter};
@@ -59,11 +59,24 @@ enum Command {
         /// After a failure, finish every stage that does not depend on it.
         #[arg(short, long)]
         keep_going: bool,
+        /// Where stages run: `local` (this machine) or `slurm` (one `sbatch` job per stage; default:
+        /// the pipeline's `executor:`, else local).
+        #[arg(long, value_name = "EXECUTOR")]
+        executor: Option<ExecutorKind>,
+        /// With `--executor slurm`: return once the jobs are queued (`pipe status --run`, `pipe runs`
+        /// and `pipe cancel` follow them).
+        #[arg(long)]
+        detach: bool,
     },
-    /// Say per stage whether it is up to date or will run, and why.
+    /// Say per stage whether it is up to date or will run, and why; with `--run`, where a run's
+    /// stages are (queued, running, done).
     Status {
         /// The pipeline file.
-        file: String,
+        #[arg(required_unless_present = "run")]
+        file: Option<String>,
+        /// A run (id, prefix or `latest`) whose stages to show instead.
+        #[arg(long, conflicts_with = "file")]
+        run: Option<String>,
         /// Only these stages (and what they need).
         stages: Vec<String>,
         /// Override a param (as in `run`).
@@ -100,6 +113,25 @@ enum Command {
         /// Two or more runs (ids, prefixes or `latest`).
         #[arg(num_args = 2.., required = true)]
         runs: Vec<String>,
+    },
+    /// Cancel a run on a cluster: its jobs (`scancel`), and its record (status `cancelled`).
+    Cancel {
+        /// A run id, a unique prefix of one, or `latest`.
+        run: String,
+    },
+    /// (Run by a Slurm job.) Evaluate one stage of a submitted run.
+    #[command(hide = true)]
+    ExecStage {
+        /// The run's id.
+        run: String,
+        /// The stage.
+        stage: String,
+    },
+    /// (Run by a Slurm job.) Complete a submitted run's record once its stage jobs have ended.
+    #[command(hide = true)]
+    ExecFinish {
+        /// The run's id.
+        run: String,
     },
     /// Remove old runs and the store entries nothing refers to.
     Gc {
@@ -191,6 +223,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             jobs,
             dry_run,
             keep_going,
+            executor,
+            detach,
         } => {
             let request = RunRequest {
                 file,
@@ -200,6 +234,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 jobs: jobs
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 keep_going,
+                executor,
+                detach,
             };
             if dry_run {
                 plan(&ws, &request, verbosity, false)
@@ -207,14 +243,20 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 run_pipeline(&ws, &request, verbosity)
             }
         }
+        Command::Status { run: Some(run), .. } => {
+            let record = ws.runs.resolve(&run).map_err(Error::Usage)?;
+            print!("{}", render_run_status(&ws, &record));
+            Ok(EXIT_OK)
+        }
         Command::Status {
             file,
             stages,
             set,
             json,
+            run: None,
         } => {
             let request = RunRequest {
-                file,
+                file: file.expect("clap requires FILE without --run"),
                 targets: stages,
                 overrides: set,
                 jobs: 1,
@@ -270,6 +312,20 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             println!("\nwrote {}", written.display());
             Ok(EXIT_OK)
         }
+        Command::Cancel { run } => {
+            let record = ws.runs.resolve(&run).map_err(Error::Usage)?;
+            let record = crate::slurm::finish::cancel(&ws, &record)?;
+            println!(
+                "run {} {} ({} of {} stages done)",
+                record.id,
+                record.status,
+                record.count("ran") + record.count("cached"),
+                record.stages.len()
+            );
+            Ok(EXIT_OK)
+        }
+        Command::ExecStage { run, stage } => crate::slurm::node::exec_stage(&ws, &run, &stage),
+        Command::ExecFinish { run } => crate::slurm::node::exec_finish(&ws, &run),
         Command::Gc { keep, dry_run } => {
             let report = ws.gc(keep, dry_run, wait_message)?;
             let verb = if dry_run { "would remove" } else { "removed" };
@@ -445,6 +501,18 @@ fn run_pipeline(ws: &Workspace, request: &RunRequest, verbosity: Verbosity) -> R
         name_width(pipeline.stages.iter().map(|s| s.name.len())),
     );
     let record = ws.run(request, &term, wait_message)?;
+    if record.status == "running" {
+        // Detached: the jobs are queued and the record completes without us.
+        let jobs = record.stages.iter().filter(|s| s.job_id.is_some()).count();
+        term.line(&format!(
+            "run {} submitted: {jobs} job{} queued on Slurm; follow it with `pipe status --run {}`, stop it with `pipe cancel {}`",
+            record.id,
+            plural(jobs),
+            record.id,
+            record.id
+        ));
+        return Ok(EXIT_OK);
+    }
     if verbosity > Verbosity::Quiet {
         for w in record
             .warnings
@@ -469,7 +537,7 @@ fn run_pipeline(ws: &Workspace, request: &RunRequest, verbosity: Verbosity) -> R
     };
     let status = paint(
         color,
-        if record.status == "failed" {
+        if record.status != "succeeded" {
             "31;1"
         } else {
             "32;1"
@@ -483,7 +551,7 @@ fn run_pipeline(ws: &Workspace, request: &RunRequest, verbosity: Verbosity) -> R
         record.duration_s,
         record.id
     ));
-    Ok(if record.status == "failed" {
+    Ok(if record.status != "succeeded" {
         EXIT_STAGE_FAILED
     } else {
         EXIT_OK
@@ -752,6 +820,46 @@ fn render_show(ws: &Workspace, r: &RunRecord) -> String {
         dir.join("run.json").display(),
         dir.join("logs").display()
     ));
+    out
+}
+
+/// `pipe status --run`: where each stage of a run is (live for a Slurm run still running).
+fn render_run_status(ws: &Workspace, r: &RunRecord) -> String {
+    let stages = crate::slurm::current_stages(ws, r);
+    let done = stages
+        .iter()
+        .filter(|s| !matches!(s.status.as_str(), "queued" | "running"))
+        .count();
+    let mut out = format!(
+        "run {} ({}, {} executor) of {}: {done} of {} stage{} done\n",
+        r.id,
+        r.effective_status(),
+        r.executor,
+        r.pipeline,
+        stages.len(),
+        plural(stages.len())
+    );
+    let rows: Vec<Vec<String>> = stages
+        .iter()
+        .map(|s| {
+            vec![
+                s.status.clone(),
+                s.name.clone(),
+                s.job_id.clone().unwrap_or_else(|| "-".into()),
+                if matches!(s.status.as_str(), "ran" | "failed") {
+                    format!("{:.2}s", s.duration_s)
+                } else {
+                    String::new()
+                },
+                s.error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .unwrap_or(&s.reason)
+                    .to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["STATUS", "STAGE", "JOB", "TIME", "REASON"], &rows));
     out
 }
 

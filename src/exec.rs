@@ -19,15 +19,16 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::builtin;
 use crate::dag::Dag;
+use crate::executor::{Executor, Launch};
 use crate::fsutil;
 use crate::hash::{StatCache, Tree, TreeKind};
 use crate::key::{KEY_VERSION, KeyInput};
-use crate::spec::{Action, Pipeline, Stage, is_within};
+use crate::spec::{Action, ExecutorKind, Pipeline, Stage, is_within};
 use crate::state::{self, PipelineState, StageState};
 use crate::store::{Entry, RestoreError, Store};
 
@@ -44,7 +45,7 @@ pub enum Mode {
 }
 
 /// Which stages run even when their key is in the store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Force {
     /// None: the cache decides.
     #[default]
@@ -75,7 +76,7 @@ pub struct Options {
 }
 
 /// The outcome of one stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// It ran and its outputs were committed.
@@ -88,6 +89,8 @@ pub enum Status {
     Skipped,
     /// Plan mode: it would run.
     WillRun,
+    /// It was queued as a cluster job, which reports its outcome later.
+    Queued,
 }
 
 impl Status {
@@ -99,12 +102,13 @@ impl Status {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
             Status::WillRun => "will run",
+            Status::Queued => "queued",
         }
     }
 }
 
-/// Everything known about one stage after evaluating it.
-#[derive(Debug, Clone)]
+/// Everything known about one stage after evaluating it (also what a cluster job hands back, as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageResult {
     /// Index in `pipeline.stages`.
     pub index: usize,
@@ -132,6 +136,10 @@ pub struct StageResult {
     pub warnings: Vec<String>,
     /// Whether a hit wrote files into the workspace.
     pub restored: bool,
+    /// The cluster job that runs (or ran) it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// What its key was made of, saved as the pipeline's last state when the run ends.
     state: Option<StageState>,
 }
 
@@ -157,6 +165,8 @@ pub struct Runner<'a> {
     pub dag: &'a Dag,
     /// The options.
     pub options: &'a Options,
+    /// Where the stages that must run are run.
+    pub executor: &'a dyn Executor,
 }
 
 /// The scheduler's shared state.
@@ -183,9 +193,15 @@ struct Pool<'a> {
     last_state: &'a PipelineState,
 }
 
-struct Job {
-    index: usize,
-    upstream: Vec<(String, Arc<BTreeMap<String, Tree>>)>,
+/// One stage handed to [`Runner::evaluate`]: its settled upstream stages' outputs, and the upstream
+/// stages queued as cluster jobs (name, job id), which it must wait for.
+pub struct Job {
+    /// Index in `pipeline.stages`.
+    pub index: usize,
+    /// Upstream stage name -> its outputs.
+    pub upstream: Vec<(String, Arc<BTreeMap<String, Tree>>)>,
+    /// Upstream stages still queued: (name, job id).
+    pub queued_upstream: Vec<(String, String)>,
 }
 
 impl Runner<'_> {
@@ -249,23 +265,17 @@ impl Runner<'_> {
                 scope.spawn(|| self.work(&pool));
             }
         });
-        let mut results = board.into_inner().expect("scheduler lock").results;
-        let updates: BTreeMap<String, StageState> = results
-            .iter_mut()
+        let mut results: Vec<StageResult> = board
+            .into_inner()
+            .expect("scheduler lock")
+            .results
+            .into_iter()
             .flatten()
-            .filter_map(|r| r.state.take().map(|s| (r.name.clone(), s)))
-            .filter(|(name, s)| {
-                last_state
-                    .stages
-                    .get(name)
-                    .is_none_or(|old| old.key != s.key)
-            })
             .collect();
         if self.options.mode == Mode::Run {
-            PipelineState::merge_and_save(&state_path, updates)
-                .map_err(|e| format!("cannot save stage state: {e}"))?;
+            save_state(self.store, &self.pipeline.file, &mut results)?;
         }
-        Ok(results.into_iter().flatten().collect())
+        Ok(results)
     }
 
     /// One worker: takes ready stages off the board until none are left or running. A worker that
@@ -286,16 +296,25 @@ impl Runner<'_> {
                 match self.settle_without_running(i, &board.results, board.stopped.as_deref()) {
                     Some(settled) => settled,
                     None => {
-                        let upstream = self
-                            .dag
-                            .upstream(i)
-                            .filter_map(|(u, _)| board.results[u].as_ref())
-                            .map(|r| (r.name.clone(), r.outputs.clone()))
-                            .collect();
+                        let upstream_results = || {
+                            self.dag
+                                .upstream(i)
+                                .filter_map(|(u, _)| board.results[u].as_ref())
+                        };
+                        let job = Job {
+                            index: i,
+                            upstream: upstream_results()
+                                .filter(|r| r.status != Status::Queued)
+                                .map(|r| (r.name.clone(), r.outputs.clone()))
+                                .collect(),
+                            queued_upstream: upstream_results()
+                                .filter_map(|r| Some((r.name.clone(), r.job_id.clone()?)))
+                                .collect(),
+                        };
                         board.in_flight += 1;
                         drop(board);
                         pool.observer.started(&self.pipeline.stages[i]);
-                        let result = self.evaluate(Job { index: i, upstream }, pool.last_state);
+                        let result = self.evaluate(job, pool.last_state);
                         board = pool.board.lock().expect("scheduler lock");
                         board.in_flight -= 1;
                         if result.status == Status::Failed
@@ -375,7 +394,9 @@ impl Runner<'_> {
         }
     }
 
-    fn evaluate(&self, job: Job, last_state: &PipelineState) -> StageResult {
+    /// Evaluates one stage whose upstream stages are settled or queued: restores it, runs it, or
+    /// queues it, and says which (a failure is a result, not an error).
+    pub fn evaluate(&self, job: Job, last_state: &PipelineState) -> StageResult {
         let index = job.index;
         let stage = &self.pipeline.stages[index];
         let start = Instant::now();
@@ -404,11 +425,56 @@ impl Runner<'_> {
             r.metrics = self.read_metrics(stage);
             return Ok(r);
         }
+        if !job.queued_upstream.is_empty() {
+            // Its key needs its upstream stages' outputs: the cluster job computes it.
+            let names: Vec<String> = job
+                .queued_upstream
+                .iter()
+                .map(|(name, id)| format!("`{name}` (job {id})"))
+                .collect();
+            let after: Vec<String> = job.queued_upstream.into_iter().map(|(_, id)| id).collect();
+            let mut r = StageResult::new(
+                i,
+                stage,
+                Status::Queued,
+                format!("after {}", names.join(", ")),
+            );
+            match self.executor.launch(self, stage, &after) {
+                Launch::Queued(job_id) => r.job_id = Some(job_id),
+                Launch::Finished(Err((error, _))) => {
+                    r.status = Status::Failed;
+                    r.error = Some(error);
+                }
+                Launch::Finished(Ok(())) => {
+                    unreachable!("only an executor that queues stages has queued upstream stages")
+                }
+            }
+            return Ok(r);
+        }
         let deps = self.hash_deps(stage, &job.upstream)?;
         let input = self.key_input(stage, &deps, &job.upstream);
         let key = input.key();
         let new_state = StageState::new(key.clone(), input.clone(), &deps);
         let mut warnings = Vec::new();
+        // Two runs that need this key at once run it once: the second waits here, then restores.
+        let runs_here = self.executor.kind() == ExecutorKind::Local;
+        let _key_lock = if self.options.mode == Mode::Run && runs_here {
+            let waited = Instant::now();
+            let mut holder_seen = None;
+            let lock = self
+                .store
+                .lock_key(&key, |holder| holder_seen = Some(holder.to_string()))
+                .map_err(|e| format!("cannot lock key {key}: {e}"))?;
+            if let Some(holder) = holder_seen {
+                warnings.push(format!(
+                    "waited {:.1}s while another run ({holder}) evaluated the same key",
+                    waited.elapsed().as_secs_f64()
+                ));
+            }
+            Some(lock)
+        } else {
+            None
+        };
         let forced = self.forced(stage);
         if !forced && !stage.always_changed {
             let entry = match self.store.lookup(&key) {
@@ -461,11 +527,19 @@ impl Runner<'_> {
             return Ok(r);
         }
         let started = Instant::now();
-        if let Err((error, exit_code)) = self.execute(stage) {
-            r.status = Status::Failed;
-            r.error = Some(error);
-            r.exit_code = exit_code;
-            return Ok(r);
+        match self.executor.launch(self, stage, &[]) {
+            Launch::Finished(Ok(())) => {}
+            Launch::Finished(Err((error, exit_code))) => {
+                r.status = Status::Failed;
+                r.error = Some(error);
+                r.exit_code = exit_code;
+                return Ok(r);
+            }
+            Launch::Queued(job_id) => {
+                r.status = Status::Queued;
+                r.job_id = Some(job_id);
+                return Ok(r);
+            }
         }
         let duration_s = started.elapsed().as_secs_f64();
         let outputs = self.hash_outputs(stage, "was not created by the stage")?;
@@ -622,8 +696,9 @@ impl Runner<'_> {
             .collect()
     }
 
-    /// Runs the stage's command or built-in. Errors carry the message and, for commands, the exit code.
-    fn execute(&self, stage: &Stage) -> Result<(), (String, Option<i32>)> {
+    /// Runs the stage's command or built-in in this process. Errors carry the message and, for
+    /// commands, the exit code.
+    pub fn execute(&self, stage: &Stage) -> Result<(), (String, Option<i32>)> {
         for out in &stage.outs {
             let full = self.root.join(&out.path.path);
             if !out.persist {
@@ -739,8 +814,32 @@ impl Runner<'_> {
     }
 }
 
+/// Saves what each evaluated stage's key was made of as the pipeline's last state, for the reasons
+/// `pipe status` gives; results give their part up (it is not needed twice).
+pub fn save_state(
+    store: &Store,
+    pipeline_file: &str,
+    results: &mut [StageResult],
+) -> Result<(), String> {
+    let path = state::path(store.dir(), pipeline_file);
+    let last_state = PipelineState::load(&path);
+    let updates: BTreeMap<String, StageState> = results
+        .iter_mut()
+        .filter_map(|r| r.state.take().map(|s| (r.name.clone(), s)))
+        .filter(|(name, s)| {
+            last_state
+                .stages
+                .get(name)
+                .is_none_or(|old| old.key != s.key)
+        })
+        .collect();
+    PipelineState::merge_and_save(&path, updates)
+        .map_err(|e| format!("cannot save stage state: {e}"))
+}
+
 impl StageResult {
-    fn new(index: usize, stage: &Stage, status: Status, reason: String) -> StageResult {
+    /// A result with nothing known yet but its status and reason.
+    pub fn new(index: usize, stage: &Stage, status: Status, reason: String) -> StageResult {
         StageResult {
             index,
             name: stage.name.clone(),
@@ -755,6 +854,7 @@ impl StageResult {
             metrics: None,
             warnings: Vec::new(),
             restored: false,
+            job_id: None,
             state: None,
         }
     }
@@ -811,7 +911,8 @@ fn subtree(tree: &Tree, out: &str, dep: &str) -> Option<Tree> {
 }
 
 /// The last `n` lines of a text file.
-fn tail_lines(path: &Path, n: usize) -> String {
+/// The last `n` lines of a file, or "" when it cannot be read.
+pub fn tail_lines(path: &Path, n: usize) -> String {
     let text = fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();

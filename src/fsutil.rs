@@ -33,14 +33,24 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", unique_suffix()))
 }
 
-/// A string unique to this process and call: pid, then a counter.
+/// A string unique to this process and call, also across the nodes of a cluster that share a store:
+/// host, pid, then a counter.
 pub fn unique_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     format!(
-        "{}-{}",
+        "{}-{}-{}",
+        HOST.get_or_init(host_name),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// This machine's name (for lock files and job logs: on a cluster, which node).
+pub fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "an unknown host".into())
 }
 
 /// Removes the file, symlink or folder at `path`; nothing there is fine.

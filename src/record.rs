@@ -26,7 +26,7 @@ pub struct RunRecord {
     pub id: String,
     /// The pipeline file as given.
     pub pipeline: String,
-    /// `running` while in progress, then `succeeded` or `failed`.
+    /// `running` while in progress, then `succeeded`, `failed` or `cancelled`.
     pub status: String,
     /// UTC, RFC 3339.
     pub started_at: String,
@@ -53,6 +53,9 @@ pub struct RunRecord {
     /// Parallel jobs.
     #[serde(default)]
     pub jobs: usize,
+    /// Where stages ran: `local` or `slurm`.
+    #[serde(default = "local")]
+    pub executor: String,
     /// Stages in pipeline order.
     pub stages: Vec<StageRecord>,
     /// Stage name -> values from its metrics files.
@@ -94,6 +97,13 @@ pub struct StageRecord {
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The cluster job that ran it (Slurm's job id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+fn local() -> String {
+    "local".into()
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -101,9 +111,13 @@ fn is_zero(v: &f64) -> bool {
 }
 
 impl RunRecord {
-    /// The state to show: a record still `running` whose process is gone was interrupted.
+    /// The state to show: a local record still `running` whose process is gone was interrupted (a
+    /// Slurm run's jobs outlive the process that submitted them).
     pub fn effective_status(&self) -> &str {
-        if self.status == "running" && !Path::new(&format!("/proc/{}", self.pid)).exists() {
+        if self.status == "running"
+            && self.executor == "local"
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        {
             "interrupted"
         } else {
             &self.status

@@ -5,6 +5,7 @@
 //!   objects/ab/ab12…      file contents, named by their blake3 (identical files stored once, read-only)
 //!   stages/9c/9c1e….json  one entry per stage key: its outputs as trees of object hashes, its duration
 //!   tmp/                  where objects and restored outputs are assembled before their rename
+//!   locks/9c/9c1e…        held while a stage with that key runs (two runs needing it run it once)
 //!   lock                  held by the `pipe run` that is writing this workspace
 //! ```
 //!
@@ -341,23 +342,26 @@ fn walk_names(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The exclusive lock a `pipe run` holds on a workspace; released when dropped (or when the process dies).
-pub struct WorkspaceLock {
+/// An exclusive advisory lock (`flock`) on a file in the store, released when dropped or when the
+/// process dies. The file says who holds it (`pid 123 on node7`), for whoever waits.
+pub struct FileLock {
     _file: fs::File,
 }
 
-impl WorkspaceLock {
-    /// Takes the lock, waiting for another `pipe run` to finish; `on_wait` is called once if it must.
-    pub fn acquire(store_dir: &Path, on_wait: impl FnOnce(&str)) -> io::Result<WorkspaceLock> {
-        fs::create_dir_all(store_dir)?;
-        let path = store_dir.join("lock");
+impl FileLock {
+    /// Takes the lock on `path`, waiting for its holder; `on_wait` is called once, with the holder,
+    /// if it must wait.
+    pub fn acquire(path: &Path, on_wait: impl FnOnce(&str)) -> io::Result<FileLock> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
+        }
         let mut file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
-            .map_err(|e| with_path(e, &path))?;
+            .open(path)
+            .map_err(|e| with_path(e, path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -366,11 +370,29 @@ impl WorkspaceLock {
                 on_wait(holder.trim());
                 file.lock()?;
             }
-            Err(fs::TryLockError::Error(e)) => return Err(with_path(e, &path)),
+            Err(fs::TryLockError::Error(e)) => return Err(with_path(e, path)),
         }
         file.set_len(0)?;
-        write!(file, "pid {}", std::process::id())?;
-        Ok(WorkspaceLock { _file: file })
+        write!(
+            file,
+            "pid {} on {}",
+            std::process::id(),
+            fsutil::host_name()
+        )?;
+        Ok(FileLock { _file: file })
+    }
+}
+
+impl Store {
+    /// The lock a `pipe run` holds on the workspace while it evaluates stages here (or submits them).
+    pub fn lock_workspace(&self, on_wait: impl FnOnce(&str)) -> io::Result<FileLock> {
+        FileLock::acquire(&self.dir.join("lock"), on_wait)
+    }
+
+    /// The lock held while a stage with this key is looked up, run and committed, so that two runs
+    /// (on any node that sees the store) needing the same key run it once.
+    pub fn lock_key(&self, key: &str, on_wait: impl FnOnce(&str)) -> io::Result<FileLock> {
+        FileLock::acquire(&self.dir.join("locks").join(&key[..2]).join(key), on_wait)
     }
 }
 

@@ -55,7 +55,7 @@ fn status_color(status: Status) -> &'static str {
         Status::Cached => "2",
         Status::Failed => "31;1",
         Status::Skipped => "33",
-        Status::WillRun => "36",
+        Status::WillRun | Status::Queued => "36",
     }
 }
 
@@ -144,19 +144,20 @@ impl Observer for Terminal {
     fn finished(&self, r: &StageResult) {
         let mut p = self.progress.lock().expect("progress lock");
         p.running.remove(&r.name);
-        p.done += 1;
+        if r.status != Status::Queued {
+            p.done += 1;
+        }
         let show = match self.verbosity {
             Verbosity::Quiet => r.status == Status::Failed,
             _ => true,
         };
         if show {
             let timed = matches!(r.status, Status::Ran | Status::Failed);
-            self.line(&self.stage_line(
-                &r.name,
-                r.status,
-                timed.then_some(r.duration_s),
-                &r.reason,
-            ));
+            let reason = match &r.job_id {
+                Some(job) => format!("job {job}: {}", r.reason),
+                None => r.reason.clone(),
+            };
+            self.line(&self.stage_line(&r.name, r.status, timed.then_some(r.duration_s), &reason));
             if let Some(error) = &r.error {
                 for l in error.lines() {
                     self.line(&format!("           {l}"));

@@ -3,18 +3,19 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
 use crate::dag::Dag;
 use crate::error::Error;
 use crate::exec::{Force, Mode, Observer, Options, Runner, StageResult, Status};
+use crate::executor::{Executor, Local};
 use crate::hash::StatCache;
 use crate::record::{self, FORMAT_VERSION, RunRecord, Runs, StageRecord};
-use crate::spec::{self, Action, Diagnostics, Override, Pipeline};
+use crate::spec::{self, Action, Diagnostics, ExecutorKind, Override, Pipeline};
 use crate::state::PipelineState;
-use crate::store::{Store, WorkspaceLock};
+use crate::store::Store;
 
 /// Where pipe keeps things.
 pub struct Workspace {
@@ -41,6 +42,10 @@ pub struct RunRequest {
     pub jobs: usize,
     /// Finish independent branches after a failure.
     pub keep_going: bool,
+    /// Where stages run (default: the pipeline's `executor:`, else local).
+    pub executor: Option<ExecutorKind>,
+    /// With a cluster executor: return once the jobs are submitted.
+    pub detach: bool,
 }
 
 /// What `pipe gc` removed (or would remove).
@@ -73,7 +78,8 @@ impl Workspace {
         Ok((pipeline, dag))
     }
 
-    fn stat_cache(&self) -> StatCache {
+    /// The stat cache of this workspace's store.
+    pub fn stat_cache(&self) -> StatCache {
         StatCache::load(self.store.dir().join("stat-cache"))
     }
 
@@ -86,17 +92,18 @@ impl Workspace {
         let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
         let options = self.options(request, Mode::Plan, String::new());
         // A stat cache that cannot be saved only costs speed next time; plan mode says nothing.
-        let (results, _) = self.walk(&pipeline, &dag, &options, observer);
+        let (results, _) = self.walk(&pipeline, &dag, &options, &Local, observer);
         Ok((pipeline, results?))
     }
 
     /// Evaluates the pipeline with the workspace's stat cache, then saves the cache. Returns the
     /// results and, if the cache could not be saved, a warning.
-    fn walk(
+    pub fn walk(
         &self,
         pipeline: &Pipeline,
         dag: &Dag,
         options: &Options,
+        executor: &dyn Executor,
         observer: &dyn Observer,
     ) -> (Result<Vec<StageResult>, Error>, Option<String>) {
         let stats = self.stat_cache();
@@ -107,6 +114,7 @@ impl Workspace {
             pipeline,
             dag,
             options,
+            executor,
         };
         let results = runner.run(observer).map_err(Error::Usage);
         let warning = stats
@@ -116,7 +124,8 @@ impl Workspace {
         (results, warning)
     }
 
-    fn options(&self, request: &RunRequest, mode: Mode, run_id: String) -> Options {
+    /// The scheduler's options for a request.
+    pub fn options(&self, request: &RunRequest, mode: Mode, run_id: String) -> Options {
         Options {
             jobs: request.jobs,
             force: request.force.clone(),
@@ -136,9 +145,21 @@ impl Workspace {
         on_wait: impl FnOnce(&str),
     ) -> Result<RunRecord, Error> {
         let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
-        let _lock = WorkspaceLock::acquire(self.store.dir(), on_wait)
+        let executor = request
+            .executor
+            .or(pipeline.executor)
+            .unwrap_or(ExecutorKind::Local);
+        if request.detach && executor == ExecutorKind::Local {
+            return Err(Error::Usage(
+                "`--detach` needs a cluster executor (`--executor slurm` or `executor: slurm`)"
+                    .into(),
+            ));
+        }
+        let lock = self
+            .store
+            .lock_workspace(on_wait)
             .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
-        let started = Instant::now();
+        let started = SystemTime::now();
         let id = self
             .runs
             .create()
@@ -148,7 +169,7 @@ impl Workspace {
             id: id.clone(),
             pipeline: pipeline.file.clone(),
             status: "running".into(),
-            started_at: record::rfc3339(SystemTime::now()),
+            started_at: record::rfc3339(started),
             finished_at: None,
             duration_s: 0.0,
             params: pipeline.params.clone(),
@@ -161,17 +182,42 @@ impl Workspace {
             pipe_version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
             jobs: request.jobs,
+            executor: executor.name().into(),
             stages: Vec::new(),
             metrics: BTreeMap::new(),
             warnings: Vec::new(),
         };
-        let io = |e: std::io::Error| Error::Io(format!("cannot write run record: {e}"));
-        self.runs.write(&record).map_err(io)?;
+        self.runs
+            .write(&record)
+            .map_err(|e| Error::Io(format!("cannot write run record: {e}")))?;
         let options = self.options(request, Mode::Run, id);
-        let (results, warning) = self.walk(&pipeline, &dag, &options, observer);
+        if executor == ExecutorKind::Slurm {
+            let submission = crate::slurm::Submission {
+                pipeline: &pipeline,
+                dag: &dag,
+                request,
+                options: &options,
+                started,
+            };
+            return crate::slurm::run(self, submission, record, lock, observer);
+        }
+        let (results, warning) = self.walk(&pipeline, &dag, &options, &Local, observer);
         record.warnings.extend(warning);
-        let results = results?;
-        for r in &results {
+        self.complete(&pipeline, &results?, &mut record, started, false)?;
+        Ok(record)
+    }
+
+    /// Fills in a run record from its stages' results (stages, metrics, warnings, status, duration),
+    /// writes the reports and the record.
+    pub fn complete(
+        &self,
+        pipeline: &Pipeline,
+        results: &[StageResult],
+        record: &mut RunRecord,
+        started: SystemTime,
+        cancelled: bool,
+    ) -> Result<(), Error> {
+        for r in results {
             record
                 .warnings
                 .extend(r.warnings.iter().map(|w| format!("{}: {w}", r.name)));
@@ -179,18 +225,25 @@ impl Workspace {
                 record.metrics.insert(r.name.clone(), m.clone());
             }
         }
-        record.stages = results.iter().map(|r| stage_record(&pipeline, r)).collect();
-        record.status = if results.iter().any(|r| r.status == Status::Failed) {
+        record.stages = results.iter().map(|r| stage_record(pipeline, r)).collect();
+        record.status = if cancelled {
+            "cancelled"
+        } else if results.iter().any(|r| r.status == Status::Failed) {
             "failed"
         } else {
             "succeeded"
         }
         .into();
-        record.finished_at = Some(record::rfc3339(SystemTime::now()));
-        record.duration_s = started.elapsed().as_secs_f64();
-        self.publish_reports(&pipeline, &results, &mut record);
-        self.runs.write(&record).map_err(io)?;
-        Ok(record)
+        let now = SystemTime::now();
+        record.finished_at = Some(record::rfc3339(now));
+        record.duration_s = now
+            .duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.publish_reports(pipeline, results, record);
+        self.runs
+            .write(record)
+            .map_err(|e| Error::Io(format!("cannot write run record: {e}")))
     }
 
     /// Writes `runs/<id>/report/` for each report stage: around its figures when it ran or was restored,
@@ -237,7 +290,9 @@ impl Workspace {
         dry_run: bool,
         on_wait: impl FnOnce(&str),
     ) -> Result<GcReport, Error> {
-        let _lock = WorkspaceLock::acquire(self.store.dir(), on_wait)
+        let _lock = self
+            .store
+            .lock_workspace(on_wait)
             .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
         let (records, _) = self.runs.list();
         let keep = keep.unwrap_or(records.len());
@@ -272,7 +327,8 @@ impl Workspace {
     }
 }
 
-fn stage_record(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
+/// A stage's line in `run.json`.
+pub fn stage_record(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
     let stage = &pipeline.stages[r.index];
     StageRecord {
         name: r.name.clone(),
@@ -289,5 +345,6 @@ fn stage_record(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
             .collect(),
         exit_code: r.exit_code,
         error: r.error.clone(),
+        job_id: r.job_id.clone(),
     }
 }

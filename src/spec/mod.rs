@@ -14,6 +14,7 @@ pub mod yaml;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
@@ -31,6 +32,81 @@ pub struct Pipeline {
     pub params: Value,
     /// Stages in file order (`foreach`/`matrix` stages expanded in place).
     pub stages: Vec<Stage>,
+    /// Where its stages run unless `pipe run --executor` says otherwise (`executor:`).
+    pub executor: Option<ExecutorKind>,
+}
+
+/// Where the stages that must run are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// In worker threads of the `pipe run` process.
+    Local,
+    /// As Slurm jobs (`sbatch`), one per stage, ordered by job dependencies.
+    Slurm,
+}
+
+impl ExecutorKind {
+    /// The name used in pipeline files, on the command line and in `run.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        }
+    }
+}
+
+impl std::str::FromStr for ExecutorKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ExecutorKind, String> {
+        match s {
+            "local" => Ok(ExecutorKind::Local),
+            "slurm" => Ok(ExecutorKind::Slurm),
+            other => Err(format!(
+                "unknown executor `{other}` (expected `local` or `slurm`)"
+            )),
+        }
+    }
+}
+
+/// What a stage asks of a cluster scheduler (`resources:`, merged over the pipeline's top-level
+/// `resources:`). Not part of the key: where a stage runs does not change what it writes. Ignored by
+/// the local executor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPUs for the stage (`--cpus-per-task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory, Slurm's syntax: megabytes, or a number with K, M, G or T (`--mem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    /// GPUs (`--gpus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// Time limit, Slurm's syntax: minutes, `H:MM:SS` or `D-HH:MM:SS` (`--time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Partition (`--partition`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Account charged (`--account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl Resources {
+    /// These resources with every field `over` sets replaced.
+    pub fn overlaid(&self, over: &Resources) -> Resources {
+        Resources {
+            cpus: over.cpus.or(self.cpus),
+            mem: over.mem.clone().or_else(|| self.mem.clone()),
+            gpus: over.gpus.or(self.gpus),
+            time: over.time.clone().or_else(|| self.time.clone()),
+            partition: over.partition.clone().or_else(|| self.partition.clone()),
+            account: over.account.clone().or_else(|| self.account.clone()),
+        }
+    }
 }
 
 /// One stage, ready to be hashed and run.
@@ -59,6 +135,8 @@ pub struct Stage {
     pub frozen: bool,
     /// Free-text description.
     pub desc: Option<String>,
+    /// What it asks of a cluster scheduler.
+    pub resources: Resources,
 }
 
 /// What a stage runs.
@@ -149,12 +227,13 @@ pub fn parse(
             )]);
         }
     };
-    let (params, stages) = validate::validate(file, &source, &node, root, overrides)?;
+    let (params, stages, executor) = validate::validate(file, &source, &node, root, overrides)?;
     Ok(Pipeline {
         file: file.to_string(),
         source,
         params,
         stages,
+        executor,
     })
 }
 

@@ -11,10 +11,11 @@ use super::diagnostic::{Diagnostic, did_you_mean};
 use super::interpolate::{Scope, flatten_names, get_path};
 use super::overrides::{Override, param_slot};
 use super::yaml::{self, Node, NodeKind, Pos};
-use super::{Action, Out, PathRef, Stage, is_outside, normalize};
+use super::{Action, ExecutorKind, Out, PathRef, Resources, Stage, is_outside, normalize};
 use crate::kinds;
 
-const TOP_KEYS: &[&str] = &["params", "stages"];
+const TOP_KEYS: &[&str] = &["params", "stages", "executor", "resources"];
+const RESOURCE_KEYS: &[&str] = &["cpus", "mem", "gpus", "time", "partition", "account"];
 const COMMAND_KEYS: &[&str] = &[
     "cmd",
     "deps",
@@ -27,8 +28,17 @@ const COMMAND_KEYS: &[&str] = &[
     "frozen",
     "desc",
     "meta",
+    "resources",
 ];
-const BUILTIN_KEYS: &[&str] = &["uses", "with", "always_changed", "frozen", "desc", "meta"];
+const BUILTIN_KEYS: &[&str] = &[
+    "uses",
+    "with",
+    "always_changed",
+    "frozen",
+    "desc",
+    "meta",
+    "resources",
+];
 const OUT_OPTIONS: &[&str] = &["cache", "persist", "desc", "remote", "push"];
 /// DVC reads stage `params:` from this file when the pipeline does not declare them.
 const DVC_PARAMS_FILE: &str = "params.yaml";
@@ -42,6 +52,8 @@ struct Checker<'a> {
     params: Value,
     /// Other params files (DVC's `params.yaml`, `{file: [keys]}`), read once each.
     param_files: HashMap<String, Option<Value>>,
+    /// The pipeline's top-level `resources:`, under every stage's own.
+    default_resources: Resources,
 }
 
 pub(super) fn validate(
@@ -50,7 +62,7 @@ pub(super) fn validate(
     node: &Node,
     root: &Path,
     overrides: &[Override],
-) -> Result<(Value, Vec<Stage>), Vec<Diagnostic>> {
+) -> Result<(Value, Vec<Stage>, Option<ExecutorKind>), Vec<Diagnostic>> {
     let mut c = Checker {
         file,
         source,
@@ -58,6 +70,7 @@ pub(super) fn validate(
         errors: Vec::new(),
         params: Value::Null,
         param_files: HashMap::new(),
+        default_resources: Resources::default(),
     };
     let Some(entries) = node.as_map() else {
         c.error(
@@ -69,6 +82,24 @@ pub(super) fn validate(
     };
     for (key, _) in entries {
         c.check_key(key, TOP_KEYS, "unknown top-level key");
+    }
+    let executor = node.get("executor").and_then(|n| {
+        let parsed = n.as_scalar().ok_or_else(|| {
+            format!(
+                "`executor` must be `local` or `slurm`, not {}",
+                n.type_name()
+            )
+        });
+        match parsed.and_then(str::parse::<ExecutorKind>) {
+            Ok(kind) => Some(kind),
+            Err(message) => {
+                c.error(n.pos, message, None);
+                None
+            }
+        }
+    });
+    if let Some(r) = node.get("resources") {
+        c.default_resources = c.resources(r, "the pipeline");
     }
     let mut params = match node.get("params") {
         None => Value::Object(Default::default()),
@@ -129,11 +160,38 @@ pub(super) fn validate(
         }
     }
     if c.errors.is_empty() {
-        Ok((params, stages))
+        Ok((params, stages, executor))
     } else {
         c.errors.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
         Err(c.errors)
     }
+}
+
+/// Slurm's `--mem`: a number, optionally followed by K, M, G or T.
+fn valid_memory(text: &str) -> bool {
+    let digits = text.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+    text.len() - digits.len() <= 1
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Slurm's `--time`: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M` or `D-H:M:S`, all numbers.
+fn valid_time(text: &str) -> bool {
+    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (days, clock) = match text.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, text),
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    days.is_none_or(numbers) && parts.len() <= 3 && parts.iter().all(|p| numbers(p))
+}
+
+/// A name Slurm takes as it is and a job script can hold without quoting.
+fn valid_slurm_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
 }
 
 fn valid_stage_name(name: &str) -> bool {
@@ -413,6 +471,13 @@ impl Checker<'_> {
             .get("desc")
             .and_then(|d| d.as_scalar())
             .map(str::to_string);
+        let resources = match body.get("resources") {
+            Some(r) => {
+                let own = self.resources(r, &format!("stage `{name}`"));
+                self.default_resources.overlaid(&own)
+            }
+            None => self.default_resources.clone(),
+        };
         let (action, deps, outs, wdir) = if builtin {
             self.builtin(&name, &body, overrides)?
         } else {
@@ -440,7 +505,79 @@ impl Checker<'_> {
             always_changed,
             frozen,
             desc,
+            resources,
         })
+    }
+
+    /// A `resources:` mapping (of `owner`), each value checked against Slurm's syntax.
+    fn resources(&mut self, node: &Node, owner: &str) -> Resources {
+        let mut r = Resources::default();
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.pos,
+                format!(
+                    "`resources` of {owner} must be a mapping (cpus, mem, gpus, time, partition, account), not {}",
+                    node.type_name()
+                ),
+                None,
+            );
+            return r;
+        };
+        for (key, value) in entries {
+            let name = key.as_scalar().unwrap_or_default();
+            let text = value.as_scalar().unwrap_or_default().trim().to_string();
+            let count = || text.parse::<u32>().ok();
+            let problem = match name {
+                "cpus" => match count().filter(|n| *n > 0) {
+                    Some(n) => {
+                        r.cpus = Some(n);
+                        None
+                    }
+                    None => Some("`cpus` must be a whole number of at least 1"),
+                },
+                "gpus" => match count() {
+                    Some(n) => {
+                        r.gpus = Some(n);
+                        None
+                    }
+                    None => Some("`gpus` must be a whole number"),
+                },
+                "mem" if valid_memory(&text) => {
+                    r.mem = Some(text.clone());
+                    None
+                }
+                "mem" => {
+                    Some("`mem` must be megabytes or a number with K, M, G or T (`500M`, `4G`)")
+                }
+                "time" if valid_time(&text) => {
+                    r.time = Some(text.clone());
+                    None
+                }
+                "time" => Some("`time` must be minutes, `H:MM:SS`, `MM:SS` or `D-HH:MM:SS`"),
+                "partition" | "account" if valid_slurm_name(&text) => {
+                    let slot = if name == "partition" {
+                        &mut r.partition
+                    } else {
+                        &mut r.account
+                    };
+                    *slot = Some(text.clone());
+                    None
+                }
+                "partition" | "account" => Some("a partition or account is a plain name"),
+                _ => {
+                    self.check_key(key, RESOURCE_KEYS, &format!("unknown resource in {owner}:"));
+                    None
+                }
+            };
+            if let Some(problem) = problem {
+                self.error(
+                    value.pos,
+                    format!("{problem} (in {owner}), not `{text}`"),
+                    None,
+                );
+            }
+        }
+        r
     }
 
     fn flag(&mut self, body: &Node, key: &str) -> bool {

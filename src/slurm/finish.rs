@@ -1,0 +1,149 @@
+//! Completing a Slurm run's record: from the results in hand (the `pipe run` that waited), or from the
+//! jobs' result files and the queue (the finishing job; `pipe cancel`). Whoever comes first writes
+//! it, under a lock in the jobs folder; the others find it done and leave it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::watch::{Stop, ended_without_result};
+use super::{JobFiles, client};
+use crate::dag::Dag;
+use crate::error::Error;
+use crate::exec::{StageResult, Status, save_state};
+use crate::fsutil;
+use crate::record::RunRecord;
+use crate::spec::{self, Override, Pipeline};
+use crate::workspace::Workspace;
+
+/// Reads run `id`'s record (the exact id: jobs never guess).
+pub fn read_record(ws: &Workspace, id: &str) -> Result<RunRecord, Error> {
+    fsutil::read_json(&ws.runs.run_dir(id).join("run.json"))
+        .map_err(|e| Error::Io(format!("{e:#}")))
+}
+
+/// The pipeline as the run submitted it, with the run's `--set` overrides, and its graph.
+pub fn load_submitted(ws: &Workspace, record: &RunRecord) -> Result<(Pipeline, Dag), Error> {
+    let files = JobFiles::new(ws, &record.id);
+    let path = files.pipeline();
+    let source = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+    let overrides: Vec<Override> = record
+        .overrides
+        .iter()
+        .map(|(key, value)| Override {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    let pipeline = spec::parse(&record.pipeline, source, &ws.root, &overrides)
+        .map_err(|d| Error::Spec(spec::Diagnostics(d)))?;
+    let dag = Dag::build(&pipeline, &ws.root).map_err(|d| Error::Spec(spec::Diagnostics(d)))?;
+    Ok((pipeline, dag))
+}
+
+/// Completes the record of run `id` with `results`, unless someone already has; returns the record.
+pub fn complete(
+    ws: &Workspace,
+    id: &str,
+    pipeline: &Pipeline,
+    mut results: Vec<StageResult>,
+    cancelled: bool,
+) -> Result<RunRecord, Error> {
+    let files = JobFiles::new(ws, id);
+    let _lock = files.finish_lock()?;
+    let mut record = read_record(ws, id)?;
+    if record.status != "running" {
+        return Ok(record);
+    }
+    let submission = files.submission()?;
+    let started = started_at(submission.started_unix);
+    if let Err(e) = save_state(&ws.store, &pipeline.file, &mut results) {
+        record.warnings.push(e);
+    }
+    ws.complete(pipeline, &results, &mut record, started, cancelled)?;
+    Ok(record)
+}
+
+/// Completes the record of run `id` from its jobs' result files; a stage whose job ended without one
+/// is settled from the queue's word and its log.
+pub fn complete_from_files(ws: &Workspace, id: &str, cancelled: bool) -> Result<RunRecord, Error> {
+    let record = read_record(ws, id)?;
+    if record.status != "running" {
+        return Ok(record);
+    }
+    let files = JobFiles::new(ws, id);
+    let submission = files.submission()?;
+    let (pipeline, dag) = load_submitted(ws, &record)?;
+    let states = client::states().unwrap_or_default();
+    let mut results: Vec<StageResult> = Vec::new();
+    let mut missing = Vec::new();
+    for stage_record in &record.stages {
+        let Some(index) = pipeline
+            .stages
+            .iter()
+            .position(|s| s.name == stage_record.name)
+        else {
+            continue;
+        };
+        let result = files.result(&stage_record.name).unwrap_or_else(|| {
+            missing.push(results.len());
+            let stage = &pipeline.stages[index];
+            let mut queued = StageResult::new(index, stage, Status::Queued, String::new());
+            queued.job_id = submission.jobs.get(&stage.name).cloned();
+            queued
+        });
+        results.push(result);
+    }
+    let stop = if cancelled {
+        Stop::Cancelled
+    } else {
+        first_failure(&results, submission.keep_going)
+    };
+    for k in missing {
+        let state = results[k].job_id.as_ref().and_then(|j| states.get(j));
+        results[k] = ended_without_result(&results, k, &dag, &files, state, &stop);
+    }
+    complete(ws, id, &pipeline, results, cancelled)
+}
+
+/// The stage whose failure stops the run's other jobs (none with `--keep-going`).
+pub fn first_failure(results: &[StageResult], keep_going: bool) -> Stop {
+    match results.iter().find(|r| r.status == Status::Failed) {
+        Some(r) if !keep_going => Stop::AfterFailure(r.name.clone()),
+        _ => Stop::None,
+    }
+}
+
+/// `pipe cancel`: cancels a running Slurm run's jobs and completes its record as cancelled.
+pub fn cancel(ws: &Workspace, record: &RunRecord) -> Result<RunRecord, Error> {
+    if record.executor != "slurm" {
+        return Err(Error::Usage(format!(
+            "run {} runs locally (pid {}): stop it with Ctrl-C or `kill {}`",
+            record.id, record.pid, record.pid
+        )));
+    }
+    if record.status != "running" {
+        return Err(Error::Usage(format!(
+            "run {} has already {}",
+            record.id,
+            if record.status == "cancelled" {
+                "been cancelled".to_string()
+            } else {
+                format!("ended ({})", record.status)
+            }
+        )));
+    }
+    let submission = JobFiles::new(ws, &record.id).submission()?;
+    let ids: Vec<String> = submission
+        .jobs
+        .values()
+        .cloned()
+        .chain(submission.finisher)
+        .collect();
+    client::cancel(&ids, false).map_err(Error::Io)?;
+    complete_from_files(ws, &record.id, true)
+}
+
+/// When a run that started at `started_unix` began.
+pub fn started_at(started_unix: f64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs_f64(started_unix.max(0.0))
+}

@@ -1,0 +1,97 @@
+//! The node side of a Slurm run. `pipe exec-stage RUN STAGE` evaluates one stage as a local run would
+//! (its deps hashed, its key computed from its upstream stages' results, then restored or run and
+//! committed under the key's lock in the store) and writes its result for the jobs downstream and the
+//! run record. `pipe exec-finish RUN` completes the record once every stage job has ended.
+
+use super::{JobFiles, client, finish};
+use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
+use crate::exec::{Job, Mode, Options, Runner, Status};
+use crate::executor::Local;
+use crate::fsutil;
+use crate::state::{self, PipelineState};
+use crate::workspace::Workspace;
+
+/// Runs stage `stage` of run `run_id`; the exit code is 0 when it ran or was restored.
+pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Error> {
+    let record = finish::read_record(ws, run_id)?;
+    let files = JobFiles::new(ws, run_id);
+    let submission = files.submission()?;
+    let (pipeline, dag) = finish::load_submitted(ws, &record)?;
+    let index = pipeline
+        .stages
+        .iter()
+        .position(|s| s.name == stage)
+        .ok_or_else(|| Error::Usage(format!("run {run_id} has no stage `{stage}`")))?;
+    let mut upstream = Vec::new();
+    for (u, _) in dag.upstream(index) {
+        let name = &pipeline.stages[u].name;
+        let result = files.result(name).ok_or_else(|| {
+            Error::Io(format!(
+                "stage `{stage}` started before its upstream stage `{name}` wrote its result ({})",
+                files.result_path(name).display()
+            ))
+        })?;
+        upstream.push((name.clone(), result.outputs));
+    }
+    let options = Options {
+        jobs: 1,
+        force: submission.force.clone(),
+        keep_going: submission.keep_going,
+        mode: Mode::Run,
+        targets: record.targets.clone(),
+        log_dir: ws.runs.run_dir(run_id).join("logs"),
+        run_id: run_id.to_string(),
+    };
+    let stats = ws.stat_cache();
+    let runner = Runner {
+        root: &ws.root,
+        store: &ws.store,
+        stats: &stats,
+        pipeline: &pipeline,
+        dag: &dag,
+        options: &options,
+        executor: &Local,
+    };
+    let last_state = PipelineState::load(&state::path(ws.store.dir(), &pipeline.file));
+    let job = Job {
+        index,
+        upstream,
+        queued_upstream: Vec::new(),
+    };
+    let mut result = runner.evaluate(job, &last_state);
+    result.job_id = std::env::var("SLURM_JOB_ID").ok();
+    if let Err(e) = stats.save() {
+        result
+            .warnings
+            .push(format!("cannot save the stat cache: {e}"));
+    }
+    files.write_result(&result)?;
+    println!(
+        "pipe: stage `{stage}` {} in {:.2}s on {} ({})",
+        result.status.word(),
+        result.duration_s,
+        fsutil::host_name(),
+        result.error.as_deref().unwrap_or(&result.reason)
+    );
+    if result.status != Status::Failed {
+        return Ok(EXIT_OK);
+    }
+    if !submission.keep_going {
+        // Stop the run as a local one stops: the jobs that have not started are cancelled.
+        let others: Vec<String> = submission
+            .jobs
+            .iter()
+            .filter(|(name, _)| name.as_str() != stage)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let _ = client::cancel(&others, true);
+    }
+    Ok(EXIT_STAGE_FAILED)
+}
+
+/// Completes run `run_id`'s record after its stage jobs have ended (the finishing job).
+pub fn exec_finish(ws: &Workspace, run_id: &str) -> Result<i32, Error> {
+    let record = finish::complete_from_files(ws, run_id, false)?;
+    println!("pipe: run {run_id} {}", record.status);
+    Ok(EXIT_OK)
+}

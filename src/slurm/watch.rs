@@ -1,0 +1,209 @@
+//! Waiting for a run's jobs: each job's result file says it is done; `squeue` says which are running
+//! and which ended without a result (cancelled, killed, timed out, node failure). Stage lines are
+//! reported as jobs start and finish. After a failure (without `--keep-going`) the pending jobs are
+//! cancelled; on Ctrl-C all of them are.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::JobFiles;
+use super::client::{self, JobState};
+use crate::dag::Dag;
+use crate::error::Error;
+use crate::exec::{Observer, StageResult, Status, tail_lines};
+use crate::spec::Pipeline;
+
+/// How often result files are looked for.
+const RESULT_POLL: Duration = Duration::from_millis(100);
+/// How often `squeue` is asked.
+const QUEUE_POLL: Duration = Duration::from_secs(1);
+/// How long a started job that has ended gets for its result file to appear (shared filesystems
+/// cache attributes).
+const RESULT_GRACE: Duration = Duration::from_secs(5);
+/// Lines of a job's log shown when it ends without a result.
+const LOG_TAIL_LINES: usize = 15;
+
+/// Makes the first Ctrl-C (or SIGTERM) set `flag`, and a second Ctrl-C exit at once.
+pub fn on_interrupt(flag: &Arc<AtomicBool>) -> Result<(), Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let register = || -> std::io::Result<()> {
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, flag.clone())?;
+        signal_hook::flag::register(SIGINT, flag.clone())?;
+        signal_hook::flag::register(SIGTERM, flag.clone())?;
+        Ok(())
+    };
+    register().map_err(|e| Error::Io(format!("cannot handle Ctrl-C: {e}")))
+}
+
+/// Why the stages that have not ended were stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Nothing stopped them (yet).
+    None,
+    /// A stage failed (and `--keep-going` was not given).
+    AfterFailure(String),
+    /// The user cancelled the run.
+    Cancelled,
+}
+
+/// The outcome of waiting.
+pub struct Watched {
+    /// Every stage's final result, in the order the run evaluated them.
+    pub results: Vec<StageResult>,
+    /// Whether the user cancelled the run.
+    pub cancelled: bool,
+}
+
+/// Waits until every queued stage has a final result.
+pub fn wait(
+    files: &JobFiles,
+    pipeline: &Pipeline,
+    dag: &Dag,
+    mut results: Vec<StageResult>,
+    keep_going: bool,
+    observer: &dyn Observer,
+    interrupted: &AtomicBool,
+) -> Watched {
+    let mut open: Vec<usize> = (0..results.len())
+        .filter(|&k| results[k].status == Status::Queued)
+        .collect();
+    let mut running: HashSet<usize> = HashSet::new();
+    let mut ended_at: HashMap<usize, Instant> = HashMap::new();
+    let mut stop = Stop::None;
+    let mut last_queue_poll: Option<Instant> = None;
+    while !open.is_empty() {
+        if stop != Stop::Cancelled && interrupted.load(Ordering::SeqCst) {
+            stop = Stop::Cancelled;
+            let _ = client::cancel(&job_ids(&results, &open), false);
+        }
+        let states = if last_queue_poll.is_none_or(|t| t.elapsed() >= QUEUE_POLL) {
+            last_queue_poll = Some(Instant::now());
+            client::states().ok()
+        } else {
+            None
+        };
+        // First the results jobs wrote, so a failure is known before the jobs it stopped are settled.
+        let (done, waiting): (Vec<usize>, Vec<usize>) = open
+            .iter()
+            .partition(|&&k| files.result(&results[k].name).is_some());
+        open = waiting;
+        for k in done {
+            let mut r = files
+                .result(&results[k].name)
+                .expect("a result file just seen");
+            r.job_id = results[k].job_id.clone();
+            settle(&mut results, k, r, &mut stop, keep_going, &open, observer);
+        }
+        let Some(states) = states else {
+            std::thread::sleep(RESULT_POLL);
+            continue;
+        };
+        let queued = std::mem::take(&mut open);
+        for &k in &queued {
+            let job_id = results[k].job_id.clone().unwrap_or_default();
+            let state = states.get(&job_id);
+            if state.is_some_and(|s| s.state == "RUNNING") && running.insert(k) {
+                observer.started(&pipeline.stages[results[k].index]);
+            }
+            let started = files.log(&results[k].name).exists();
+            let since = *ended_at.entry(k).or_insert_with(Instant::now);
+            if state.is_some_and(JobState::is_active) {
+                ended_at.remove(&k);
+                open.push(k);
+            } else if started && since.elapsed() < RESULT_GRACE {
+                open.push(k);
+            } else {
+                let r = ended_without_result(&results, k, dag, files, state, &stop);
+                settle(&mut results, k, r, &mut stop, keep_going, &queued, observer);
+            }
+        }
+        if !open.is_empty() {
+            std::thread::sleep(RESULT_POLL);
+        }
+    }
+    Watched {
+        results,
+        cancelled: stop == Stop::Cancelled,
+    }
+}
+
+/// Records a stage's final result; the first failure (without `--keep-going`) cancels the jobs that
+/// have not started.
+fn settle(
+    results: &mut [StageResult],
+    k: usize,
+    result: StageResult,
+    stop: &mut Stop,
+    keep_going: bool,
+    open: &[usize],
+    observer: &dyn Observer,
+) {
+    if result.status == Status::Failed && !keep_going && *stop == Stop::None {
+        *stop = Stop::AfterFailure(result.name.clone());
+        let _ = client::cancel(&job_ids(results, open), true);
+    }
+    observer.finished(&result);
+    results[k] = result;
+}
+
+fn job_ids(results: &[StageResult], which: &[usize]) -> Vec<String> {
+    which
+        .iter()
+        .filter_map(|&k| results[k].job_id.clone())
+        .collect()
+}
+
+/// The result of a stage whose job ended without writing one: skipped when an upstream stage failed
+/// or the run was stopped before it started, failed (with its log's tail) otherwise.
+pub fn ended_without_result(
+    results: &[StageResult],
+    k: usize,
+    dag: &Dag,
+    files: &JobFiles,
+    state: Option<&JobState>,
+    stop: &Stop,
+) -> StageResult {
+    let queued = &results[k];
+    let job_id = queued.job_id.clone().unwrap_or_default();
+    let started = files.log(&queued.name).exists();
+    let mut r = queued.clone();
+    r.status = Status::Skipped;
+    let upstream_problem = dag.upstream(queued.index).find_map(|(u, _)| {
+        let up = results.iter().find(|r| r.index == u)?;
+        match up.status {
+            Status::Failed => Some(format!("upstream `{}` failed", up.name)),
+            Status::Skipped => Some(format!("upstream `{}` did not run", up.name)),
+            _ => None,
+        }
+    });
+    r.reason = match (upstream_problem, stop, started) {
+        (Some(problem), _, false) => problem,
+        (_, Stop::Cancelled, false) => "cancelled before it started".into(),
+        (_, Stop::AfterFailure(name), false) => format!("run stopped after `{name}` failed"),
+        (_, Stop::Cancelled, true) => {
+            r.status = Status::Failed;
+            r.error = Some(format!("cancelled while running (job {job_id})"));
+            "cancelled".into()
+        }
+        _ => {
+            r.status = Status::Failed;
+            let how = state.map_or("left the queue".to_string(), |s| {
+                format!("ended {} ({})", s.state, s.reason)
+            });
+            let log = files.log(&queued.name);
+            let mut error = format!("job {job_id} {how} without a result");
+            let tail = tail_lines(&log, LOG_TAIL_LINES);
+            if !tail.is_empty() {
+                error.push_str(&format!(
+                    "\nlast lines of its log ({}):\n{tail}",
+                    log.display()
+                ));
+            }
+            r.error = Some(error);
+            "failed".into()
+        }
+    };
+    r
+}
