@@ -10,6 +10,7 @@ mod reliability;
 mod report;
 mod runs;
 mod scheduler;
+mod slurm;
 mod spec_errors;
 mod test;
 mod weights;

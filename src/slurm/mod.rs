@@ -310,15 +310,14 @@ pub fn run(
     if request.detach {
         return Ok(record);
     }
-    let watched = watch::wait(
+    let watch = watch::Watch {
         files,
         pipeline,
         dag,
-        results,
-        request.keep_going,
-        observer,
-        &interrupted,
-    );
+        keep_going: request.keep_going,
+        finisher: &finisher,
+    };
+    let watched = watch::wait(&watch, results, observer, &interrupted);
     let record = finish::complete(ws, &record.id, pipeline, watched.results, watched.cancelled)?;
     // The finishing job has nothing left to do.
     let _ = client::cancel(&[finisher], true);

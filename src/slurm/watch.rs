@@ -56,16 +56,34 @@ pub struct Watched {
     pub cancelled: bool,
 }
 
+/// What the waiting needs to know about the run.
+pub struct Watch<'a> {
+    /// The run's job files.
+    pub files: &'a JobFiles,
+    /// The pipeline.
+    pub pipeline: &'a Pipeline,
+    /// Its graph.
+    pub dag: &'a Dag,
+    /// Whether independent branches go on after a failure.
+    pub keep_going: bool,
+    /// The finishing job, cancelled with the rest on Ctrl-C (this process completes the record).
+    pub finisher: &'a str,
+}
+
 /// Waits until every queued stage has a final result.
 pub fn wait(
-    files: &JobFiles,
-    pipeline: &Pipeline,
-    dag: &Dag,
+    watch: &Watch,
     mut results: Vec<StageResult>,
-    keep_going: bool,
     observer: &dyn Observer,
     interrupted: &AtomicBool,
 ) -> Watched {
+    let Watch {
+        files,
+        pipeline,
+        dag,
+        keep_going,
+        finisher,
+    } = *watch;
     let mut open: Vec<usize> = (0..results.len())
         .filter(|&k| results[k].status == Status::Queued)
         .collect();
@@ -76,7 +94,9 @@ pub fn wait(
     while !open.is_empty() {
         if stop != Stop::Cancelled && interrupted.load(Ordering::SeqCst) {
             stop = Stop::Cancelled;
-            let _ = client::cancel(&job_ids(&results, &open), false);
+            let mut jobs = job_ids(&results, &open);
+            jobs.push(finisher.to_string());
+            let _ = client::cancel(&jobs, false);
         }
         let states = if last_queue_poll.is_none_or(|t| t.elapsed() >= QUEUE_POLL) {
             last_queue_poll = Some(Instant::now());
