@@ -211,7 +211,7 @@ fn ctrl_c_on_a_waiting_run_cancels_its_jobs() {
         "p.yaml",
         &format!("{SMALL}stages:\n  slow:\n    cmd: sleep 120 > slow.txt\n    outs: [slow.txt]\n"),
     );
-    let mut child = ws
+    let child = ws
         .command(&["run", "p.yaml", "--executor", "slurm"])
         .stderr(Stdio::piped())
         .spawn()
