@@ -744,13 +744,16 @@ fn render_show(ws: &Workspace, r: &RunRecord) -> String {
         r.pipeline
     );
     out.push_str(&format!(
-        "started {} finished {} ({:.2}s), pipe {}, {} job{}\n",
+        "started {} finished {} ({:.2}s), pipe {}, {}\n",
         r.started_at,
         r.finished_at.as_deref().unwrap_or("-"),
         r.duration_s,
         r.pipe_version,
-        r.jobs,
-        plural(r.jobs)
+        if r.executor == "local" {
+            format!("{} job{}", r.jobs, plural(r.jobs))
+        } else {
+            format!("{} executor", r.executor)
+        }
     ));
     if !r.overrides.is_empty() {
         let sets: Vec<String> = r
@@ -820,6 +823,12 @@ fn render_show(ws: &Workspace, r: &RunRecord) -> String {
         dir.join("run.json").display(),
         dir.join("logs").display()
     ));
+    if r.executor != "local" {
+        out.push_str(&format!(
+            "jobs:   {} (job scripts, Slurm logs, results)\n",
+            dir.join("jobs").display()
+        ));
+    }
     out
 }
 

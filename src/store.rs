@@ -7,6 +7,7 @@
 //!   tmp/                  where objects and restored outputs are assembled before their rename
 //!   locks/9c/9c1e…        held while a stage with that key runs (two runs needing it run it once)
 //!   lock                  held by the `pipe run` that is writing this workspace
+//!   gc.lock               shared by cluster jobs at work, taken whole by `pipe gc`
 //! ```
 //!
 //! Every write is temp-then-rename and an entry is written only after all its objects, so a killed
@@ -322,7 +323,9 @@ impl Store {
             }
         }
         if !dry_run {
+            // The caller holds the gc lock: no stage is being committed, and no key lock is held.
             let _ = fs::remove_dir_all(self.dir.join("tmp"));
+            let _ = fs::remove_dir_all(self.dir.join("locks"));
         }
         Ok((dropped, objects, bytes))
     }
@@ -352,16 +355,7 @@ impl FileLock {
     /// Takes the lock on `path`, waiting for its holder; `on_wait` is called once, with the holder,
     /// if it must wait.
     pub fn acquire(path: &Path, on_wait: impl FnOnce(&str)) -> io::Result<FileLock> {
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
-        }
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| with_path(e, path))?;
+        let mut file = Self::open(path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -381,12 +375,44 @@ impl FileLock {
         )?;
         Ok(FileLock { _file: file })
     }
+
+    /// Takes the lock on `path` shared with other shared holders, waiting for an exclusive holder.
+    pub fn acquire_shared(path: &Path) -> io::Result<FileLock> {
+        let file = Self::open(path)?;
+        file.lock_shared().map_err(|e| with_path(e, path))?;
+        Ok(FileLock { _file: file })
+    }
+
+    fn open(path: &Path) -> io::Result<fs::File> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
+        }
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| with_path(e, path))
+    }
 }
 
 impl Store {
     /// The lock a `pipe run` holds on the workspace while it evaluates stages here (or submits them).
     pub fn lock_workspace(&self, on_wait: impl FnOnce(&str)) -> io::Result<FileLock> {
         FileLock::acquire(&self.dir.join("lock"), on_wait)
+    }
+
+    /// Held (shared) by every cluster job while it evaluates a stage, and (exclusive) by `pipe gc`, so
+    /// that gc never removes the objects of an entry being committed. Local runs are kept apart from
+    /// gc by the workspace lock.
+    pub fn lock_against_gc(&self, exclusive: bool) -> io::Result<FileLock> {
+        let path = self.dir.join("gc.lock");
+        if exclusive {
+            FileLock::acquire(&path, |_| {})
+        } else {
+            FileLock::acquire_shared(&path)
+        }
     }
 
     /// The lock held while a stage with this key is looked up, run and committed, so that two runs

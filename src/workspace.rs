@@ -294,6 +294,11 @@ impl Workspace {
             .store
             .lock_workspace(on_wait)
             .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
+        // Waits for cluster jobs at work on this store to finish their stage.
+        let _jobs = self
+            .store
+            .lock_against_gc(true)
+            .map_err(|e| Error::Io(format!("cannot lock the store against its jobs: {e}")))?;
         let (records, _) = self.runs.list();
         let keep = keep.unwrap_or(records.len());
         let mut report = GcReport::default();

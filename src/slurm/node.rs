@@ -58,7 +58,12 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
         upstream,
         queued_upstream: Vec::new(),
     };
+    let gc_guard = ws
+        .store
+        .lock_against_gc(false)
+        .map_err(|e| Error::Io(format!("cannot lock the store: {e}")))?;
     let mut result = runner.evaluate(job, &last_state);
+    drop(gc_guard);
     result.job_id = std::env::var("SLURM_JOB_ID").ok();
     if let Err(e) = stats.save() {
         result

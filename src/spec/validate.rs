@@ -1020,3 +1020,24 @@ fn scalar_suffix(value: &Value) -> Option<String> {
     };
     valid_stage_name(&text).then_some(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_memory_and_time_syntax() {
+        for ok in ["500", "500M", "4G", "1T", "64k"] {
+            assert!(valid_memory(ok), "{ok}");
+        }
+        for bad in ["", "G", "4GB", "lots", "1.5G", "-1"] {
+            assert!(!valid_memory(bad), "{bad}");
+        }
+        for ok in ["30", "30:00", "1:00:00", "2-00", "2-12:00", "1-00:00:00"] {
+            assert!(valid_time(ok), "{ok}");
+        }
+        for bad in ["", "1h", "1:2:3:4", "-1:00", "1-", "soon"] {
+            assert!(!valid_time(bad), "{bad}");
+        }
+    }
+}
