@@ -749,7 +749,7 @@ fn render_show(ws: &Workspace, r: &RunRecord) -> String {
         r.finished_at.as_deref().unwrap_or("-"),
         r.duration_s,
         r.pipe_version,
-        if r.executor == "local" {
+        if r.executor == ExecutorKind::Local.name() {
             format!("{} job{}", r.jobs, plural(r.jobs))
         } else {
             format!("{} executor", r.executor)
@@ -823,7 +823,7 @@ fn render_show(ws: &Workspace, r: &RunRecord) -> String {
         dir.join("run.json").display(),
         dir.join("logs").display()
     ));
-    if r.executor != "local" {
+    if r.executor != ExecutorKind::Local.name() {
         out.push_str(&format!(
             "jobs:   {} (job scripts, Slurm logs, results)\n",
             dir.join("jobs").display()

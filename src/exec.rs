@@ -1,6 +1,8 @@
 //! Runs (or plans) a pipeline. The scheduler walks the DAG and hands each stage whose upstream stages
 //! are done to a pool of worker threads; a worker evaluates one stage: hash its deps, compute its key,
-//! restore it from the store on a hit, or run it and commit its outputs on a miss.
+//! restore it from the store on a hit, or hand it to the executor on a miss: the local one runs it
+//! in the worker and commits its outputs; a cluster one queues it as a job (status `Queued`), and the
+//! stages below it are queued after that job, since their keys need its outputs.
 //!
 //! ```text
 //!   board: ready queue, waiting counts, results ◀──▶ [worker × jobs] ──▶ reporter, run record
@@ -822,6 +824,9 @@ pub fn save_state(
     results: &mut [StageResult],
 ) -> Result<(), String> {
     let path = state::path(store.dir(), pipeline_file);
+    // Several processes may finish runs of this pipeline at once (Slurm runs' finishing jobs).
+    let _lock = crate::store::FileLock::acquire(&path.with_extension("lock"), |_| {})
+        .map_err(|e| format!("cannot lock the stage state: {e}"))?;
     let last_state = PipelineState::load(&path);
     let updates: BTreeMap<String, StageState> = results
         .iter_mut()
@@ -910,7 +915,6 @@ fn subtree(tree: &Tree, out: &str, dep: &str) -> Option<Tree> {
     })
 }
 
-/// The last `n` lines of a text file.
 /// The last `n` lines of a file, or "" when it cannot be read.
 pub fn tail_lines(path: &Path, n: usize) -> String {
     let text = fs::read(path)

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::fsutil;
+use crate::spec::ExecutorKind;
 
 /// Version of `run.json`; bumped when a field changes meaning or goes away.
 pub const FORMAT_VERSION: u32 = 1;
@@ -103,7 +104,7 @@ pub struct StageRecord {
 }
 
 fn local() -> String {
-    "local".into()
+    ExecutorKind::Local.name().into()
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -115,7 +116,7 @@ impl RunRecord {
     /// Slurm run's jobs outlive the process that submitted them).
     pub fn effective_status(&self) -> &str {
         if self.status == "running"
-            && self.executor == "local"
+            && self.executor == ExecutorKind::Local.name()
             && !Path::new(&format!("/proc/{}", self.pid)).exists()
         {
             "interrupted"

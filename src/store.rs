@@ -345,8 +345,9 @@ fn walk_names(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// An exclusive advisory lock (`flock`) on a file in the store, released when dropped or when the
-/// process dies. The file says who holds it (`pid 123 on node7`), for whoever waits.
+/// An advisory lock (`flock`) on a file, exclusive or shared, released when dropped or when the
+/// process dies. An exclusive holder writes who it is (`pid 123 on node7, Slurm job 4512`) into the
+/// file, for whoever waits.
 pub struct FileLock {
     _file: fs::File,
 }
@@ -373,6 +374,9 @@ impl FileLock {
             std::process::id(),
             fsutil::host_name()
         )?;
+        if let Ok(job) = std::env::var("SLURM_JOB_ID") {
+            write!(file, ", Slurm job {job}")?;
+        }
         Ok(FileLock { _file: file })
     }
 
@@ -406,13 +410,16 @@ impl Store {
     /// Held (shared) by every cluster job while it evaluates a stage, and (exclusive) by `pipe gc`, so
     /// that gc never removes the objects of an entry being committed. Local runs are kept apart from
     /// gc by the workspace lock.
-    pub fn lock_against_gc(&self, exclusive: bool) -> io::Result<FileLock> {
-        let path = self.dir.join("gc.lock");
-        if exclusive {
-            FileLock::acquire(&path, |_| {})
-        } else {
-            FileLock::acquire_shared(&path)
-        }
+    pub fn lock_against_gc(&self) -> io::Result<FileLock> {
+        FileLock::acquire_shared(&self.dir.join("gc.lock"))
+    }
+
+    /// `pipe gc`'s side of [`Store::lock_against_gc`]: waits (calling `on_wait`) for the cluster jobs
+    /// at work on this store.
+    pub fn lock_for_gc(&self, on_wait: impl FnOnce(&str)) -> io::Result<FileLock> {
+        FileLock::acquire(&self.dir.join("gc.lock"), |_| {
+            on_wait("cluster jobs at work on this store")
+        })
     }
 
     /// The lock held while a stage with this key is looked up, run and committed, so that two runs

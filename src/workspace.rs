@@ -155,6 +155,11 @@ impl Workspace {
                     .into(),
             ));
         }
+        if executor == ExecutorKind::Slurm && !crate::slurm::available() {
+            return Err(Error::Usage(
+                "`--executor slurm` needs Slurm's `sbatch` on PATH: run `pipe run` on a login node of the cluster".into(),
+            ));
+        }
         let lock = self
             .store
             .lock_workspace(on_wait)
@@ -288,23 +293,28 @@ impl Workspace {
         &self,
         keep: Option<usize>,
         dry_run: bool,
-        on_wait: impl FnOnce(&str),
+        on_wait: impl Fn(&str),
     ) -> Result<GcReport, Error> {
         let _lock = self
             .store
-            .lock_workspace(on_wait)
+            .lock_workspace(&on_wait)
             .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
         // Waits for cluster jobs at work on this store to finish their stage.
         let _jobs = self
             .store
-            .lock_against_gc(true)
+            .lock_for_gc(&on_wait)
             .map_err(|e| Error::Io(format!("cannot lock the store against its jobs: {e}")))?;
         let (records, _) = self.runs.list();
         let keep = keep.unwrap_or(records.len());
         let mut report = GcReport::default();
         let mut live: HashSet<String> = HashSet::new();
         for (i, r) in records.iter().enumerate() {
-            if i < keep {
+            // A Slurm run under way is kept, with what its jobs have committed so far.
+            let running = r.effective_status() == "running";
+            if running && r.executor == ExecutorKind::Slurm.name() {
+                live.extend(crate::slurm::committed_keys(self, &r.id));
+            }
+            if i < keep || running {
                 live.extend(r.stages.iter().filter_map(|s| s.key.clone()));
             } else {
                 report.runs.push(r.id.clone());

@@ -235,11 +235,11 @@ fn a_killed_job_leaves_no_entry_and_the_next_run_resubmits_only_what_is_missing(
     let Some(_cluster) = cluster() else { return };
     let ws = Ws::new();
     // `b` waits for a file that is not a dep (so its key does not change) and stands in for a
-    // stage whose node dies.
+    // stage whose node dies; `c` needs it.
     ws.write(
         "p.yaml",
         &format!(
-            "{SMALL}stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n  b:\n    cmd: while [ ! -f go ]; do sleep 0.2; done; cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n"
+            "{SMALL}stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n  b:\n    cmd: while [ ! -f go ]; do sleep 0.2; done; cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  c:\n    cmd: cat b.txt > c.txt\n    deps: [b.txt]\n    outs: [c.txt]\n"
         ),
     );
     ws.ok(&["run", "p.yaml", "--executor", "slurm", "--detach"]);
@@ -263,13 +263,16 @@ fn a_killed_job_leaves_no_entry_and_the_next_run_resubmits_only_what_is_missing(
         b["error"].as_str().unwrap().contains("without a result"),
         "{b:#}"
     );
+    let c = stage(&record, "c");
+    assert_eq!(c["status"], "skipped", "{c:#}");
+    assert_eq!(c["reason"], "upstream `b` failed");
     assert_eq!(ws.store_entries("a"), 1);
     assert_eq!(ws.store_entries("b"), 0);
 
     ws.write("go", "");
     let rerun = ws.ok(&["run", "p.yaml", "--executor", "slurm"]);
     assert_eq!(ws.with_status("cached"), ["a"]);
-    assert_eq!(ws.with_status("ran"), ["b"], "{}", rerun.stderr);
+    assert_eq!(ws.with_status("ran"), ["b", "c"], "{}", rerun.stderr);
     assert_eq!(ws.read("b.txt"), "a\n");
 }
 

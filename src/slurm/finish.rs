@@ -2,31 +2,44 @@
 //! jobs' result files and the queue (the finishing job; `pipe cancel`). Whoever comes first writes
 //! it, under a lock in the jobs folder; the others find it done and leave it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::watch::{Stop, ended_without_result};
-use super::{JobFiles, client};
+use super::{JobFiles, RESULT_GRACE, SubmissionFile, client};
 use crate::dag::Dag;
 use crate::error::Error;
 use crate::exec::{StageResult, Status, save_state};
 use crate::fsutil;
 use crate::record::RunRecord;
-use crate::spec::{self, Override, Pipeline};
+use crate::spec::{self, ExecutorKind, Override, Pipeline};
 use crate::workspace::Workspace;
 
 /// Reads run `id`'s record (the exact id: jobs never guess).
-pub fn read_record(ws: &Workspace, id: &str) -> Result<RunRecord, Error> {
+pub(crate) fn read_record(ws: &Workspace, id: &str) -> Result<RunRecord, Error> {
     fsutil::read_json(&ws.runs.run_dir(id).join("run.json"))
         .map_err(|e| Error::Io(format!("{e:#}")))
 }
 
-/// The pipeline as the run submitted it, with the run's `--set` overrides, and its graph.
-pub fn load_submitted(ws: &Workspace, record: &RunRecord) -> Result<(Pipeline, Dag), Error> {
-    let files = JobFiles::new(ws, &record.id);
-    let path = files.pipeline();
+/// The submission of run `id`, or an error saying it is not complete.
+pub(crate) fn read_submission(ws: &Workspace, id: &str) -> Result<SubmissionFile, Error> {
+    JobFiles::new(ws, id).submission().ok_or_else(|| {
+        Error::Io(format!(
+            "run {id} has no runs/{id}/jobs/submission.json: it is still being submitted, or its submission failed"
+        ))
+    })
+}
+
+/// The pipeline as the run submitted it, with the run's `--set` overrides in their order, and its
+/// graph.
+pub(crate) fn load_submitted(
+    ws: &Workspace,
+    record: &RunRecord,
+    submission: &SubmissionFile,
+) -> Result<(Pipeline, Dag), Error> {
+    let path = JobFiles::new(ws, &record.id).pipeline();
     let source = std::fs::read_to_string(&path)
         .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-    let overrides: Vec<Override> = record
+    let overrides: Vec<Override> = submission
         .overrides
         .iter()
         .map(|(key, value)| Override {
@@ -41,7 +54,7 @@ pub fn load_submitted(ws: &Workspace, record: &RunRecord) -> Result<(Pipeline, D
 }
 
 /// Completes the record of run `id` with `results`, unless someone already has; returns the record.
-pub fn complete(
+pub(crate) fn complete(
     ws: &Workspace,
     id: &str,
     pipeline: &Pipeline,
@@ -54,8 +67,8 @@ pub fn complete(
     if record.status != "running" {
         return Ok(record);
     }
-    let submission = files.submission()?;
-    let started = started_at(submission.started_unix);
+    let submission = read_submission(ws, id)?;
+    let started = UNIX_EPOCH + Duration::from_secs_f64(submission.started_unix.max(0.0));
     if let Err(e) = save_state(&ws.store, &pipeline.file, &mut results) {
         record.warnings.push(e);
     }
@@ -64,18 +77,21 @@ pub fn complete(
 }
 
 /// Completes the record of run `id` from its jobs' result files; a stage whose job ended without one
-/// is settled from the queue's word and its log.
-pub fn complete_from_files(ws: &Workspace, id: &str, cancelled: bool) -> Result<RunRecord, Error> {
+/// is settled from the queue's word and its log, upstream stages first.
+pub(crate) fn complete_from_files(
+    ws: &Workspace,
+    id: &str,
+    cancelled: bool,
+) -> Result<RunRecord, Error> {
     let record = read_record(ws, id)?;
     if record.status != "running" {
         return Ok(record);
     }
     let files = JobFiles::new(ws, id);
-    let submission = files.submission()?;
-    let (pipeline, dag) = load_submitted(ws, &record)?;
+    let submission = read_submission(ws, id)?;
+    let (pipeline, dag) = load_submitted(ws, &record, &submission)?;
     let states = client::states().unwrap_or_default();
     let mut results: Vec<StageResult> = Vec::new();
-    let mut missing = Vec::new();
     for stage_record in &record.stages {
         let Some(index) = pipeline
             .stages
@@ -84,9 +100,14 @@ pub fn complete_from_files(ws: &Workspace, id: &str, cancelled: bool) -> Result<
         else {
             continue;
         };
-        let result = files.result(&stage_record.name).unwrap_or_else(|| {
-            missing.push(results.len());
-            let stage = &pipeline.stages[index];
+        let stage = &pipeline.stages[index];
+        let started = files.log(&stage.name).exists();
+        let grace = if started && !cancelled {
+            RESULT_GRACE
+        } else {
+            Duration::ZERO
+        };
+        let result = files.result_within(&stage.name, grace).unwrap_or_else(|| {
             let mut queued = StageResult::new(index, stage, Status::Queued, String::new());
             queued.job_id = submission.jobs.get(&stage.name).cloned();
             queued
@@ -98,7 +119,13 @@ pub fn complete_from_files(ws: &Workspace, id: &str, cancelled: bool) -> Result<
     } else {
         first_failure(&results, submission.keep_going)
     };
-    for k in missing {
+    for &index in dag.order() {
+        let Some(k) = results
+            .iter()
+            .position(|r| r.index == index && r.status == Status::Queued)
+        else {
+            continue;
+        };
         let state = results[k].job_id.as_ref().and_then(|j| states.get(j));
         results[k] = ended_without_result(&results, k, &dag, &files, state, &stop);
     }
@@ -106,7 +133,7 @@ pub fn complete_from_files(ws: &Workspace, id: &str, cancelled: bool) -> Result<
 }
 
 /// The stage whose failure stops the run's other jobs (none with `--keep-going`).
-pub fn first_failure(results: &[StageResult], keep_going: bool) -> Stop {
+pub(crate) fn first_failure(results: &[StageResult], keep_going: bool) -> Stop {
     match results.iter().find(|r| r.status == Status::Failed) {
         Some(r) if !keep_going => Stop::AfterFailure(r.name.clone()),
         _ => Stop::None,
@@ -115,24 +142,24 @@ pub fn first_failure(results: &[StageResult], keep_going: bool) -> Stop {
 
 /// `pipe cancel`: cancels a running Slurm run's jobs and completes its record as cancelled.
 pub fn cancel(ws: &Workspace, record: &RunRecord) -> Result<RunRecord, Error> {
-    if record.executor != "slurm" {
-        return Err(Error::Usage(format!(
-            "run {} runs locally (pid {}): stop it with Ctrl-C or `kill {}`",
-            record.id, record.pid, record.pid
-        )));
-    }
-    if record.status != "running" {
+    if record.effective_status() != "running" {
         return Err(Error::Usage(format!(
             "run {} has already {}",
             record.id,
             if record.status == "cancelled" {
                 "been cancelled".to_string()
             } else {
-                format!("ended ({})", record.status)
+                format!("ended ({})", record.effective_status())
             }
         )));
     }
-    let submission = JobFiles::new(ws, &record.id).submission()?;
+    if record.executor != ExecutorKind::Slurm.name() {
+        return Err(Error::Usage(format!(
+            "run {} runs locally (pid {}): stop it with Ctrl-C or `kill {}`",
+            record.id, record.pid, record.pid
+        )));
+    }
+    let submission = read_submission(ws, &record.id)?;
     let ids: Vec<String> = submission
         .jobs
         .values()
@@ -141,9 +168,4 @@ pub fn cancel(ws: &Workspace, record: &RunRecord) -> Result<RunRecord, Error> {
         .collect();
     client::cancel(&ids, false).map_err(Error::Io)?;
     complete_from_files(ws, &record.id, true)
-}
-
-/// When a run that started at `started_unix` began.
-pub fn started_at(started_unix: f64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs_f64(started_unix.max(0.0))
 }

@@ -10,8 +10,9 @@
 //!
 //! ```text
 //! pipeline.yaml      the pipeline text as submitted (jobs read this, not the file, which may change)
-//! submission.json    force, keep-going, start time, stage -> job id, the finishing job
-//! <stage>.sh         the job script;  <stage>.log  its Slurm output;  <stage>.json  its result
+//! submission.json    --set overrides, force, keep-going, start time, stage -> job id, finishing job
+//! finish.sh, .log    the finishing job's script and Slurm output
+//! stages/<stage>.sh  a stage's job script;  .log  its Slurm output;  .json  its result
 //! ```
 //!
 //! The workspace and the store (`--cache-dir`) must be on a filesystem every node sees, and the `pipe`
@@ -25,27 +26,30 @@ mod watch;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::dag::Dag;
 use crate::error::Error;
-use crate::exec::{Force, Observer, Options, Runner, StageResult, Status};
+use crate::exec::{Force, Observer, Options, Runner, StageResult, Status, save_state};
 use crate::executor::{Executor, Launch};
 use crate::fsutil;
 use crate::record::{RunRecord, StageRecord};
-use crate::spec::{ExecutorKind, Pipeline, Stage};
+use crate::spec::{ExecutorKind, Pipeline, Resources, Stage};
 use crate::store::FileLock;
 use crate::workspace::{RunRequest, Workspace};
 
 pub use client::available;
+use watch::on_interrupt;
 
 /// What a run's jobs need to know besides the pipeline (`runs/<id>/jobs/submission.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubmissionFile {
+    /// The `--set` overrides in the order given (later ones win).
+    pub overrides: Vec<(String, serde_json::Value)>,
     /// Stages run even if cached.
     pub force: Force,
     /// Whether independent branches go on after a failure.
@@ -58,65 +62,84 @@ pub struct SubmissionFile {
     pub finisher: Option<String>,
 }
 
-/// The files of one run's jobs.
-pub struct JobFiles {
+/// The files of one run's jobs: `jobs/pipeline.yaml`, `jobs/submission.json`, the finishing job's
+/// `jobs/finish.{sh,log}`, and per stage `jobs/stages/<stage>.{sh,log,json}`.
+pub(crate) struct JobFiles {
     dir: PathBuf,
 }
 
 impl JobFiles {
     /// The jobs folder of run `id`.
-    pub fn new(ws: &Workspace, id: &str) -> JobFiles {
+    pub(crate) fn new(ws: &Workspace, id: &str) -> JobFiles {
         JobFiles {
             dir: ws.runs.run_dir(id).join("jobs"),
         }
     }
 
-    fn path(&self, name: &str, extension: &str) -> PathBuf {
-        self.dir.join(format!("{name}.{extension}"))
+    fn script(&self, job: &JobName) -> PathBuf {
+        self.job_path(job, "sh")
     }
 
-    /// The Slurm output of a job (`finish` for the finishing job).
-    pub fn log(&self, name: &str) -> PathBuf {
-        self.path(name, "log")
+    /// The Slurm output of a stage's job.
+    pub(crate) fn log(&self, stage: &str) -> PathBuf {
+        self.job_path(&JobName::Stage(stage), "log")
+    }
+
+    fn job_path(&self, job: &JobName, extension: &str) -> PathBuf {
+        match job {
+            JobName::Stage(stage) => self.dir.join("stages").join(format!("{stage}.{extension}")),
+            JobName::Finish => self.dir.join(format!("finish.{extension}")),
+        }
     }
 
     /// The pipeline text the run was submitted with.
-    pub fn pipeline(&self) -> PathBuf {
+    pub(crate) fn pipeline(&self) -> PathBuf {
         self.dir.join("pipeline.yaml")
     }
 
-    /// Reads `submission.json`.
-    pub fn submission(&self) -> Result<SubmissionFile, Error> {
-        fsutil::read_json(&self.dir.join("submission.json"))
-            .map_err(|e| Error::Io(format!("{e:#}")))
+    /// Reads `submission.json` (absent while the run is being submitted).
+    pub(crate) fn submission(&self) -> Option<SubmissionFile> {
+        fsutil::read_json(&self.dir.join("submission.json")).ok()
     }
 
-    fn write_submission(&self, submission: &SubmissionFile) -> Result<(), Error> {
+    fn write_submission(&self, submission: &SubmissionFile) -> Result<(), String> {
         let path = self.dir.join("submission.json");
         let json = serde_json::to_vec_pretty(submission).expect("submission serializes");
         fsutil::write_atomic(&path, &json)
-            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Where a stage's result is written.
-    pub fn result_path(&self, stage: &str) -> PathBuf {
-        self.path(stage, "json")
+    pub(crate) fn result_path(&self, stage: &str) -> PathBuf {
+        self.job_path(&JobName::Stage(stage), "json")
     }
 
     /// A stage's result, once its job (or the submission, for a settled stage) has written it.
-    pub fn result(&self, stage: &str) -> Option<StageResult> {
-        let path = self.result_path(stage);
-        path.exists()
-            .then(|| fsutil::read_json::<StageResult>(&path).ok())
-            .flatten()
+    pub(crate) fn result(&self, stage: &str) -> Option<StageResult> {
+        fsutil::read_json::<StageResult>(&self.result_path(stage)).ok()
+    }
+
+    /// A stage's result, waiting up to `grace` for it to become visible (shared filesystems cache
+    /// attributes for a few seconds).
+    pub(crate) fn result_within(&self, stage: &str, grace: Duration) -> Option<StageResult> {
+        let start = Instant::now();
+        loop {
+            if let Some(r) = self.result(stage) {
+                return Some(r);
+            }
+            if start.elapsed() >= grace {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Writes a stage's result for its dependents' jobs and the run record.
-    pub fn write_result(&self, result: &StageResult) -> Result<(), Error> {
-        let path = self.path(&result.name, "json");
+    pub(crate) fn write_result(&self, result: &StageResult) -> Result<(), String> {
+        let path = self.result_path(&result.name);
         let json = serde_json::to_vec(result).expect("results serialize");
         fsutil::write_atomic(&path, &json)
-            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// The lock held while a run record is completed (by `pipe run`, the finishing job, `pipe cancel`).
@@ -127,22 +150,32 @@ impl JobFiles {
     }
 }
 
-/// The executor: writes a job script per stage and submits it, held.
+/// Which job of a run a file belongs to.
+enum JobName<'a> {
+    /// A stage's job.
+    Stage(&'a str),
+    /// The finishing job.
+    Finish,
+}
+
+/// How long a result written on another node gets to become visible here.
+pub(crate) const RESULT_GRACE: Duration = Duration::from_secs(5);
+
+/// The executor: writes a job script per stage and submits it, held; remembers every job it queued.
 pub struct Slurm {
     files: JobFiles,
     run_id: String,
     root: PathBuf,
     /// `pipe` and its global options, as every job runs it.
     pipe: Vec<String>,
+    /// Every job submitted so far (cancelled if the submission fails).
+    submitted: Mutex<Vec<String>>,
 }
 
 impl Slurm {
-    fn new(ws: &Workspace, run_id: &str) -> Result<Slurm, Error> {
-        let binary = std::env::current_exe().map_err(|e| {
-            Error::Io(format!(
-                "cannot find the pipe binary to run on the nodes: {e}"
-            ))
-        })?;
+    fn new(ws: &Workspace, run_id: &str) -> Result<Slurm, String> {
+        let binary = std::env::current_exe()
+            .map_err(|e| format!("cannot find the pipe binary to run on the nodes: {e}"))?;
         Ok(Slurm {
             files: JobFiles::new(ws, run_id),
             run_id: run_id.to_string(),
@@ -154,19 +187,24 @@ impl Slurm {
                 "--runs-dir".into(),
                 ws.runs.dir().display().to_string(),
             ],
+            submitted: Mutex::new(Vec::new()),
         })
     }
 
-    /// Writes `<name>.sh` running `pipe <arguments>` and submits it, held.
+    /// Writes the job's script running `pipe <arguments>` and submits it, held.
     fn submit(
         &self,
-        name: &str,
+        job: JobName,
         arguments: &[&str],
         after: &[String],
         after_any: bool,
-        resources: &crate::spec::Resources,
+        resources: &Resources,
     ) -> Result<String, String> {
-        let script = self.files.path(name, "sh");
+        let script = self.files.script(&job);
+        let name = match job {
+            JobName::Stage(stage) => stage,
+            JobName::Finish => "finish",
+        };
         let words: Vec<String> = self
             .pipe
             .iter()
@@ -179,17 +217,27 @@ impl Slurm {
             self.run_id,
             words.join(" ")
         );
+        if let Some(parent) = script.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
         fsutil::write_atomic(&script, text.as_bytes())
             .map_err(|e| format!("cannot write job script {}: {e}", script.display()))?;
-        client::submit(&client::JobRequest {
+        let id = client::submit(&client::JobRequest {
             name: format!("pipe:{name}"),
-            log: self.files.log(name),
+            log: self.files.job_path(&job, "log"),
             script,
             chdir: self.root.clone(),
             after: after.to_vec(),
             after_any,
             resources: resources.clone(),
-        })
+        })?;
+        self.submitted.lock().expect("job list").push(id.clone());
+        Ok(id)
+    }
+
+    fn submitted(&self) -> Vec<String> {
+        self.submitted.lock().expect("job list").clone()
     }
 }
 
@@ -200,7 +248,13 @@ impl Executor for Slurm {
 
     fn launch(&self, _runner: &Runner, stage: &Stage, after: &[String]) -> Launch {
         let arguments = ["exec-stage", self.run_id.as_str(), stage.name.as_str()];
-        match self.submit(&stage.name, &arguments, after, false, &stage.resources) {
+        match self.submit(
+            JobName::Stage(&stage.name),
+            &arguments,
+            after,
+            false,
+            &stage.resources,
+        ) {
             Ok(id) => Launch::Queued(id),
             Err(e) => Launch::Finished(Err((format!("cannot submit the stage's job: {e}"), None))),
         }
@@ -222,7 +276,8 @@ pub struct Submission<'a> {
 }
 
 /// Submits the stages that must run, releases them, then waits for them (or returns, detached) and
-/// completes the record. The workspace lock is held until every job is queued.
+/// completes the record. The workspace lock is held until every job is queued. If the submission
+/// fails, every job it queued is cancelled and the record says why.
 pub fn run(
     ws: &Workspace,
     submission: Submission,
@@ -230,55 +285,127 @@ pub fn run(
     workspace_lock: FileLock,
     observer: &dyn Observer,
 ) -> Result<RunRecord, Error> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let slurm = Slurm::new(ws, &record.id).map_err(Error::Io)?;
+    let submitted = on_interrupt(&interrupted)
+        .and_then(|()| submit(ws, &submission, &slurm, &mut record, observer, &interrupted));
+    let (results, finisher) = match submitted {
+        Ok(Submitted::Done) => return Ok(record),
+        Ok(Submitted::Queued { results, finisher }) => (results, finisher),
+        Err(error) => {
+            let _ = client::cancel(&slurm.submitted(), false);
+            record.status = "failed".into();
+            record.finished_at = Some(crate::record::rfc3339(SystemTime::now()));
+            record
+                .warnings
+                .push(format!("the submission failed: {error}"));
+            let _ = ws.runs.write(&record);
+            return Err(Error::Io(format!(
+                "{error} (the run's jobs were cancelled; runs/{}/run.json says failed)",
+                record.id
+            )));
+        }
+    };
+    drop(workspace_lock);
+    if submission.request.detach {
+        return Ok(record);
+    }
+    let watch = watch::Watch {
+        files: &slurm.files,
+        pipeline: submission.pipeline,
+        dag: submission.dag,
+        keep_going: submission.request.keep_going,
+        finisher: &finisher,
+    };
+    let watched = watch::wait(&watch, results, observer, &interrupted);
+    let record = finish::complete(
+        ws,
+        &record.id,
+        submission.pipeline,
+        watched.results,
+        watched.cancelled,
+    )?;
+    // The finishing job has nothing left to do.
+    let _ = client::cancel(&[finisher], true);
+    Ok(record)
+}
+
+/// What the submission left to wait for.
+enum Submitted {
+    /// Nothing was queued (all cached, or the submission stopped): the record is complete.
+    Done,
+    /// Jobs are queued and released.
+    Queued {
+        /// Every stage's result so far (`Queued` for the submitted ones).
+        results: Vec<StageResult>,
+        /// The finishing job.
+        finisher: String,
+    },
+}
+
+/// Evaluates the pipeline with the Slurm executor, then queues the finishing job, writes the
+/// submission and the record, and releases the jobs.
+fn submit(
+    ws: &Workspace,
+    submission: &Submission,
+    slurm: &Slurm,
+    record: &mut RunRecord,
+    observer: &dyn Observer,
+    interrupted: &AtomicBool,
+) -> Result<Submitted, String> {
     let Submission {
         pipeline,
         dag,
         request,
         options,
         started,
-    } = submission;
-    if !client::available() {
-        return Err(Error::Usage(
-            "`--executor slurm` needs Slurm's `sbatch` on PATH (run `pipe run` on a login node of the cluster)".into(),
-        ));
-    }
-    let interrupted = Arc::new(AtomicBool::new(false));
-    watch::on_interrupt(&interrupted)?;
-    let slurm = Slurm::new(ws, &record.id)?;
+    } = *submission;
     let files = &slurm.files;
-    let io = |e: std::io::Error| Error::Io(format!("cannot write {}: {e}", files.dir.display()));
-    fs::create_dir_all(&files.dir).map_err(io)?;
-    fsutil::write_atomic(&files.pipeline(), pipeline.source.as_bytes()).map_err(io)?;
-    let (results, warning) = ws.walk(pipeline, dag, options, &slurm, observer);
+    fs::create_dir_all(&files.dir)
+        .map_err(|e| format!("cannot create {}: {e}", files.dir.display()))?;
+    fsutil::write_atomic(&files.pipeline(), pipeline.source.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", files.pipeline().display()))?;
+    let (results, warning) = ws.walk(pipeline, dag, options, slurm, observer);
     record.warnings.extend(warning);
-    let mut results = results?;
+    let mut results = results.map_err(|e| e.to_string())?;
     let queued: Vec<String> = results.iter().filter_map(|r| r.job_id.clone()).collect();
-    let submit_failed = results.iter().any(|r| r.status == Status::Failed);
-    let stopped = submit_failed && !request.keep_going;
-    if queued.is_empty() || stopped || interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+    let stopped = results.iter().any(|r| r.status == Status::Failed) && !request.keep_going;
+    let cancelled = interrupted.load(Ordering::SeqCst);
+    if queued.is_empty() || stopped || cancelled {
         // Nothing to wait for, or the held jobs must not start: cancel them, finish here.
-        client::cancel(&queued, false).map_err(Error::Io)?;
+        client::cancel(&queued, false)?;
         for r in results.iter_mut().filter(|r| r.status == Status::Queued) {
             r.status = Status::Skipped;
             r.reason = "not started: the submission stopped".into();
         }
-        let cancelled = interrupted.load(std::sync::atomic::Ordering::SeqCst);
-        ws.complete(pipeline, &results, &mut record, started, cancelled)?;
-        return Ok(record);
+        save_state(&ws.store, &pipeline.file, &mut results)?;
+        ws.complete(pipeline, &results, record, started, cancelled)
+            .map_err(|e| e.to_string())?;
+        return Ok(Submitted::Done);
     }
     for r in results.iter().filter(|r| r.status != Status::Queued) {
         files.write_result(r)?;
     }
-    let finisher = slurm
-        .submit(
-            "finish",
-            &["exec-finish", record.id.as_str()],
-            &queued,
-            true,
-            &crate::spec::Resources::default(),
-        )
-        .map_err(Error::Io)?;
+    let finisher_resources = Resources {
+        mem: Some("500M".into()),
+        time: Some("10".into()),
+        partition: pipeline.resources.partition.clone(),
+        account: pipeline.resources.account.clone(),
+        ..Resources::default()
+    };
+    let finisher = slurm.submit(
+        JobName::Finish,
+        &["exec-finish", record.id.as_str()],
+        &queued,
+        true,
+        &finisher_resources,
+    )?;
     files.write_submission(&SubmissionFile {
+        overrides: request
+            .overrides
+            .iter()
+            .map(|o| (o.key.clone(), o.value.clone()))
+            .collect(),
         force: request.force.clone(),
         keep_going: request.keep_going,
         started_unix: started
@@ -296,32 +423,26 @@ pub fn run(
         .map(|r| crate::workspace::stage_record(pipeline, r))
         .collect();
     ws.runs
-        .write(&record)
-        .map_err(|e| Error::Io(format!("cannot write run record: {e}")))?;
-    let mut all = queued.clone();
-    all.push(finisher.clone());
-    if let Err(e) = client::release(&all) {
-        let _ = client::cancel(&all, false);
-        return Err(Error::Io(format!(
-            "cannot release the run's jobs (cancelled them): {e}"
-        )));
+        .write(record)
+        .map_err(|e| format!("cannot write run record: {e}"))?;
+    if interrupted.load(Ordering::SeqCst) {
+        return Err("interrupted while submitting".into());
     }
-    drop(workspace_lock);
-    if request.detach {
-        return Ok(record);
-    }
-    let watch = watch::Watch {
-        files,
-        pipeline,
-        dag,
-        keep_going: request.keep_going,
-        finisher: &finisher,
+    client::release(&slurm.submitted())?;
+    Ok(Submitted::Queued { results, finisher })
+}
+
+/// The keys of the stages whose jobs have written a result so far in run `id`.
+pub fn committed_keys(ws: &Workspace, id: &str) -> Vec<String> {
+    let files = JobFiles::new(ws, id);
+    let Ok(entries) = fs::read_dir(files.dir.join("stages")) else {
+        return Vec::new();
     };
-    let watched = watch::wait(&watch, results, observer, &interrupted);
-    let record = finish::complete(ws, &record.id, pipeline, watched.results, watched.cancelled)?;
-    // The finishing job has nothing left to do.
-    let _ = client::cancel(&[finisher], true);
-    Ok(record)
+    entries
+        .flatten()
+        .filter_map(|e| fsutil::read_json::<StageResult>(&e.path()).ok())
+        .filter_map(|r| r.key)
+        .collect()
 }
 
 /// Where each stage of a run is now. A Slurm run still running is read live: a stage's result file

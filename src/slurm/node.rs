@@ -3,11 +3,12 @@
 //! committed under the key's lock in the store) and writes its result for the jobs downstream and the
 //! run record. `pipe exec-finish RUN` completes the record once every stage job has ended.
 
-use super::{JobFiles, client, finish};
+use super::{JobFiles, RESULT_GRACE, client, finish};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
-use crate::exec::{Job, Mode, Options, Runner, Status};
+use crate::exec::{Job, Mode, Options, Runner, StageResult, Status};
 use crate::executor::Local;
 use crate::fsutil;
+use crate::hash::StatCache;
 use crate::state::{self, PipelineState};
 use crate::workspace::Workspace;
 
@@ -15,8 +16,8 @@ use crate::workspace::Workspace;
 pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Error> {
     let record = finish::read_record(ws, run_id)?;
     let files = JobFiles::new(ws, run_id);
-    let submission = files.submission()?;
-    let (pipeline, dag) = finish::load_submitted(ws, &record)?;
+    let submission = finish::read_submission(ws, run_id)?;
+    let (pipeline, dag) = finish::load_submitted(ws, &record, &submission)?;
     let index = pipeline
         .stages
         .iter()
@@ -25,7 +26,7 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
     let mut upstream = Vec::new();
     for (u, _) in dag.upstream(index) {
         let name = &pipeline.stages[u].name;
-        let result = files.result(name).ok_or_else(|| {
+        let result = files.result_within(name, RESULT_GRACE).ok_or_else(|| {
             Error::Io(format!(
                 "stage `{stage}` started before its upstream stage `{name}` wrote its result ({})",
                 files.result_path(name).display()
@@ -60,9 +61,23 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
     };
     let gc_guard = ws
         .store
-        .lock_against_gc(false)
+        .lock_against_gc()
         .map_err(|e| Error::Io(format!("cannot lock the store: {e}")))?;
-    let mut result = runner.evaluate(job, &last_state);
+    let mut result = match changed_since_upstream(ws, &stats, &job) {
+        // Another run rewrote an input this job was queued for: running on it would cache a wrong
+        // output under the key of the right one.
+        Some(error) => {
+            let mut r = StageResult::new(
+                index,
+                &pipeline.stages[index],
+                Status::Failed,
+                "failed".into(),
+            );
+            r.error = Some(error);
+            r
+        }
+        None => runner.evaluate(job, &last_state),
+    };
     drop(gc_guard);
     result.job_id = std::env::var("SLURM_JOB_ID").ok();
     if let Err(e) = stats.save() {
@@ -70,7 +85,7 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
             .warnings
             .push(format!("cannot save the stat cache: {e}"));
     }
-    files.write_result(&result)?;
+    files.write_result(&result).map_err(Error::Io)?;
     println!(
         "pipe: stage `{stage}` {} in {:.2}s on {} ({})",
         result.status.word(),
@@ -92,6 +107,21 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
         let _ = client::cancel(&others, true);
     }
     Ok(EXIT_STAGE_FAILED)
+}
+
+/// Says which upstream output no longer has the content its job recorded, if one does not.
+fn changed_since_upstream(ws: &Workspace, stats: &StatCache, job: &Job) -> Option<String> {
+    job.upstream.iter().find_map(|(name, outputs)| {
+        outputs.iter().find_map(|(path, tree)| {
+            let now = stats.hash_tree(&ws.root.join(path)).map(|t| t.hash);
+            (now.as_ref().ok() != Some(&tree.hash)).then(|| {
+                format!(
+                    "output `{path}` of upstream stage `{name}` changed in the workspace after its job wrote it \
+                     (another run in this workspace?); run the pipeline again"
+                )
+            })
+        })
+    })
 }
 
 /// Completes run `run_id`'s record after its stage jobs have ended (the finishing job).

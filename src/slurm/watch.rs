@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::JobFiles;
 use super::client::{self, JobState};
+use super::{JobFiles, RESULT_GRACE};
 use crate::dag::Dag;
-use crate::error::Error;
 use crate::exec::{Observer, StageResult, Status, tail_lines};
 use crate::spec::Pipeline;
 
@@ -19,14 +18,13 @@ use crate::spec::Pipeline;
 const RESULT_POLL: Duration = Duration::from_millis(100);
 /// How often `squeue` is asked.
 const QUEUE_POLL: Duration = Duration::from_secs(1);
-/// How long a started job that has ended gets for its result file to appear (shared filesystems
-/// cache attributes).
-const RESULT_GRACE: Duration = Duration::from_secs(5);
+/// How long `squeue` may fail before the stages without a result are reported as failed.
+const QUEUE_GIVE_UP: Duration = Duration::from_secs(60);
 /// Lines of a job's log shown when it ends without a result.
 const LOG_TAIL_LINES: usize = 15;
 
 /// Makes the first Ctrl-C (or SIGTERM) set `flag`, and a second Ctrl-C exit at once.
-pub fn on_interrupt(flag: &Arc<AtomicBool>) -> Result<(), Error> {
+pub fn on_interrupt(flag: &Arc<AtomicBool>) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let register = || -> std::io::Result<()> {
         signal_hook::flag::register_conditional_shutdown(SIGINT, 130, flag.clone())?;
@@ -34,7 +32,7 @@ pub fn on_interrupt(flag: &Arc<AtomicBool>) -> Result<(), Error> {
         signal_hook::flag::register(SIGTERM, flag.clone())?;
         Ok(())
     };
-    register().map_err(|e| Error::Io(format!("cannot handle Ctrl-C: {e}")))
+    register().map_err(|e| format!("cannot handle Ctrl-C: {e}"))
 }
 
 /// Why the stages that have not ended were stopped.
@@ -91,6 +89,7 @@ pub fn wait(
     let mut ended_at: HashMap<usize, Instant> = HashMap::new();
     let mut stop = Stop::None;
     let mut last_queue_poll: Option<Instant> = None;
+    let mut queue_failing_since: Option<Instant> = None;
     while !open.is_empty() {
         if stop != Stop::Cancelled && interrupted.load(Ordering::SeqCst) {
             stop = Stop::Cancelled;
@@ -100,19 +99,43 @@ pub fn wait(
         }
         let states = if last_queue_poll.is_none_or(|t| t.elapsed() >= QUEUE_POLL) {
             last_queue_poll = Some(Instant::now());
-            client::states().ok()
+            match client::states() {
+                Ok(states) => {
+                    queue_failing_since = None;
+                    Some(states)
+                }
+                Err(e) => {
+                    let since = *queue_failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= QUEUE_GIVE_UP {
+                        // Slurm does not answer: what has no result is reported, not waited for.
+                        for k in std::mem::take(&mut open) {
+                            let mut r = results[k].clone();
+                            r.status = Status::Failed;
+                            r.error = Some(format!(
+                                "no result, and Slurm has not answered for {}s: {e}",
+                                QUEUE_GIVE_UP.as_secs()
+                            ));
+                            observer.finished(&r);
+                            results[k] = r;
+                        }
+                        break;
+                    }
+                    None
+                }
+            }
         } else {
             None
         };
         // First the results jobs wrote, so a failure is known before the jobs it stopped are settled.
-        let (done, waiting): (Vec<usize>, Vec<usize>) = open
-            .iter()
-            .partition(|&&k| files.result(&results[k].name).is_some());
-        open = waiting;
-        for k in done {
-            let mut r = files
-                .result(&results[k].name)
-                .expect("a result file just seen");
+        let mut written = Vec::new();
+        open.retain(|&k| match files.result(&results[k].name) {
+            Some(r) => {
+                written.push((k, r));
+                false
+            }
+            None => true,
+        });
+        for (k, mut r) in written {
             r.job_id = results[k].job_id.clone();
             settle(&mut results, k, r, &mut stop, keep_going, &open, observer);
         }
@@ -129,10 +152,16 @@ pub fn wait(
             }
             let started = files.log(&results[k].name).exists();
             let since = *ended_at.entry(k).or_insert_with(Instant::now);
+            // A stage below one still unsettled waits for it, so it can say why it did not run.
+            let upstream_open = dag.upstream(results[k].index).any(|(u, _)| {
+                results
+                    .iter()
+                    .any(|r| r.index == u && r.status == Status::Queued)
+            });
             if state.is_some_and(JobState::is_active) {
                 ended_at.remove(&k);
                 open.push(k);
-            } else if started && since.elapsed() < RESULT_GRACE {
+            } else if (started && since.elapsed() < RESULT_GRACE) || (!started && upstream_open) {
                 open.push(k);
             } else {
                 let r = ended_without_result(&results, k, dag, files, state, &stop);
@@ -200,6 +229,9 @@ pub fn ended_without_result(
     });
     r.reason = match (upstream_problem, stop, started) {
         (Some(problem), _, false) => problem,
+        (None, _, false) if state.is_some_and(|s| s.reason == "DependencyNeverSatisfied") => {
+            "an upstream stage's job did not succeed".into()
+        }
         (_, Stop::Cancelled, false) => "cancelled before it started".into(),
         (_, Stop::AfterFailure(name), false) => format!("run stopped after `{name}` failed"),
         (_, Stop::Cancelled, true) => {

@@ -34,6 +34,8 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     /// Where its stages run unless `pipe run --executor` says otherwise (`executor:`).
     pub executor: Option<ExecutorKind>,
+    /// The top-level `resources:` (each stage's are merged over them).
+    pub resources: Resources,
 }
 
 /// Where the stages that must run are run.
@@ -227,13 +229,14 @@ pub fn parse(
             )]);
         }
     };
-    let (params, stages, executor) = validate::validate(file, &source, &node, root, overrides)?;
+    let validated = validate::validate(file, &source, &node, root, overrides)?;
     Ok(Pipeline {
         file: file.to_string(),
         source,
-        params,
-        stages,
-        executor,
+        params: validated.params,
+        stages: validated.stages,
+        executor: validated.executor,
+        resources: validated.resources,
     })
 }
 

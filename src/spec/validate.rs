@@ -56,13 +56,21 @@ struct Checker<'a> {
     default_resources: Resources,
 }
 
+/// What a valid pipeline file declares.
+pub(super) struct Validated {
+    pub params: Value,
+    pub stages: Vec<Stage>,
+    pub executor: Option<ExecutorKind>,
+    pub resources: Resources,
+}
+
 pub(super) fn validate(
     file: &str,
     source: &str,
     node: &Node,
     root: &Path,
     overrides: &[Override],
-) -> Result<(Value, Vec<Stage>, Option<ExecutorKind>), Vec<Diagnostic>> {
+) -> Result<Validated, Vec<Diagnostic>> {
     let mut c = Checker {
         file,
         source,
@@ -160,7 +168,12 @@ pub(super) fn validate(
         }
     }
     if c.errors.is_empty() {
-        Ok((params, stages, executor))
+        Ok(Validated {
+            params,
+            stages,
+            executor,
+            resources: c.default_resources,
+        })
     } else {
         c.errors.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
         Err(c.errors)
