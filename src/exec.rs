@@ -458,7 +458,13 @@ impl Runner<'_> {
         let key = input.key();
         let new_state = StageState::new(key.clone(), input.clone(), &deps);
         let mut warnings = Vec::new();
-        // Two runs that need this key at once run it once: the second waits here, then restores.
+        let forced = self.forced(stage);
+        let cacheable = !forced && !stage.always_changed;
+        if cacheable && let Some(hit) = self.hit(i, stage, &key, &new_state, &mut warnings)? {
+            return Ok(hit);
+        }
+        // A miss. Two runs that need this key at once run it once: the second waits here for the
+        // first, then looks again and restores what it committed.
         let runs_here = self.executor.kind() == ExecutorKind::Local;
         let _key_lock = if self.options.mode == Mode::Run && runs_here {
             let waited = Instant::now();
@@ -472,52 +478,16 @@ impl Runner<'_> {
                     "waited {:.1}s while another run ({holder}) evaluated the same key",
                     waited.elapsed().as_secs_f64()
                 ));
+                if cacheable
+                    && let Some(hit) = self.hit(i, stage, &key, &new_state, &mut warnings)?
+                {
+                    return Ok(hit);
+                }
             }
             Some(lock)
         } else {
             None
         };
-        let forced = self.forced(stage);
-        if !forced && !stage.always_changed {
-            let entry = match self.store.lookup(&key) {
-                Ok(entry) => entry,
-                Err(warning) => {
-                    warnings.push(format!("{warning}; running the stage again"));
-                    self.store.drop_entry(&key);
-                    None
-                }
-            };
-            if let Some(entry) = entry {
-                match self.use_entry(stage, &entry) {
-                    Ok(restored) => {
-                        let mut r = StageResult::new(i, stage, Status::Cached, String::new());
-                        r.reason = match (self.options.mode, restored) {
-                            (Mode::Plan, true) => "will restore outputs from the cache".into(),
-                            (Mode::Run, true) => "restored from the cache".into(),
-                            _ => "up to date".into(),
-                        };
-                        r.key = Some(key);
-                        r.saved_s = entry.duration_s;
-                        r.outputs = Arc::new(entry.outputs);
-                        r.restored = restored;
-                        r.metrics = self.read_metrics(stage);
-                        r.warnings = warnings;
-                        r.state = Some(new_state);
-                        return Ok(r);
-                    }
-                    Err(RestoreError::Io { path, source }) => {
-                        return Err(format!("cannot restore output `{path}`: {source}"));
-                    }
-                    Err(e @ RestoreError::Corrupt { .. }) => {
-                        warnings.push(format!(
-                            "{e}; the entry was dropped and the stage runs again"
-                        ));
-                        self.store.drop_entry(&key);
-                    }
-                    Err(e @ RestoreError::Uncached(_)) => warnings.push(e.to_string()),
-                }
-            }
-        }
         let mut reasons = state::explain(last_state.stages.get(&stage.name), &input, &deps);
         if forced {
             reasons.insert(0, "forced".into());
@@ -566,6 +536,61 @@ impl Runner<'_> {
         r.metrics = self.read_metrics(stage);
         r.state = Some(new_state);
         Ok(r)
+    }
+
+    /// The stage's result if its key is in the store and its entry is usable (restored in run mode);
+    /// a corrupt entry is dropped, with a warning, and the stage runs.
+    fn hit(
+        &self,
+        i: usize,
+        stage: &Stage,
+        key: &str,
+        new_state: &StageState,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<StageResult>, String> {
+        let entry = match self.store.lookup(key) {
+            Ok(entry) => entry,
+            Err(warning) => {
+                warnings.push(format!("{warning}; running the stage again"));
+                self.store.drop_entry(key);
+                None
+            }
+        };
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        match self.use_entry(stage, &entry) {
+            Ok(restored) => {
+                let mut r = StageResult::new(i, stage, Status::Cached, String::new());
+                r.reason = match (self.options.mode, restored) {
+                    (Mode::Plan, true) => "will restore outputs from the cache".into(),
+                    (Mode::Run, true) => "restored from the cache".into(),
+                    _ => "up to date".into(),
+                };
+                r.key = Some(key.to_string());
+                r.saved_s = entry.duration_s;
+                r.outputs = Arc::new(entry.outputs);
+                r.restored = restored;
+                r.metrics = self.read_metrics(stage);
+                r.warnings = std::mem::take(warnings);
+                r.state = Some(new_state.clone());
+                Ok(Some(r))
+            }
+            Err(RestoreError::Io { path, source }) => {
+                Err(format!("cannot restore output `{path}`: {source}"))
+            }
+            Err(e @ RestoreError::Corrupt { .. }) => {
+                warnings.push(format!(
+                    "{e}; the entry was dropped and the stage runs again"
+                ));
+                self.store.drop_entry(key);
+                Ok(None)
+            }
+            Err(e @ RestoreError::Uncached(_)) => {
+                warnings.push(e.to_string());
+                Ok(None)
+            }
+        }
     }
 
     /// Restores (run mode) or checks (plan mode) a hit. Returns whether the workspace needs writing.
