@@ -320,6 +320,38 @@ fn two_runs_needing_the_same_stage_at_once_run_it_once() {
 }
 
 #[test]
+fn gc_waits_for_a_job_at_work_and_keeps_what_a_running_run_committed() {
+    let Some(_cluster) = cluster() else { return };
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        &format!("{SMALL}stages:\n  s:\n    cmd: sleep 3; echo s > s.txt\n    outs: [s.txt]\n"),
+    );
+    ws.ok(&["run", "p.yaml", "--executor", "slurm", "--detach"]);
+    eventually(60, "s's job running", || is_running(&ws, "s"));
+    let gc = ws.ok(&["gc", "--keep", "0"]);
+    assert!(gc.stderr.contains("cluster jobs at work"), "{}", gc.stderr);
+    eventually(
+        60,
+        "the run's jobs (the stage's, the finishing one) end",
+        || {
+            let out = Command::new("squeue")
+                .args(["--me", "--noheader"])
+                .output()
+                .unwrap();
+            out.stdout.is_empty()
+        },
+    );
+    assert_eq!(
+        ws.store_entries("s"),
+        1,
+        "gc kept the entry the job committed"
+    );
+    let again = ws.ok(&["run", "p.yaml", "--executor", "slurm"]);
+    assert!(!again.stderr.contains("queued"), "{}", again.stderr);
+}
+
+#[test]
 fn resources_are_checked_and_detach_needs_a_cluster() {
     // No cluster needed: both are refused before anything is submitted.
     let ws = Ws::new();

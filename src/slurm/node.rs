@@ -78,7 +78,6 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
         }
         None => runner.evaluate(job, &last_state),
     };
-    drop(gc_guard);
     result.job_id = std::env::var("SLURM_JOB_ID").ok();
     if let Err(e) = stats.save() {
         result
@@ -86,6 +85,8 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
             .push(format!("cannot save the stat cache: {e}"));
     }
     files.write_result(&result).map_err(Error::Io)?;
+    // Only now may gc run: the result names the key it must keep.
+    drop(gc_guard);
     println!(
         "pipe: stage `{stage}` {} in {:.2}s on {} ({})",
         result.status.word(),
