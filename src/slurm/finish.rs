@@ -109,7 +109,7 @@ pub(crate) fn complete_from_files(
         };
         let result = files.result_within(&stage.name, grace).unwrap_or_else(|| {
             let mut queued = StageResult::new(index, stage, Status::Queued, String::new());
-            queued.job_id = submission.jobs.get(&stage.name).cloned();
+            queued.job_id = stage_record.job_id.clone();
             queued
         });
         results.push(result);
@@ -160,10 +160,10 @@ pub fn cancel(ws: &Workspace, record: &RunRecord) -> Result<RunRecord, Error> {
         )));
     }
     let submission = read_submission(ws, &record.id)?;
-    let ids: Vec<String> = submission
-        .jobs
-        .values()
-        .cloned()
+    let ids: Vec<String> = record
+        .stages
+        .iter()
+        .filter_map(|s| s.job_id.clone())
         .chain(submission.finisher)
         .collect();
     client::cancel(&ids, false).map_err(Error::Io)?;

@@ -10,7 +10,8 @@
 //!
 //! ```text
 //! pipeline.yaml      the pipeline text as submitted (jobs read this, not the file, which may change)
-//! submission.json    --set overrides, force, keep-going, start time, stage -> job id, finishing job
+//! submission.json    --set overrides, force, keep-going, start time, the finishing job
+//!                    (each stage's job id is in run.json)
 //! finish.sh, .log    the finishing job's script and Slurm output
 //! stages/<stage>.sh  a stage's job script;  .log  its Slurm output;  .json  its result
 //! ```
@@ -23,7 +24,6 @@ pub mod finish;
 pub mod node;
 mod watch;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,8 +56,6 @@ pub struct SubmissionFile {
     pub keep_going: bool,
     /// When the run started (seconds since the epoch).
     pub started_unix: f64,
-    /// Stage name -> the job that runs it.
-    pub jobs: BTreeMap<String, String>,
     /// The job that completes the run record after the stage jobs.
     pub finisher: Option<String>,
 }
@@ -412,10 +410,6 @@ fn submit(
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64(),
-        jobs: results
-            .iter()
-            .filter_map(|r| Some((r.name.clone(), r.job_id.clone()?)))
-            .collect(),
         finisher: Some(finisher.clone()),
     })?;
     record.stages = results

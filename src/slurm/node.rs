@@ -99,11 +99,11 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
     }
     if !submission.keep_going {
         // Stop the run as a local one stops: the jobs that have not started are cancelled.
-        let others: Vec<String> = submission
-            .jobs
+        let others: Vec<String> = record
+            .stages
             .iter()
-            .filter(|(name, _)| name.as_str() != stage)
-            .map(|(_, id)| id.clone())
+            .filter(|s| s.name != stage)
+            .filter_map(|s| s.job_id.clone())
             .collect();
         let _ = client::cancel(&others, true);
     }
