@@ -239,12 +239,15 @@ fn a_killed_job_leaves_no_entry_and_the_next_run_resubmits_only_what_is_missing(
     ws.write(
         "p.yaml",
         &format!(
-            "{SMALL}stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n  b:\n    cmd: while [ ! -f go ]; do sleep 0.2; done; cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  c:\n    cmd: cat b.txt > c.txt\n    deps: [b.txt]\n    outs: [c.txt]\n"
+            "{SMALL}stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n  b:\n    cmd: touch b-started; while [ ! -f go ]; do sleep 0.2; done; cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n  c:\n    cmd: cat b.txt > c.txt\n    deps: [b.txt]\n    outs: [c.txt]\n"
         ),
     );
     ws.ok(&["run", "p.yaml", "--executor", "slurm", "--detach"]);
     let id = ws.latest()["id"].as_str().unwrap().to_string();
-    eventually(60, "b's job running", || is_running(&ws, "b"));
+    // Slurm says RUNNING before the job's `pipe` has started: wait for b's command instead.
+    eventually(60, "b's command started", || {
+        ws.path().join("b-started").exists()
+    });
     let pattern = format!("exec-stage {id} b");
     let killed = Command::new("pkill")
         .args(["-KILL", "-f", &pattern])
@@ -325,10 +328,16 @@ fn gc_waits_for_a_job_at_work_and_keeps_what_a_running_run_committed() {
     let ws = Ws::new();
     ws.write(
         "p.yaml",
-        &format!("{SMALL}stages:\n  s:\n    cmd: sleep 3; echo s > s.txt\n    outs: [s.txt]\n"),
+        &format!(
+            "{SMALL}stages:\n  s:\n    cmd: touch started; sleep 3; echo s > s.txt\n    outs: [s.txt]\n"
+        ),
     );
     ws.ok(&["run", "p.yaml", "--executor", "slurm", "--detach"]);
-    eventually(60, "s's job running", || is_running(&ws, "s"));
+    // The command runs inside the job's gc guard; Slurm's RUNNING comes earlier, while the job's
+    // `pipe` is still starting, so wait for the command itself.
+    eventually(60, "s's command started", || {
+        ws.path().join("started").exists()
+    });
     let gc = ws.ok(&["gc", "--keep", "0"]);
     assert!(gc.stderr.contains("cluster jobs at work"), "{}", gc.stderr);
     eventually(
