@@ -11,7 +11,7 @@ use super::tape::Shape;
 /// matrix, row-major; `a_t` / `b_t` say the buffer holds the transpose (`k x m`, `n x k`).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     a: &[f32],
     a_t: bool,
     b: &[f32],
@@ -19,13 +19,58 @@ pub fn matmul(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let (m, n, _) = dims;
+    assert!(c.len() >= m * n);
+    // SAFETY: `c` holds `m * n` initialised values and does not alias `a` or `b` (it is borrowed
+    // mutably).
+    unsafe { gemm_into(dims, a, a_t, b, b_t, c.as_mut_ptr(), accumulate) }
+}
+
+/// `a * b` as a new `m x n` buffer (see [`matmul`]), written without zeroing it first.
+pub fn matmul_new(
+    dims: (usize, usize, usize),
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+) -> Vec<f32> {
+    let (m, n, k) = dims;
+    if k == 0 {
+        return vec![0.0; m * n];
+    }
+    let mut c = Vec::with_capacity(m * n);
+    // SAFETY: the buffer has room for `m * n` values and is new, so it aliases nothing; without
+    // `accumulate` gemm only writes it, every element once `k > 0`, so all `m * n` are initialised
+    // when `set_len` runs.
+    unsafe {
+        gemm_into(dims, a, a_t, b, b_t, c.as_mut_ptr(), false);
+        c.set_len(m * n);
+    }
+    c
+}
+
+/// The gemm call behind [`matmul`] and [`matmul_new`].
+///
+/// # Safety
+/// `c` must be valid for writes of `m * n` values (and reads, when `accumulate`) and alias neither
+/// `a` nor `b`.
+unsafe fn gemm_into(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    c: *mut f32,
+    accumulate: bool,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            // SAFETY: the caller's contract: `c` is valid for `m * n` writes.
+            unsafe { std::ptr::write_bytes(c, 0, m * n) };
         }
         return;
     }
@@ -39,14 +84,14 @@ pub fn matmul(
     } else {
         (n as isize, 1)
     };
-    // SAFETY: the asserts above keep every index the strides reach inside the three buffers, and `c`
-    // does not alias `a` or `b` (it is borrowed mutably).
+    // SAFETY: the assert above keeps every index the strides reach inside `a` and `b`; the caller
+    // vouches for `c`. Without `accumulate` (read_dst false) gemm does not read `c`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             n as isize,
             accumulate,

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::kernels::{self, Window, matmul};
+use super::kernels::{self, Window, matmul, matmul_new};
 use super::param::Param;
-use super::tape::{Graph, Shape, Var, accumulate, take};
+use super::tape::{BackwardError, Grads, Graph, Shape, Slot, Var, accumulate, gradient, put, take};
 use crate::rng::Rng;
 
 /// Rows per parallel task in the element-wise passes.
@@ -24,16 +24,7 @@ fn trains(g: &Graph, p: &Param) -> bool {
 pub fn pointwise(g: &mut Graph, x: &Var, w: &Param) -> Var {
     let (cin, cout) = (x.shape.c, w.value.len() / x.shape.c);
     let rows = x.shape.pixels();
-    let mut y = vec![0.0; rows * cout];
-    matmul(
-        (rows, cout, cin),
-        &x.value,
-        false,
-        &w.value,
-        false,
-        &mut y,
-        false,
-    );
+    let y = matmul_new((rows, cout, cin), &x.value, false, &w.value, false);
     let train_w = trains(g, w);
     let out = g.var(y, Shape { c: cout, ..x.shape }, x.needs_grad() || train_w);
     if let Some(out_slot) = out.slot.clone() {
@@ -42,12 +33,10 @@ pub fn pointwise(g: &mut Graph, x: &Var, w: &Param) -> Var {
         g.record(move |grads| {
             let dy = take(grads, &out_slot)?;
             if let Some(s) = w_slot {
-                let dw = accumulate(grads, &s)?;
-                matmul((cin, cout, rows), &xv, true, &dy, false, dw, true);
+                matmul_into(grads, &s, (cin, cout, rows), (&xv, true), (&dy, false))?;
             }
             if let Some(s) = x_slot {
-                let dx = accumulate(grads, &s)?;
-                matmul((rows, cin, cout), &dy, false, &wv, true, dx, true);
+                matmul_into(grads, &s, (rows, cin, cout), (&dy, false), (&wv, true))?;
             }
             Ok(())
         });
@@ -66,16 +55,7 @@ pub fn conv(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
     let cout = w.value.len() / width;
     let cols = kernels::im2col(&x.value, x.shape, &win);
     let rows = x.shape.n * win.out_h * win.out_w;
-    let mut y = vec![0.0; rows * cout];
-    matmul(
-        (rows, cout, width),
-        &cols,
-        false,
-        &w.value,
-        false,
-        &mut y,
-        false,
-    );
+    let y = matmul_new((rows, cout, width), &cols, false, &w.value, false);
     let shape = Shape::new(x.shape.n, win.out_h, win.out_w, cout);
     let train_w = trains(g, w);
     let out = g.var(y, shape, train_w);
@@ -83,9 +63,13 @@ pub fn conv(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
         let w_slot = w.slot.clone();
         g.record(move |grads| {
             let dy = take(grads, &out_slot)?;
-            let dw = accumulate(grads, &w_slot)?;
-            matmul((width, cout, rows), &cols, true, &dy, false, dw, true);
-            Ok(())
+            matmul_into(
+                grads,
+                &w_slot,
+                (width, cout, rows),
+                (&cols, true),
+                (&dy, false),
+            )
         });
     }
     out
@@ -103,12 +87,18 @@ pub fn depthwise(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
         g.record(move |grads| {
             let dy = take(grads, &out_slot)?;
             if let Some(s) = w_slot {
-                let dw = kernels::depthwise_backward_weight(&xv, xs, &dy, &win);
-                add(accumulate(grads, &s)?, &dw);
+                put(
+                    grads,
+                    &s,
+                    kernels::depthwise_backward_weight(&xv, xs, &dy, &win),
+                )?;
             }
             if let Some(s) = x_slot {
-                let dx = kernels::depthwise_backward_input(&dy, xs, &wv, &win);
-                add(accumulate(grads, &s)?, &dx);
+                put(
+                    grads,
+                    &s,
+                    kernels::depthwise_backward_input(&dy, xs, &wv, &win),
+                )?;
             }
             Ok(())
         });
@@ -183,17 +173,22 @@ pub fn batch_norm(
     let shift: Vec<f32> = (0..c)
         .map(|ch| bn.beta.value[ch] - mean[ch] * scale[ch])
         .collect();
-    let mut y = vec![0.0f32; x.value.len()];
-    y.par_chunks_mut(CHUNK * c)
+    let len = x.value.len();
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK * c)
         .zip(x.value.par_chunks(CHUNK * c))
         .for_each(|(out, input)| {
             for (o, i) in out.chunks_exact_mut(c).zip(input.chunks_exact(c)) {
                 for (((o, &v), s), t) in o.iter_mut().zip(i).zip(&scale).zip(&shift) {
                     let z = v * s + t;
-                    *o = if relu6 { z.clamp(0.0, 6.0) } else { z };
+                    o.write(if relu6 { z.clamp(0.0, 6.0) } else { z });
                 }
             }
         });
+    // SAFETY: the input's length is a whole number of `c`-value rows, so the loops above paired every
+    // one of the `len` output values with an input value and wrote it.
+    unsafe { y.set_len(len) };
     let train_params = trains(g, &bn.gamma);
     let out = g.var(y, x.shape, x.needs_grad() || train_params);
     if let Some(out_slot) = out.slot.clone() {
@@ -209,23 +204,21 @@ pub fn batch_norm(
                 .map(|ch| (dz_x[ch] - f64::from(mean[ch]) * d_beta[ch]) * f64::from(inv_std[ch]))
                 .collect();
             if let Some((gs, bs)) = param_slots {
-                add(accumulate(grads, &gs)?, &to_f32(&d_gamma));
-                add(accumulate(grads, &bs)?, &to_f32(&d_beta));
+                put(grads, &gs, to_f32(&d_gamma))?;
+                put(grads, &bs, to_f32(&d_beta))?;
             }
             if let Some(s) = x_slot {
                 let n = rows as f32;
                 let mean_beta: Vec<f32> = d_beta.iter().map(|&v| v as f32 / n).collect();
                 let mean_gamma: Vec<f32> = d_gamma.iter().map(|&v| v as f32 / n).collect();
-                let dx = accumulate(grads, &s)?;
                 let k: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
-                dx.par_chunks_mut(CHUNK * c)
-                    .zip(dz.par_chunks(CHUNK * c))
+                // The input's gradient is computed in place of the output's.
+                dz.par_chunks_mut(CHUNK * c)
                     .zip(xv.par_chunks(CHUNK * c))
-                    .for_each(|((dx, dz), xs)| {
-                        let rows = dx.chunks_exact_mut(c).zip(dz.chunks_exact(c));
-                        for ((dx, dz), xs) in rows.zip(xs.chunks_exact(c)) {
+                    .for_each(|(dz, xs)| {
+                        for (dz, xs) in dz.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
                             for ch in 0..c {
-                                dx[ch] += if batch_stats {
+                                dz[ch] = if batch_stats {
                                     let xhat = (xs[ch] - mean[ch]) * inv_std[ch];
                                     k[ch] * (dz[ch] - mean_beta[ch] - xhat * mean_gamma[ch])
                                 } else {
@@ -234,6 +227,7 @@ pub fn batch_norm(
                             }
                         }
                     });
+                put(grads, &s, dz)?;
             }
             Ok(())
         });
@@ -255,10 +249,14 @@ pub fn sum(g: &mut Graph, a: &Var, b: &Var) -> Var {
         let (a_slot, b_slot) = (a.slot.clone(), b.slot.clone());
         g.record(move |grads| {
             let dy = take(grads, &out_slot)?;
-            for s in [a_slot, b_slot].into_iter().flatten() {
-                add(accumulate(grads, &s)?, &dy);
+            match (a_slot, b_slot) {
+                (Some(a), Some(b)) => {
+                    put(grads, &a, dy.clone())?;
+                    put(grads, &b, dy)
+                }
+                (Some(s), None) | (None, Some(s)) => put(grads, &s, dy),
+                (None, None) => Ok(()),
             }
-            Ok(())
         });
     }
     out
@@ -343,7 +341,7 @@ pub fn linear(g: &mut Graph, x: &Var, w: &Param, b: &Param) -> Var {
                 }
             }
             if let Some(s) = y_slot {
-                add(accumulate(grads, &s)?, &dy);
+                put(grads, &s, dy)?;
             }
             Ok(())
         });
@@ -388,6 +386,22 @@ pub fn binary_cross_entropy(g: &mut Graph, logits: &Var, labels: &[f32], weights
 /// The logistic function.
 pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
+}
+
+/// Adds the product `a * b` (each a buffer and whether it holds the transpose, as in [`matmul`]) to
+/// the gradient of `slot`; the first product to reach it is written into a new buffer, not added.
+fn matmul_into(
+    grads: &mut Grads,
+    slot: &Slot,
+    dims: (usize, usize, usize),
+    (a, a_t): (&[f32], bool),
+    (b, b_t): (&[f32], bool),
+) -> Result<(), BackwardError> {
+    match gradient(grads, slot)? {
+        Some(sum) => matmul(dims, a, a_t, b, b_t, sum, true),
+        None => put(grads, slot, matmul_new(dims, a, a_t, b, b_t))?,
+    }
+    Ok(())
 }
 
 fn add(into: &mut [f32], from: &[f32]) {

@@ -17,8 +17,16 @@ pub type Grads = Gradients<f32, Cpu>;
 /// The error type of a backward closure.
 pub type BackwardError = dfdx::prelude::CpuError;
 
-/// A dfdx tensor used as the name of a gradient slot (its length sizes the gradient).
-pub type Slot = Tensor<(usize,), f32, Cpu>;
+/// A gradient slot: a dfdx tensor that names it in the store, and the gradient's length.
+///
+/// The naming tensor is empty, so the store's buffer for it starts empty and costs nothing; the first
+/// gradient that reaches the slot moves its own buffer in ([`put`]), and only the ones after it add.
+/// That saves zeroing every gradient before writing it.
+#[derive(Clone)]
+pub struct Slot {
+    name: Tensor<(usize,), f32, Cpu>,
+    len: usize,
+}
 
 /// An activation's shape in the model's layout, NHWC (a vector per image is `[n, 1, 1, c]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,25 +139,60 @@ impl Graph {
         let mut tape = tape;
         tape.add_backward_op(move |grads| {
             let one = grads.get_or_alloc_mut(&seed)?[0];
-            grads.get_or_alloc_mut(&slot)?[0] += one;
+            accumulate(grads, &slot)?[0] += one;
             Ok(())
         });
         root.put_tape(tape).backward()
     }
 }
 
-/// A fresh gradient slot of `len` numbers (the zeros are not touched, so they cost no memory).
+/// A fresh gradient slot for `len` numbers.
 pub fn slot(device: &Cpu, len: usize) -> Slot {
-    device.tensor_from_vec(vec![0.0; len], (len,))
+    Slot {
+        name: device.tensor_from_vec(Vec::new(), (0,)),
+        len,
+    }
 }
 
-/// Takes the gradient of `slot` out of the store: the op that produced a value is the last to read its
-/// gradient, so it may keep the buffer.
+/// Takes the gradient of `slot` out of the store (zeros when none reached it): the op that produced a
+/// value is the last to read its gradient, so it may keep the buffer.
 pub fn take(grads: &mut Grads, slot: &Slot) -> Result<Vec<f32>, BackwardError> {
-    Ok(std::mem::take(&mut **grads.get_or_alloc_mut(slot)?))
+    let buffer = std::mem::take(&mut **grads.get_or_alloc_mut(&slot.name)?);
+    Ok(if buffer.is_empty() {
+        vec![0.0; slot.len]
+    } else {
+        buffer
+    })
 }
 
-/// The gradient buffer of `slot`, to add into.
+/// The gradient of `slot` so far, or `None` when nothing has reached it yet (then [`put`] the first).
+pub fn gradient<'g>(
+    grads: &'g mut Grads,
+    slot: &Slot,
+) -> Result<Option<&'g mut [f32]>, BackwardError> {
+    let buffer = grads.get_or_alloc_mut(&slot.name)?;
+    Ok((!buffer.is_empty()).then_some(buffer.as_mut_slice()))
+}
+
+/// Adds `value` to the gradient of `slot`; the first value to reach it is moved in, not copied.
+pub fn put(grads: &mut Grads, slot: &Slot, value: Vec<f32>) -> Result<(), BackwardError> {
+    assert_eq!(value.len(), slot.len, "gradient of the wrong length");
+    let buffer = grads.get_or_alloc_mut(&slot.name)?;
+    if buffer.is_empty() {
+        **buffer = value;
+    } else {
+        for (a, b) in buffer.iter_mut().zip(&value) {
+            *a += b;
+        }
+    }
+    Ok(())
+}
+
+/// The gradient buffer of `slot`, to add into (zeroed first when nothing has reached it yet).
 pub fn accumulate<'g>(grads: &'g mut Grads, slot: &Slot) -> Result<&'g mut [f32], BackwardError> {
-    Ok(grads.get_or_alloc_mut(slot)?.as_mut_slice())
+    let buffer = grads.get_or_alloc_mut(&slot.name)?;
+    if buffer.is_empty() {
+        buffer.resize(slot.len, 0.0);
+    }
+    Ok(buffer.as_mut_slice())
 }
