@@ -303,6 +303,10 @@ pub fn channel_moments(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
         })
 }
 
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
 /// BatchNorm's backward sums: zeroes `dz` where ReLU6 was flat (`relu6_out` given: the layer's
 /// output), then returns the per-channel sums of `dz` and of `dz * x`, in a fixed order.
 pub fn channel_backward_sums(
@@ -323,14 +327,16 @@ pub fn channel_backward_sums(
                     *d = if y > 0.0 && y < 6.0 { *d } else { 0.0 };
                 }
             }
-            let (mut sum, mut dot) = (vec![0.0f64; c], vec![0.0f64; c]);
+            // f32 within a chunk (at most CHUNK_ROWS terms, so it vectorises twice as wide), f64
+            // across chunks.
+            let (mut sum, mut dot) = (vec![0.0f32; c], vec![0.0f32; c]);
             for (row, xrow) in chunk.chunks_exact(c).zip(xs.chunks_exact(c)) {
                 for (((s, p), &d), &v) in sum.iter_mut().zip(dot.iter_mut()).zip(row).zip(xrow) {
-                    *s += f64::from(d);
-                    *p += f64::from(d * v);
+                    *s += d;
+                    *p += d * v;
                 }
             }
-            (sum, dot)
+            (widen(&sum), widen(&dot))
         })
         .collect();
     partials

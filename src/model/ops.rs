@@ -240,8 +240,8 @@ pub fn sum(g: &mut Graph, a: &Var, b: &Var) -> Var {
     assert_eq!(a.shape, b.shape, "sum of different shapes");
     let y: Vec<f32> = a
         .value
-        .iter()
-        .zip(b.value.iter())
+        .par_iter()
+        .zip(b.value.par_iter())
         .map(|(x, y)| x + y)
         .collect();
     let out = g.var(y, a.shape, a.needs_grad() || b.needs_grad());
@@ -251,7 +251,7 @@ pub fn sum(g: &mut Graph, a: &Var, b: &Var) -> Var {
             let dy = take(grads, &out_slot)?;
             match (a_slot, b_slot) {
                 (Some(a), Some(b)) => {
-                    put(grads, &a, dy.clone())?;
+                    put(grads, &a, dy.par_iter().copied().collect())?;
                     put(grads, &b, dy)
                 }
                 (Some(s), None) | (None, Some(s)) => put(grads, &s, dy),

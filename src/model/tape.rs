@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use dfdx::prelude::{Cpu, Gradients, OwnedTape, PutTape, Tape, Tensor, TensorFrom, TensorFromVec};
 use dfdx::tensor_ops::Backward;
 
@@ -181,9 +183,10 @@ pub fn put(grads: &mut Grads, slot: &Slot, value: Vec<f32>) -> Result<(), Backwa
     if buffer.is_empty() {
         **buffer = value;
     } else {
-        for (a, b) in buffer.iter_mut().zip(&value) {
-            *a += b;
-        }
+        buffer
+            .par_iter_mut()
+            .zip(value.par_iter())
+            .for_each(|(a, b)| *a += b);
     }
     Ok(())
 }
