@@ -7,6 +7,10 @@ use rayon::prelude::*;
 
 use super::tape::Shape;
 
+/// Products smaller than this many multiply-adds run on one thread: splitting them costs more than
+/// it saves.
+const SERIAL_GEMM: usize = 1 << 18;
+
 /// `c = a * b` (or `c += a * b` when `accumulate`), with `a` an `m x k` matrix and `b` a `k x n`
 /// matrix, row-major; `a_t` / `b_t` say the buffer holds the transpose (`k x m`, `n x k`).
 #[allow(clippy::too_many_arguments)]
@@ -106,7 +110,11 @@ unsafe fn gemm_into(
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            if m * n * k < SERIAL_GEMM {
+                gemm::Parallelism::None
+            } else {
+                gemm::Parallelism::Rayon(0)
+            },
         );
     }
 }
