@@ -5,13 +5,14 @@
 //! ```text
 //!   tape (Var, Graph on dfdx's tape) <- ops (differentiable) <- kernels (gemm, depthwise, BatchNorm)
 //!   param (torchvision names) -> mobilenet (the network) -> checkpoint (safetensors), optim (Adam/AdamW)
-//!   dataset (images of a split table) -> fit (the training loop)
+//!   dataset (images of a split table) -> fit (the training loop); memory (allocator reuse while running)
 //! ```
 
 pub mod checkpoint;
 pub mod dataset;
 pub mod fit;
 pub mod kernels;
+pub mod memory;
 pub mod mobilenet;
 pub mod ops;
 pub mod optim;
@@ -25,6 +26,7 @@ use tape::{Graph, Shape};
 /// The network's outputs for `images` (each `input x input x 3`, channels last), in batches of
 /// `batch`, in inference mode: one row of `classes` logits per image.
 pub fn logits(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -> Vec<Vec<f32>> {
+    let _buffers = memory::Buffers::keep();
     let side = net.config.input;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch.max(1)) {
