@@ -102,7 +102,7 @@ pub fn fit(
         !val.is_empty(),
         "no validation images (early stopping needs them)"
     );
-    let _buffers = super::memory::Buffers::keep();
+    let _memory = super::memory::Training::start();
     let class_weights = class_weights(train, settings.balance_classes);
     let val_inputs: Vec<Vec<f32>> = val
         .par_iter()

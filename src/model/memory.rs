@@ -4,37 +4,32 @@
 //! allocator serves large requests with fresh `mmap`s and unmaps them when freed, so each step pays
 //! page faults for memory it just gave back and, with several threads, a TLB shootdown on every core
 //! per unmap (measured: MobileNetV2 1.0 at 224 px with 14 frozen blocks trained at 34 img/s instead of
-//! 63, inference 32 img/s instead of 95). While a [`Buffers`] guard lives, freed memory stays in the
-//! heap for the next step; when the last guard drops, the heap is trimmed and the memory returned.
-//! Elsewhere than glibc the guard does nothing.
+//! 63, inference 32 img/s instead of 95). Once the model first runs, freed memory stays in the heap
+//! for the rest of the process; training returns it to the OS when it ends ([`Training`]), since it
+//! uses the most. Elsewhere than glibc this does nothing.
 
-use std::sync::Mutex;
+use std::sync::Once;
 
-/// Guards alive now (training calls inference for validation, so guards nest).
-static LIVE: Mutex<usize> = Mutex::new(0);
+/// From now on in this process, large buffers come from the heap and freed memory stays there.
+pub fn keep_freed_buffers() {
+    static KEEP: Once = Once::new();
+    KEEP.call_once(allocator::keep);
+}
 
-/// While alive, freed buffers are kept for reuse rather than returned to the OS.
-pub struct Buffers(());
+/// Held while training: keeps freed buffers, and returns the free memory to the OS when dropped.
+pub struct Training(());
 
-impl Buffers {
+impl Training {
     /// Starts keeping freed buffers.
-    pub fn keep() -> Buffers {
-        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-        if *live == 0 {
-            allocator::keep();
-        }
-        *live += 1;
-        Buffers(())
+    pub fn start() -> Training {
+        keep_freed_buffers();
+        Training(())
     }
 }
 
-impl Drop for Buffers {
+impl Drop for Training {
     fn drop(&mut self) {
-        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-        *live -= 1;
-        if *live == 0 {
-            allocator::release();
-        }
+        allocator::trim();
     }
 }
 
@@ -49,12 +44,10 @@ mod allocator {
         }
     }
 
-    /// glibc's defaults back, and the free memory returned to the OS.
-    pub fn release() {
-        // SAFETY: as above; malloc_trim only releases free memory.
+    /// The heap's free memory back to the OS.
+    pub fn trim() {
+        // SAFETY: malloc_trim only releases memory that is free.
         unsafe {
-            libc::mallopt(libc::M_MMAP_MAX, 65_536);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
             libc::malloc_trim(0);
         }
     }
@@ -63,5 +56,5 @@ mod allocator {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod allocator {
     pub fn keep() {}
-    pub fn release() {}
+    pub fn trim() {}
 }

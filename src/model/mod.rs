@@ -26,7 +26,7 @@ use tape::{Graph, Shape};
 /// The network's outputs for `images` (each `input x input x 3`, channels last), in batches of
 /// `batch`, in inference mode: one row of `classes` logits per image.
 pub fn logits(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -> Vec<Vec<f32>> {
-    let _buffers = memory::Buffers::keep();
+    memory::keep_freed_buffers();
     let side = net.config.input;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch.max(1)) {
