@@ -9,12 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use rayon::prelude::*;
-
-use super::kernels::{self, Window};
+use super::kernels::Window;
 use super::ops::{self, BatchNorm};
 use super::param::{Layout, Param};
-use super::tape::{Graph, Shape, Var};
+use super::tape::{Graph, Var};
 use crate::rng::Rng;
 
 /// The inverted residual blocks: expansion t, output channels c, repeats n, first stride s.
@@ -148,63 +146,13 @@ impl ConvBn {
 
     fn forward(&mut self, g: &mut Graph, x: &Var, same: bool, running_stats: bool) -> Var {
         let window = |stride| Window::new(x.shape.h, x.shape.w, 3, stride, same);
-        let batch_stats = g.is_training() && !self.frozen && !running_stats;
-        let learns = g.is_training() && (self.weight.trainable || self.bn.gamma.trainable);
-        if !batch_stats && !learns && !x.needs_grad() {
-            return self.forward_folded(g, x, window);
-        }
         let y = match self.kind {
             Kind::Full { stride } => ops::conv(g, x, &self.weight, window(stride)),
             Kind::Depthwise { stride } => ops::depthwise(g, x, &self.weight, window(stride)),
             Kind::Pointwise => ops::pointwise(g, x, &self.weight),
         };
+        let batch_stats = g.is_training() && !self.frozen && !running_stats;
         ops::batch_norm(g, &y, &mut self.bn, batch_stats, self.relu6)
-    }
-
-    /// The forward pass when nothing learns here and BatchNorm uses its running statistics
-    /// (inference, frozen lower blocks): BatchNorm folded into the weights (every layout keeps the
-    /// output channel last) and a per-channel shift, saving a pass over the activations.
-    fn forward_folded(&self, g: &Graph, x: &Var, window: impl Fn(usize) -> Window) -> Var {
-        let (bn, c) = (&self.bn, self.bn.gamma.value.len());
-        let scale: Vec<f32> = (bn.gamma.value.iter().zip(&bn.running_var))
-            .map(|(gamma, var)| gamma / (var + bn.eps).sqrt())
-            .collect();
-        let shift: Vec<f32> = (0..c)
-            .map(|ch| bn.beta.value[ch] - bn.running_mean[ch] * scale[ch])
-            .collect();
-        let weight: Vec<f32> = (self.weight.value.chunks_exact(c))
-            .flat_map(|row| row.iter().zip(&scale).map(|(w, s)| w * s))
-            .collect();
-        let s = x.shape;
-        let (mut y, shape) = match self.kind {
-            Kind::Full { stride } => {
-                let win = window(stride);
-                let cols = kernels::im2col(&x.value, s, &win);
-                let rows = s.n * win.out_h * win.out_w;
-                let width = weight.len() / c;
-                let y = kernels::matmul_new((rows, c, width), &cols, false, &weight, false);
-                (y, Shape::new(s.n, win.out_h, win.out_w, c))
-            }
-            Kind::Depthwise { stride } => {
-                let win = window(stride);
-                let y = kernels::depthwise_forward(&x.value, s, &weight, &win);
-                (y, Shape::new(s.n, win.out_h, win.out_w, c))
-            }
-            Kind::Pointwise => {
-                let y = kernels::matmul_new((s.pixels(), c, s.c), &x.value, false, &weight, false);
-                (y, Shape { c, ..s })
-            }
-        };
-        let relu6 = self.relu6;
-        y.par_chunks_mut(256 * c).for_each(|rows| {
-            for row in rows.chunks_exact_mut(c) {
-                for (v, t) in row.iter_mut().zip(&shift) {
-                    let z = *v + t;
-                    *v = if relu6 { z.clamp(0.0, 6.0) } else { z };
-                }
-            }
-        });
-        g.var(y, shape, false)
     }
 
     fn set_frozen(&mut self, frozen: bool) {
@@ -517,42 +465,6 @@ mod tests {
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
         let (start, end) = (mean(&recent[..10]), mean(&recent[recent.len() - 10..]));
         assert!(start > 0.5 && end < 0.3, "loss went from {start} to {end}");
-    }
-
-    #[test]
-    fn inference_with_batchnorm_folded_matches_the_layers_run_one_by_one() {
-        let side = 32;
-        let mut net = MobileNetV2::new(
-            Config {
-                dropout: 0.0,
-                ..Config::binary(0.5, side)
-            },
-            4,
-        );
-        let mut rng = Rng::new(2);
-        let mut images = |n: usize| -> Vec<f32> {
-            (0..n * side * side * 3)
-                .map(|_| rng.normal() as f32)
-                .collect()
-        };
-        // Two training passes move every running statistic away from its start.
-        for _ in 0..2 {
-            let mut g = Graph::training();
-            let x = g.var(images(8), Shape::new(8, side, side, 3), false);
-            net.forward(&mut g, &x, &mut Rng::new(0));
-        }
-        net.config.running_stats = true;
-        let x = images(4);
-        let mut g = Graph::inference();
-        let input = g.var(x.clone(), Shape::new(4, side, side, 3), false);
-        let folded = net.forward(&mut g, &input, &mut Rng::new(0));
-        // A training graph with trainable layers keeps convolution and BatchNorm apart.
-        let mut g = Graph::training();
-        let input = g.var(x, Shape::new(4, side, side, 3), false);
-        let separate = net.forward(&mut g, &input, &mut Rng::new(0));
-        for (a, b) in folded.value.iter().zip(separate.value.iter()) {
-            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
-        }
     }
 
     #[test]
