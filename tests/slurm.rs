@@ -105,6 +105,15 @@ fn is_running(ws: &Ws, name: &str) -> bool {
         .any(|l| l.starts_with("running") && l.split_whitespace().nth(1) == Some(name))
 }
 
+/// Waits until a stage's command has created `marker`. Slurm says RUNNING as soon as it allocates
+/// the job, before the job's `pipe exec-stage` has started (and taken the store's gc guard); the
+/// command runs only once that process is at work.
+fn wait_for_command(ws: &Ws, marker: &str) {
+    eventually(60, &format!("the command that creates `{marker}`"), || {
+        ws.path().join(marker).exists()
+    });
+}
+
 #[test]
 fn a_fan_runs_as_jobs_ordered_by_dependencies_and_a_second_run_submits_nothing() {
     let Some(_cluster) = cluster() else { return };
@@ -244,10 +253,7 @@ fn a_killed_job_leaves_no_entry_and_the_next_run_resubmits_only_what_is_missing(
     );
     ws.ok(&["run", "p.yaml", "--executor", "slurm", "--detach"]);
     let id = ws.latest()["id"].as_str().unwrap().to_string();
-    // Slurm says RUNNING before the job's `pipe` has started: wait for b's command instead.
-    eventually(60, "b's command started", || {
-        ws.path().join("b-started").exists()
-    });
+    wait_for_command(&ws, "b-started");
     let pattern = format!("exec-stage {id} b");
     let killed = Command::new("pkill")
         .args(["-KILL", "-f", &pattern])
@@ -333,11 +339,7 @@ fn gc_waits_for_a_job_at_work_and_keeps_what_a_running_run_committed() {
         ),
     );
     ws.ok(&["run", "p.yaml", "--executor", "slurm", "--detach"]);
-    // The command runs inside the job's gc guard; Slurm's RUNNING comes earlier, while the job's
-    // `pipe` is still starting, so wait for the command itself.
-    eventually(60, "s's command started", || {
-        ws.path().join("started").exists()
-    });
+    wait_for_command(&ws, "started");
     let gc = ws.ok(&["gc", "--keep", "0"]);
     assert!(gc.stderr.contains("cluster jobs at work"), "{}", gc.stderr);
     eventually(

@@ -38,14 +38,11 @@ pub fn matmul_new(
     b: &[f32],
     b_t: bool,
 ) -> Vec<f32> {
-    let (m, n, k) = dims;
-    if k == 0 {
-        return vec![0.0; m * n];
-    }
+    let (m, n, _) = dims;
     let mut c = Vec::with_capacity(m * n);
     // SAFETY: the buffer has room for `m * n` values and is new, so it aliases nothing; without
-    // `accumulate` gemm only writes it, every element once `k > 0`, so all `m * n` are initialised
-    // when `set_len` runs.
+    // `accumulate` gemm_into only writes it, every element (zeros when `k = 0`), so all `m * n` are
+    // initialised when `set_len` runs.
     unsafe {
         gemm_into(dims, a, a_t, b, b_t, c.as_mut_ptr(), false);
         c.set_len(m * n);
