@@ -4,10 +4,13 @@
 //! Each image is rendered as an X-ray is formed: attenuation is integrated along the beam through soft
 //! tissue and through each bone, modelled as a tube (a dense cortex around a lighter marrow canal) that
 //! flares into a rounded end; the film's response `1 - exp(-gain * attenuation)` then gives the grey level,
-//! plus grain. Scenes vary in rotation, scale, exposure, one or two bones, and side markers. A fracture is
-//! a thin dark gap across one bone's shaft, sometimes incomplete, displaced or angulated, sometimes a faint
-//! hairline. Both classes share look-alikes (growth plates near bone ends, a vessel channel through one
-//! cortex, crossing bones, text markers), so the classes are learnable but not trivially separable.
+//! plus grain. Scenes vary in orientation (mostly along the detector's axes, as limbs are laid), scale,
+//! exposure, one to three bones, and side markers. A fracture is a dark gap across one bone's shaft well
+//! inside the film, sometimes incomplete, displaced or angulated, sometimes a hairline, with soft-tissue
+//! swelling around it; even a hairline is about a pixel wide, so every image labelled fractured shows its
+//! break. Both classes share look-alikes (growth plates near bone ends, a vessel channel through one
+//! cortex, joints, crossing bones, text markers), more of them as difficulty rises, so the classes are
+//! learnable but not trivially separable.
 
 use image::{GrayImage, Luma};
 
@@ -26,29 +29,11 @@ pub struct SynthParams {
 pub fn render(params: SynthParams, fractured: bool, rng: &mut Rng) -> GrayImage {
     let scene = Scene::random(params, fractured, rng);
     let n = params.size;
-    let samples = 2u32;
     let mut image = GrayImage::new(n, n);
     let grain = 0.018 + 0.03 * params.difficulty;
     for py in 0..n {
         for px in 0..n {
-            let mut attenuation = 0.0;
-            for sy in 0..samples {
-                for sx in 0..samples {
-                    let x = (f64::from(px) + (f64::from(sx) + 0.5) / f64::from(samples))
-                        / f64::from(n)
-                        - 0.5;
-                    let y = (f64::from(py) + (f64::from(sy) + 0.5) / f64::from(samples))
-                        / f64::from(n)
-                        - 0.5;
-                    attenuation += scene.attenuation(x, y);
-                }
-            }
-            attenuation /= f64::from(samples * samples);
-            let x = (f64::from(px) + 0.5) / f64::from(n) - 0.5;
-            let y = (f64::from(py) + 0.5) / f64::from(n) - 0.5;
-            let exposure = scene.background + scene.falloff * (x * scene.tilt.0 + y * scene.tilt.1);
-            let film = 1.0 - (-scene.gain * attenuation).exp();
-            let value = exposure + (1.0 - exposure) * film.powf(scene.gamma) + grain * rng.normal();
+            let value = scene.brightness(px, py, n) + grain * rng.normal();
             image.put_pixel(px, py, Luma([to_byte(value)]));
         }
     }
@@ -115,17 +100,63 @@ struct Fracture {
     bend: f64,
     /// How far across the bone the line runs (1 = complete).
     extent: f64,
+    /// The haematoma around the break.
+    swelling: Swelling,
+}
+
+/// Soft-tissue swelling: extra attenuation falling off with distance from a point of the limb.
+struct Swelling {
+    centre: (f64, f64),
+    radius: f64,
+    density: f64,
+}
+
+impl Swelling {
+    fn attenuation(&self, u: f64, v: f64) -> f64 {
+        let r2 = ((u - self.centre.0).powi(2) + (v - self.centre.1).powi(2)) / self.radius.powi(2);
+        self.density * (-r2).exp()
+    }
 }
 
 impl Scene {
+    /// A scene with at least one bone shaft well inside the film, broken there when `fractured`.
+    /// Scenes without one are drawn again, for both classes alike, so framing is no clue to the label.
     fn random(params: SynthParams, fractured: bool, rng: &mut Rng) -> Scene {
+        loop {
+            let mut scene = Scene::random_framing(params, rng);
+            let Some((bone, at)) = scene.visible_shaft_point(rng) else {
+                continue;
+            };
+            if fractured {
+                let d = params.difficulty.clamp(0.0, 1.0);
+                let fracture = scene.random_fracture(bone, at, d, params.size, rng);
+                scene.fracture = Some((bone, fracture));
+            }
+            return scene;
+        }
+    }
+
+    fn random_framing(params: SynthParams, rng: &mut Rng) -> Scene {
         let d = params.difficulty.clamp(0.0, 1.0);
-        let angle = rng.range(0.0, std::f64::consts::TAU);
-        let scale = rng.range(0.7, 1.35);
-        // One long bone (humerus, femur), two side by side (forearm, leg) or three thin ones (hand, foot).
+        // Limbs are usually laid along the detector's long axis, sometimes across it, now and then at
+        // any angle.
+        let axis = match rng.unit() {
+            p if p < 0.6 => std::f64::consts::FRAC_PI_2 + rng.range(-0.4, 0.4),
+            p if p < 0.85 => rng.range(-0.4, 0.4),
+            _ => rng.range(0.0, std::f64::consts::PI),
+        };
+        let angle = axis
+            + if rng.chance(0.5) {
+                std::f64::consts::PI
+            } else {
+                0.0
+            };
+        let scale = rng.range(0.75, 1.3);
+        // One long bone (humerus, femur), two side by side (forearm, leg) or, more often as difficulty
+        // rises, three thin ones (hand, foot).
         let bone_count = match rng.unit() {
-            p if p < 0.4 => 1,
-            p if p < 0.85 => 2,
+            p if p < 0.45 => 1,
+            p if p < 1.0 - 0.3 * d => 2,
             _ => 3,
         };
         let thin = match bone_count {
@@ -151,8 +182,9 @@ impl Scene {
                 rng,
             ));
         }
-        // Sometimes a joint: the next bone continues past one end, across a joint space.
-        if rng.chance(0.35) {
+        // Sometimes a joint, more often as difficulty rises: the next bone continues past one end,
+        // across a joint space that looks like a clean transverse break.
+        if rng.chance(0.5 * d) {
             let first = &bones[0];
             let side = if rng.chance(0.5) { 1.0 } else { -1.0 };
             let half_length = rng.range(0.25, 0.6);
@@ -181,7 +213,7 @@ impl Scene {
             density: rng.range(0.6, 1.1),
         };
         let (angle_cos, angle_sin) = (angle.cos(), angle.sin());
-        let mut scene = Scene {
+        Scene {
             angle_cos,
             angle_sin,
             scale,
@@ -194,39 +226,40 @@ impl Scene {
             gain: rng.range(0.75, 1.3),
             gamma: rng.range(0.8, 1.25),
             markers: Marker::random_set(params.size, rng),
-        };
-        if fractured {
-            let bone = rng.below(scene.bones.len());
-            scene.fracture = Some((bone, scene.random_fracture(bone, d, rng)));
         }
-        scene
     }
 
-    /// A break somewhere visible on the shaft of bone `b`.
-    fn random_fracture(&self, b: usize, d: f64, rng: &mut Rng) -> Fracture {
-        let bone = &self.bones[b];
-        let shaft = (bone.half_length - 0.12).max(0.05);
-        let mut at = 0.0;
-        for _ in 0..30 {
-            at = rng.range(-shaft, shaft);
+    /// A point on some bone's shaft (bone, position from its centre) that lies well inside the film,
+    /// where a break would be seen; `None` when random tries find none.
+    fn visible_shaft_point(&self, rng: &mut Rng) -> Option<(usize, f64)> {
+        (0..40).find_map(|_| {
+            let b = rng.below(self.bones.len());
+            let bone = &self.bones[b];
+            let shaft = (bone.half_length - 0.12).max(0.05);
+            let at = rng.range(-shaft, shaft);
             let (x, y) = self.to_image(bone.centre_u + at, bone.axis_v(at));
-            if x.abs() < 0.36 && y.abs() < 0.36 {
-                break;
-            }
-        }
-        let hairline = rng.chance(0.15 + 0.35 * d);
+            (x.abs() < 0.36 && y.abs() < 0.36).then_some((b, at))
+        })
+    }
+
+    /// A break across the shaft of bone `b` at `at`. Even a hairline is at least about a pixel of the
+    /// `size`-pixel film wide and deep enough to see: a break the image does not show would be a wrong label.
+    fn random_fracture(&self, b: usize, at: f64, d: f64, size: u32, rng: &mut Rng) -> Fracture {
+        let bone = &self.bones[b];
+        let pixel = 1.0 / (f64::from(size) * self.scale);
+        let hairline = rng.chance(0.1 + 0.3 * d);
         let displaced = !hairline && rng.chance(0.45);
         Fracture {
             at,
             tilt: rng.range(-0.7, 0.7),
             // Gaps narrow as difficulty rises: at 0 a break is 3 times as wide as at 1.
             width: if hairline {
-                rng.range(0.005, 0.008)
+                rng.range(0.005, 0.008).max(pixel * rng.range(1.0, 1.3))
             } else {
                 rng.range(0.008, 0.016) * (1.0 + 2.0 * (1.0 - d))
             },
             depth: if hairline {
-                rng.range(0.4, 0.65)
+                rng.range(0.6, 0.8)
             } else {
                 rng.range(0.75, 1.0)
             },
@@ -245,7 +278,33 @@ impl Scene {
             } else {
                 1.0
             },
+            swelling: Swelling {
+                centre: (bone.centre_u + at, bone.axis_v(at)),
+                radius: bone.radius * rng.range(2.0, 3.5),
+                density: rng.range(0.15, 0.35) * (1.0 - 0.6 * d),
+            },
         }
+    }
+
+    /// The film's brightness (0..1, before grain) at pixel (`px`, `py`) of an `n`-pixel image: the
+    /// attenuation averaged over 2x2 samples in the pixel, through the film's response and exposure.
+    fn brightness(&self, px: u32, py: u32, n: u32) -> f64 {
+        let samples = 2u32;
+        let centre = |p: u32, s: u32| {
+            (f64::from(p) + (f64::from(s) + 0.5) / f64::from(samples)) / f64::from(n) - 0.5
+        };
+        let mut attenuation = 0.0;
+        for sy in 0..samples {
+            for sx in 0..samples {
+                attenuation += self.attenuation(centre(px, sx), centre(py, sy));
+            }
+        }
+        attenuation /= f64::from(samples * samples);
+        let x = (f64::from(px) + 0.5) / f64::from(n) - 0.5;
+        let y = (f64::from(py) + 0.5) / f64::from(n) - 0.5;
+        let exposure = self.background + self.falloff * (x * self.tilt.0 + y * self.tilt.1);
+        let film = 1.0 - (-self.gain * attenuation).exp();
+        exposure + (1.0 - exposure) * film.powf(self.gamma)
     }
 
     /// Limb-frame coordinates to image coordinates.
@@ -262,6 +321,11 @@ impl Scene {
         let u = (x * self.angle_cos + y * self.angle_sin) / self.scale;
         let v = (-x * self.angle_sin + y * self.angle_cos) / self.scale;
         let mut total = self.tissue.attenuation(v);
+        if let Some((_, fracture)) = &self.fracture
+            && total > 0.0
+        {
+            total += fracture.swelling.attenuation(u, v);
+        }
         for (i, bone) in self.bones.iter().enumerate() {
             let (du, dv) = (u - bone.centre_u, v);
             total += match &self.fracture {
@@ -547,5 +611,39 @@ mod tests {
         let broken = fracture.attenuation(bone, du, v);
         let whole = bone.attenuation(du, v);
         assert!(broken < whole, "{broken} !< {whole}");
+    }
+
+    #[test]
+    fn every_break_shows_on_the_film() {
+        // A break the image does not show would be a wrong label. Mending each break (same scene, same
+        // swelling) must change enough pixels by at least 15 grey levels, at every difficulty.
+        for (size, difficulty) in [(96, 0.0), (96, 0.5), (96, 1.0), (64, 0.5)] {
+            let params = SynthParams { size, difficulty };
+            let film = |scene: &Scene| -> Vec<f64> {
+                (0..size * size)
+                    .map(|i| scene.brightness(i % size, i / size, size))
+                    .collect()
+            };
+            let mut counts = Vec::new();
+            for seed in 0..60 {
+                let mut scene = Scene::random(params, true, &mut Rng::new(seed));
+                let broken = film(&scene);
+                let (_, fracture) = scene.fracture.as_mut().unwrap();
+                (fracture.depth, fracture.shift, fracture.bend) = (0.0, 0.0, 0.0);
+                let mended = film(&scene);
+                let changed = broken
+                    .iter()
+                    .zip(&mended)
+                    .filter(|(a, b)| (*a - *b).abs() > 15.0 / 255.0)
+                    .count();
+                counts.push((changed, seed));
+            }
+            counts.sort();
+            let (fewest, seed) = counts[0];
+            assert!(
+                fewest >= 3,
+                "{size} px, difficulty {difficulty}: seed {seed}'s break changes only {fewest} pixels"
+            );
+        }
     }
 }
