@@ -439,6 +439,29 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_residual_block_passes_its_input_through() {
+        // Zero-init residual: until training moves its last BatchNorm, a residual block is the identity,
+        // even when it normalises by batch statistics.
+        let mut net = MobileNetV2::new(Config::binary(0.35, 32), 5);
+        let residual = net.blocks.iter().filter(|b| b.residual).count();
+        assert_eq!(residual, 10, "MobileNetV2 has 10 residual blocks");
+        let block = net.blocks.iter_mut().find(|b| b.residual).unwrap();
+        let Layout::Pointwise { cin, .. } = block.layers[0].weight.layout else {
+            panic!("a residual block starts with its 1x1 expansion");
+        };
+        let mut rng = Rng::new(2);
+        let input: Vec<f32> = (0..2 * 8 * 8 * cin).map(|_| rng.normal() as f32).collect();
+        let mut g = Graph::training();
+        let x = g.var(input.clone(), Shape::new(2, 8, 8, cin), false);
+        let mut y = x.clone();
+        for layer in &mut block.layers {
+            y = layer.forward(&mut g, &y, true, false);
+        }
+        let out = ops::sum(&mut g, &x, &y);
+        assert_eq!(out.value.as_slice(), input.as_slice());
+    }
+
+    #[test]
     fn learns_a_separable_task() {
         // Class 1 images are brighter on the left half: from scratch, 120 Adam steps must fit them.
         use crate::model::ops::binary_cross_entropy;
