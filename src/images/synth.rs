@@ -4,13 +4,13 @@
 //! Each image is rendered as an X-ray is formed: attenuation is integrated along the beam through soft
 //! tissue and through each bone, modelled as a tube (a dense cortex around a lighter marrow canal) that
 //! flares into a rounded end; the film's response `1 - exp(-gain * attenuation)` then gives the grey level,
-//! plus grain. Scenes vary in orientation (mostly along the detector's axes, as limbs are laid), scale,
-//! exposure, one to three bones, and side markers. A fracture is a dark gap across one bone's shaft well
-//! inside the film, sometimes incomplete, displaced or angulated, sometimes a hairline, with soft-tissue
-//! swelling around it; even a hairline is about a pixel wide, so every image labelled fractured shows its
-//! break. Both classes share look-alikes (growth plates near bone ends, a vessel channel through one
-//! cortex, joints, crossing bones, text markers), more of them as difficulty rises, so the classes are
-//! learnable but not trivially separable.
+//! plus grain. Scenes vary in orientation (mostly along the film's axes, as limbs are laid), scale,
+//! exposure, the number of bones (one or two; three as difficulty rises), and side markers. A fracture is
+//! a dark gap across one bone's shaft well inside the film, sometimes incomplete, displaced or angulated,
+//! sometimes a hairline, with the soft tissue swelling around it; every break is at least about a pixel
+//! wide, so an image labelled fractured shows its break (a test checks sampled scenes). Both classes share
+//! look-alikes (growth plates near bone ends, a vessel channel through one cortex, crossing bones, text
+//! markers, and joints as difficulty rises), so the classes are learnable but not trivially separable.
 
 use image::{GrayImage, Luma};
 
@@ -104,17 +104,21 @@ struct Fracture {
     swelling: Swelling,
 }
 
-/// Soft-tissue swelling: extra attenuation falling off with distance from a point of the limb.
+/// Soft-tissue swelling: around the break's level the limb's outline bulges and its soft tissue
+/// thickens, smoothly, so the skin line stays a skin line (no edge that only fractured images have).
 struct Swelling {
-    centre: (f64, f64),
-    radius: f64,
-    density: f64,
+    /// Position along the limb.
+    at: f64,
+    /// How far along the limb the swelling reaches (a Gaussian's width).
+    reach: f64,
+    /// The soft tissue's widening at the break, relative.
+    widening: f64,
 }
 
 impl Swelling {
-    fn attenuation(&self, u: f64, v: f64) -> f64 {
-        let r2 = ((u - self.centre.0).powi(2) + (v - self.centre.1).powi(2)) / self.radius.powi(2);
-        self.density * (-r2).exp()
+    /// The relative widening at `u` along the limb.
+    fn widening(&self, u: f64) -> f64 {
+        self.widening * (-((u - self.at) / self.reach).powi(2)).exp()
     }
 }
 
@@ -122,23 +126,26 @@ impl Scene {
     /// A scene with at least one bone shaft well inside the film, broken there when `fractured`.
     /// Scenes without one are drawn again, for both classes alike, so framing is no clue to the label.
     fn random(params: SynthParams, fractured: bool, rng: &mut Rng) -> Scene {
+        // A one-bone scene (45% of draws at any difficulty) always has shaft points near the film's
+        // centre, so the loop ends after a few draws.
+        let d = params.difficulty.clamp(0.0, 1.0);
+        let pixel = 1.0 / f64::from(params.size);
         loop {
-            let mut scene = Scene::random_framing(params, rng);
+            let mut scene = Scene::random_framing(params.size, d, rng);
             let Some((bone, at)) = scene.visible_shaft_point(rng) else {
                 continue;
             };
             if fractured {
-                let d = params.difficulty.clamp(0.0, 1.0);
-                let fracture = scene.random_fracture(bone, at, d, params.size, rng);
+                let fracture = scene.random_fracture(bone, at, d, pixel, rng);
                 scene.fracture = Some((bone, fracture));
             }
             return scene;
         }
     }
 
-    fn random_framing(params: SynthParams, rng: &mut Rng) -> Scene {
-        let d = params.difficulty.clamp(0.0, 1.0);
-        // Limbs are usually laid along the detector's long axis, sometimes across it, now and then at
+    /// The limb, its bones, the film and the markers of a `size`-pixel image at difficulty `d`.
+    fn random_framing(size: u32, d: f64, rng: &mut Rng) -> Scene {
+        // Limbs are usually laid along the film's vertical axis, sometimes across it, now and then at
         // any angle.
         let axis = match rng.unit() {
             p if p < 0.6 => std::f64::consts::FRAC_PI_2 + rng.range(-0.4, 0.4),
@@ -152,8 +159,8 @@ impl Scene {
                 0.0
             };
         let scale = rng.range(0.75, 1.3);
-        // One long bone (humerus, femur), two side by side (forearm, leg) or, more often as difficulty
-        // rises, three thin ones (hand, foot).
+        // One long bone (humerus, femur), two side by side (forearm, leg) or, as difficulty rises,
+        // three thin ones (hand, foot; none at difficulty 0).
         let bone_count = match rng.unit() {
             p if p < 0.45 => 1,
             p if p < 1.0 - 0.3 * d => 2,
@@ -182,8 +189,8 @@ impl Scene {
                 rng,
             ));
         }
-        // Sometimes a joint, more often as difficulty rises: the next bone continues past one end,
-        // across a joint space that looks like a clean transverse break.
+        // As difficulty rises, sometimes a joint (none at difficulty 0): the next bone continues past
+        // one end, across a joint space that looks like a clean transverse break.
         if rng.chance(0.5 * d) {
             let first = &bones[0];
             let side = if rng.chance(0.5) { 1.0 } else { -1.0 };
@@ -225,7 +232,7 @@ impl Scene {
             tilt: (rng.normal(), rng.normal()),
             gain: rng.range(0.75, 1.3),
             gamma: rng.range(0.8, 1.25),
-            markers: Marker::random_set(params.size, rng),
+            markers: Marker::random_set(size, rng),
         }
     }
 
@@ -242,22 +249,25 @@ impl Scene {
         })
     }
 
-    /// A break across the shaft of bone `b` at `at`. Even a hairline is at least about a pixel of the
-    /// `size`-pixel film wide and deep enough to see: a break the image does not show would be a wrong label.
-    fn random_fracture(&self, b: usize, at: f64, d: f64, size: u32, rng: &mut Rng) -> Fracture {
+    /// A break across the shaft of bone `b` at `at`; `pixel` is the film's pixel size. Every break,
+    /// hairlines included, is at least about a pixel wide and deep enough to see: a break the image
+    /// does not show would be a wrong label.
+    fn random_fracture(&self, b: usize, at: f64, d: f64, pixel: f64, rng: &mut Rng) -> Fracture {
         let bone = &self.bones[b];
-        let pixel = 1.0 / (f64::from(size) * self.scale);
+        let pixel = pixel / self.scale;
         let hairline = rng.chance(0.1 + 0.3 * d);
         let displaced = !hairline && rng.chance(0.45);
         Fracture {
             at,
             tilt: rng.range(-0.7, 0.7),
-            // Gaps narrow as difficulty rises: at 0 a break is 3 times as wide as at 1.
+            // Gaps narrow as difficulty rises: at 0 a break other than a hairline is 3 times as wide
+            // as at 1.
             width: if hairline {
-                rng.range(0.005, 0.008).max(pixel * rng.range(1.0, 1.3))
+                rng.range(0.005, 0.008)
             } else {
                 rng.range(0.008, 0.016) * (1.0 + 2.0 * (1.0 - d))
-            },
+            }
+            .max(pixel * rng.range(1.0, 1.3)),
             depth: if hairline {
                 rng.range(0.6, 0.8)
             } else {
@@ -279,9 +289,9 @@ impl Scene {
                 1.0
             },
             swelling: Swelling {
-                centre: (bone.centre_u + at, bone.axis_v(at)),
-                radius: bone.radius * rng.range(2.0, 3.5),
-                density: rng.range(0.15, 0.35) * (1.0 - 0.6 * d),
+                at: bone.centre_u + at,
+                reach: bone.radius * rng.range(2.0, 3.5),
+                widening: rng.range(0.04, 0.12) * (1.0 - 0.6 * d),
             },
         }
     }
@@ -320,12 +330,11 @@ impl Scene {
     fn attenuation(&self, x: f64, y: f64) -> f64 {
         let u = (x * self.angle_cos + y * self.angle_sin) / self.scale;
         let v = (-x * self.angle_sin + y * self.angle_cos) / self.scale;
-        let mut total = self.tissue.attenuation(v);
-        if let Some((_, fracture)) = &self.fracture
-            && total > 0.0
-        {
-            total += fracture.swelling.attenuation(u, v);
-        }
+        let swelling = self
+            .fracture
+            .as_ref()
+            .map_or(0.0, |(_, fracture)| fracture.swelling.widening(u));
+        let mut total = self.tissue.attenuation(v, swelling);
         for (i, bone) in self.bones.iter().enumerate() {
             let (du, dv) = (u - bone.centre_u, v);
             total += match &self.fracture {
@@ -338,12 +347,14 @@ impl Scene {
 }
 
 impl Tissue {
-    fn attenuation(&self, v: f64) -> f64 {
-        let r = (v - self.centre) / self.half_width;
+    /// Attenuation at `v` across the limb, with the band `widening` times wider (and so thicker) there.
+    fn attenuation(&self, v: f64, widening: f64) -> f64 {
+        let half_width = self.half_width * (1.0 + widening);
+        let r = (v - self.centre) / half_width;
         if r.abs() >= 1.0 {
             return 0.0;
         }
-        self.density * self.half_width * 2.0 * (1.0 - r * r).sqrt()
+        self.density * half_width * 2.0 * (1.0 - r * r).sqrt()
     }
 }
 
@@ -638,8 +649,7 @@ mod tests {
                     .count();
                 counts.push((changed, seed));
             }
-            counts.sort();
-            let (fewest, seed) = counts[0];
+            let (fewest, seed) = *counts.iter().min().unwrap();
             assert!(
                 fewest >= 3,
                 "{size} px, difficulty {difficulty}: seed {seed}'s break changes only {fewest} pixels"

@@ -183,8 +183,8 @@ pub struct MobileNetV2 {
 
 impl MobileNetV2 {
     /// A network with torchvision's random initialisation, seeded, except that residual blocks start as
-    /// the identity (their last BatchNorm's gamma is 0). From scratch on the synthetic fracture set that
-    /// shortens the epochs spent at chance from 12-14 to 9-10.
+    /// the identity (their last BatchNorm's gamma is 0). From scratch on (an earlier version of) the
+    /// synthetic fracture set that shortened the epochs spent near chance from 12-14 to 6-10.
     pub fn new(config: Config, seed: u64) -> MobileNetV2 {
         let mut rng = Rng::derive(seed, "init", 0, 0);
         let rng = &mut rng;
