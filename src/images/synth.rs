@@ -300,18 +300,18 @@ impl Scene {
     /// attenuation averaged over 2x2 samples in the pixel, through the film's response and exposure.
     fn brightness(&self, px: u32, py: u32, n: u32) -> f64 {
         let samples = 2u32;
-        let centre = |p: u32, s: u32| {
-            (f64::from(p) + (f64::from(s) + 0.5) / f64::from(samples)) / f64::from(n) - 0.5
-        };
+        // Pixel coordinates (0..n) to the scene's (-0.5..0.5).
+        let to_scene = |pixels: f64| pixels / f64::from(n) - 0.5;
+        let sample =
+            |p: u32, s: u32| to_scene(f64::from(p) + (f64::from(s) + 0.5) / f64::from(samples));
         let mut attenuation = 0.0;
         for sy in 0..samples {
             for sx in 0..samples {
-                attenuation += self.attenuation(centre(px, sx), centre(py, sy));
+                attenuation += self.attenuation(sample(px, sx), sample(py, sy));
             }
         }
         attenuation /= f64::from(samples * samples);
-        let x = (f64::from(px) + 0.5) / f64::from(n) - 0.5;
-        let y = (f64::from(py) + 0.5) / f64::from(n) - 0.5;
+        let (x, y) = (to_scene(f64::from(px) + 0.5), to_scene(f64::from(py) + 0.5));
         let exposure = self.background + self.falloff * (x * self.tilt.0 + y * self.tilt.1);
         let film = 1.0 - (-self.gain * attenuation).exp();
         exposure + (1.0 - exposure) * film.powf(self.gamma)
