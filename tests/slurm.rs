@@ -185,13 +185,14 @@ fn pipe_cancel_stops_a_detached_run_and_leaves_no_entry_for_the_cancelled_stage(
     ws.write(
         "p.yaml",
         &format!(
-            "{SMALL}stages:\n  slow:\n    cmd: sleep 120; echo done > slow.txt\n    outs: [slow.txt]\n  after:\n    cmd: cat slow.txt > after.txt\n    deps: [slow.txt]\n    outs: [after.txt]\n"
+            "{SMALL}stages:\n  slow:\n    cmd: touch slow-started; sleep 120; echo done > slow.txt\n    outs: [slow.txt]\n  after:\n    cmd: cat slow.txt > after.txt\n    deps: [slow.txt]\n    outs: [after.txt]\n"
         ),
     );
     let run = ws.ok(&["run", "p.yaml", "--executor", "slurm", "--detach"]);
     assert!(run.stderr.contains("pipe cancel"), "{}", run.stderr);
     assert_eq!(ws.latest()["status"], "running");
     eventually(60, "slow's job running", || is_running(&ws, "slow"));
+    wait_for_command(&ws, "slow-started");
 
     let cancel = ws.ok(&["cancel", "latest"]);
     assert!(cancel.stdout.contains("cancelled"), "{}", cancel.stdout);
