@@ -151,6 +151,7 @@ fn child(config: &str) {
         fine_tune_lr: 1.0,
         balance_classes: false,
         seed: 1,
+        device: fit::Device::Cpu,
     };
     let mut net = MobileNetV2::new(Config::binary(width, side as usize), 1);
     let val = examples(BATCH, side);

@@ -181,3 +181,31 @@ fn a_damaged_checkpoint_is_an_error_naming_the_file() {
         );
     }
 }
+
+#[test]
+fn training_on_a_gpu_that_is_not_there_is_one_clear_error() {
+    let ws = Ws::new();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"),
+        &ws.file("pipelines"),
+    );
+    let args = [
+        &["run", "pipelines/fracture.yaml"],
+        SMALL,
+        &["--set", "train.device=cuda"],
+    ]
+    .concat();
+    // Without the feature the build says how to get it; with it, on a machine without CUDA, what is
+    // missing.
+    let expected = if cfg!(feature = "cuda") {
+        "the GPU backend needs the CUDA 13 driver and libraries"
+    } else {
+        "`device: cuda` needs pipe built with the `cuda` feature"
+    };
+    let run = ws.fails(&args, 1, &[expected]);
+    assert!(
+        !run.stderr.contains("panicked"),
+        "a missing GPU is an error, not a panic:\n{}",
+        run.stderr
+    );
+}

@@ -34,6 +34,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         fine_tune_lr: ctx.number_in("fine_tune_lr", 0.0, 10.0)? as f32,
         balance_classes: ctx.flag("balance_classes"),
         seed: ctx.count("seed")?,
+        device: serde_json::from_value::<fit::Device>(json!(ctx.text("device")))?,
     };
     let policy = PolicyFile::read(&ctx.path("policy"))?;
     let preprocess = policy.preprocess;

@@ -1,7 +1,8 @@
 //! The training loop: epochs of shuffled, freshly augmented mini-batches, optional two phases (the head
 //! alone, then the upper blocks at a lower rate), validation after every epoch, early stopping on
-//! validation loss with patience. Every random choice derives from the seed, and every reduction runs
-//! in a fixed order, so the same seed on the same machine gives the same weights.
+//! validation loss with patience. The steps run on the CPU (the tape) or, with the `cuda` feature, on a
+//! GPU. Every random choice derives from the seed, and every reduction runs in a fixed order, so the
+//! same seed on the same machine gives the same weights.
 
 use std::time::Instant;
 
@@ -44,6 +45,20 @@ pub struct Settings {
     pub balance_classes: bool,
     /// Seed of shuffling, augmentation and dropout.
     pub seed: u64,
+    /// Where the training steps and validation run.
+    #[serde(default)]
+    pub device: Device,
+}
+
+/// Where the network trains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// This machine's cores.
+    #[default]
+    Cpu,
+    /// The first NVIDIA GPU (needs the `cuda` feature).
+    Cuda,
 }
 
 /// One epoch of the history table.
@@ -114,7 +129,7 @@ pub fn fit(
         best_val_loss: f64::INFINITY,
     };
     let mut since_best = 0;
-    let mut adam = Adam::new(settings.optimizer, settings.weight_decay);
+    let mut engine = Engine::open(settings.device)?;
     for epoch in 0..settings.epochs {
         let head_phase = epoch < settings.head_epochs;
         if epoch == 0 || epoch == settings.head_epochs {
@@ -124,7 +139,8 @@ pub fn fit(
             } else {
                 Some(settings.freeze)
             });
-            adam = Adam::new(settings.optimizer, settings.weight_decay);
+            let adam = Adam::new(settings.optimizer, settings.weight_decay);
+            engine = engine.start_phase(net, adam)?;
         }
         let (phase_start, phase_epochs, base) = if head_phase {
             (0, settings.head_epochs, settings.lr)
@@ -162,24 +178,14 @@ pub fn fit(
                 .iter()
                 .map(|&i| class_weights[train[i].label as usize])
                 .collect();
-            let side = net.config.input;
-            let mut g = Graph::training();
-            let x = g.var(
-                inputs.concat(),
-                Shape::new(indices.len(), side, side, 3),
-                false,
-            );
-            let logits = net.forward(&mut g, &x, &mut dropout);
-            let loss = binary_cross_entropy(&mut g, &logits, &labels, &weights);
-            loss_sum += f64::from(loss.value[0]) * indices.len() as f64;
+            let images = inputs.concat();
+            let (loss, logits) = engine.step(net, images, (&labels, &weights), lr, &mut dropout)?;
+            loss_sum += f64::from(loss) * indices.len() as f64;
             correct += logits
-                .value
                 .iter()
                 .zip(&labels)
                 .filter(|&(&z, &y)| (z > 0.0) == (y > 0.5))
                 .count();
-            let mut grads = g.backward(&loss);
-            adam.step(&mut net.params_mut(), &mut grads, lr)?;
             observer.step(
                 epoch + 1,
                 step + 1,
@@ -188,7 +194,9 @@ pub fn fit(
             );
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        let (val_loss, val_accuracy) = evaluate_loss(net, &val_inputs, val, settings.batch);
+        engine.copy_to(net)?;
+        let val_logits = engine.logits(net, &val_inputs, settings.batch)?;
+        let (val_loss, val_accuracy) = validation_loss(&val_logits, val);
         let record = Epoch {
             epoch: epoch + 1,
             train_loss: loss_sum / train.len() as f64,
@@ -216,14 +224,8 @@ pub fn fit(
     Ok(best)
 }
 
-/// Mean unweighted loss and accuracy at 0.5 of the network on prepared inputs, in inference mode.
-fn evaluate_loss(
-    net: &mut MobileNetV2,
-    inputs: &[Vec<f32>],
-    examples: &[Example],
-    batch: usize,
-) -> (f64, f64) {
-    let logits = super::logits(net, inputs, batch);
+/// Mean unweighted loss and accuracy at 0.5 of the logits of `examples`.
+fn validation_loss(logits: &[Vec<f32>], examples: &[Example]) -> (f64, f64) {
     let (mut loss, mut correct) = (0.0f64, 0usize);
     for (z, e) in logits.iter().zip(examples) {
         let (z, y) = (f64::from(z[0]), e.label as f64);
@@ -234,6 +236,109 @@ fn evaluate_loss(
         loss / examples.len() as f64,
         correct as f64 / examples.len() as f64,
     )
+}
+
+/// What runs the training steps: this machine's cores with the tape, or a GPU.
+enum Engine {
+    /// Not started yet (before the first phase).
+    Idle(Device),
+    /// The tape on the CPU, with the optimiser's state.
+    Cpu(Adam),
+    /// The network's copy on the GPU (its optimiser inside).
+    #[cfg(feature = "cuda")]
+    Cuda(super::cuda::GpuNet),
+}
+
+impl Engine {
+    /// Checks that `device` can be used; the work starts with the first phase.
+    fn open(device: Device) -> anyhow::Result<Engine> {
+        #[cfg(not(feature = "cuda"))]
+        anyhow::ensure!(
+            device == Device::Cpu,
+            "`device: cuda` needs pipe built with the `cuda` feature \
+             (cargo build --release --features cuda); this build trains on the CPU only"
+        );
+        Ok(Engine::Idle(device))
+    }
+
+    /// Starts a phase: the network as it is now (which layers train) with a fresh optimiser.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))] // `net` goes to the GPU only
+    fn start_phase(self, net: &mut MobileNetV2, adam: Adam) -> anyhow::Result<Engine> {
+        Ok(match self {
+            Engine::Idle(Device::Cpu) | Engine::Cpu(_) => Engine::Cpu(adam),
+            #[cfg(feature = "cuda")]
+            Engine::Idle(Device::Cuda) => Engine::Cuda(super::cuda::GpuNet::new(
+                std::sync::Arc::new(super::cuda::Gpu::open(0, true)?),
+                net,
+                adam,
+            )?),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(gpu_net) => {
+                gpu_net.copy_to(net)?;
+                Engine::Cuda(gpu_net.restart(net, adam)?)
+            }
+            #[cfg(not(feature = "cuda"))]
+            Engine::Idle(Device::Cuda) => unreachable!("refused by Engine::open"),
+        })
+    }
+
+    /// One training step on `images` (a batch, NHWC): the loss and the logits before the update.
+    fn step(
+        &mut self,
+        net: &mut MobileNetV2,
+        images: Vec<f32>,
+        (labels, weights): (&[f32], &[f32]),
+        lr: f32,
+        dropout: &mut Rng,
+    ) -> anyhow::Result<(f32, Vec<f32>)> {
+        match self {
+            Engine::Idle(_) => anyhow::bail!("a training step before the first phase"),
+            Engine::Cpu(adam) => {
+                let side = net.config.input;
+                let mut g = Graph::training();
+                let x = g.var(images, Shape::new(labels.len(), side, side, 3), false);
+                let logits = net.forward(&mut g, &x, dropout);
+                let loss = binary_cross_entropy(&mut g, &logits, labels, weights);
+                let mut grads = g.backward(&loss);
+                adam.step(&mut net.params_mut(), &mut grads, lr)?;
+                Ok((loss.value[0], logits.value.to_vec()))
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(gpu_net) => gpu_net.train_step(&images, (labels, weights), lr, dropout),
+        }
+    }
+
+    /// Brings `net` up to date with the engine's parameters (the GPU's copy).
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))] // the CPU trains `net` itself
+    fn copy_to(&self, net: &mut MobileNetV2) -> anyhow::Result<()> {
+        match self {
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(gpu_net) => gpu_net.copy_to(net),
+            _ => Ok(()),
+        }
+    }
+
+    /// Inference-mode logits of prepared inputs, in batches of `batch`.
+    fn logits(
+        &mut self,
+        net: &mut MobileNetV2,
+        inputs: &[Vec<f32>],
+        batch: usize,
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
+        match self {
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(gpu_net) => {
+                let classes = net.config.classes;
+                let mut out = Vec::with_capacity(inputs.len());
+                for chunk in inputs.chunks(batch.max(1)) {
+                    let logits = gpu_net.logits(&chunk.concat(), chunk.len())?;
+                    out.extend(logits.chunks(classes).map(<[f32]>::to_vec));
+                }
+                Ok(out)
+            }
+            _ => Ok(super::logits(net, inputs, batch)),
+        }
+    }
 }
 
 /// Per-class loss weights: 1 each, or `n / (2 n_class)` when balancing (Keras' and scikit-learn's

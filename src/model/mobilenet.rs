@@ -83,11 +83,41 @@ pub fn make_divisible(value: f32) -> usize {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Full { stride: usize },
-    Depthwise { stride: usize },
+/// What a convolution layer computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A full 3x3 convolution (the stem), weights `[3, 3, cin, cout]`.
+    Full {
+        /// Its stride.
+        stride: usize,
+    },
+    /// A depthwise 3x3 convolution, weights `[3, 3, c]`.
+    Depthwise {
+        /// Its stride.
+        stride: usize,
+    },
+    /// A 1x1 convolution, weights `[cin, cout]`.
     Pointwise,
+}
+
+/// A convolution layer (convolution, BatchNorm, maybe ReLU6) as another backend sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerPlan {
+    /// Its convolution.
+    pub kind: Kind,
+    /// Whether ReLU6 follows the BatchNorm.
+    pub relu6: bool,
+    /// Whether it is frozen: no training, BatchNorm by its running statistics.
+    pub frozen: bool,
+}
+
+/// The layers of one block in order, and whether the block adds its input to its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockPlan {
+    /// Its layers.
+    pub layers: Vec<LayerPlan>,
+    /// Whether a shortcut adds the block's input to its output.
+    pub residual: bool,
 }
 
 /// A convolution followed by BatchNorm and, except for projections, ReLU6.
@@ -352,6 +382,28 @@ impl MobileNetV2 {
             }
         }
         Ok(())
+    }
+
+    /// The feature layers as blocks: the stem, the inverted residual blocks and the last 1x1
+    /// convolution (the stem and the last as blocks of one layer), in the order of [`Self::params_mut`]
+    /// and [`Self::state_mut`]. The head (average pool, dropout, linear) follows them.
+    pub fn plan(&self) -> Vec<BlockPlan> {
+        let layer = |l: &ConvBn| LayerPlan {
+            kind: l.kind,
+            relu6: l.relu6,
+            frozen: l.frozen,
+        };
+        let single = |l: &ConvBn| BlockPlan {
+            layers: vec![layer(l)],
+            residual: false,
+        };
+        std::iter::once(single(&self.stem))
+            .chain(self.blocks.iter().map(|b| BlockPlan {
+                layers: b.layers.iter().map(layer).collect(),
+                residual: b.residual,
+            }))
+            .chain(std::iter::once(single(&self.last)))
+            .collect()
     }
 
     /// Every parameter, stem first, head last.

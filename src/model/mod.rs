@@ -6,9 +6,12 @@
 //!   tape (Var, Graph on dfdx's tape) <- ops (differentiable) <- kernels (gemm, depthwise, BatchNorm)
 //!   param (torchvision names) -> mobilenet (the network) -> checkpoint (safetensors), optim (Adam/AdamW)
 //!   dataset (images of a split table) -> fit (the training loop); memory (allocator reuse while running)
+//!   cuda (feature `cuda`): the same network's training and inference on an NVIDIA GPU
 //! ```
 
 pub mod checkpoint;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod dataset;
 pub mod fit;
 pub mod kernels;

@@ -301,10 +301,7 @@ pub fn dropout(g: &mut Graph, x: &Var, p: f32, rng: &mut Rng) -> Var {
     if !g.is_training() || p <= 0.0 {
         return x.clone();
     }
-    let keep = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.value.len())
-        .map(|_| if rng.chance(f64::from(p)) { 0.0 } else { keep })
-        .collect();
+    let mask = dropout_mask(x.value.len(), p, rng);
     let y: Vec<f32> = x.value.iter().zip(&mask).map(|(v, m)| v * m).collect();
     let out = g.var(y, x.shape, x.needs_grad());
     if let (Some(out_slot), Some(x_slot)) = (out.slot.clone(), x.slot.clone()) {
@@ -318,6 +315,14 @@ pub fn dropout(g: &mut Graph, x: &Var, p: f32, rng: &mut Rng) -> Var {
         });
     }
     out
+}
+
+/// Inverted dropout's multipliers for `len` values: 0 with probability `p`, else `1 / (1 - p)`.
+pub fn dropout_mask(len: usize, p: f32, rng: &mut Rng) -> Vec<f32> {
+    let keep = 1.0 / (1.0 - p);
+    (0..len)
+        .map(|_| if rng.chance(f64::from(p)) { 0.0 } else { keep })
+        .collect()
 }
 
 /// A fully connected layer: `[n, 1, 1, cin] -> [n, 1, 1, cout]`, weights `[cin, cout]` and a bias.
@@ -352,35 +357,45 @@ pub fn linear(g: &mut Graph, x: &Var, w: &Param, b: &Param) -> Var {
 /// Binary cross-entropy on logits `[n, 1, 1, 1]` against labels 0/1, each image weighted (class
 /// weights), averaged over the batch: a scalar.
 pub fn binary_cross_entropy(g: &mut Graph, logits: &Var, labels: &[f32], weights: &[f32]) -> Var {
-    let n = logits.value.len();
+    let loss = binary_cross_entropy_value(&logits.value, labels, weights);
+    let out = g.var(vec![loss], Shape::new(1, 1, 1, 1), logits.needs_grad());
+    if let (Some(out_slot), Some(z_slot)) = (out.slot.clone(), logits.slot.clone()) {
+        let gradient = binary_cross_entropy_gradient(&logits.value, labels, weights);
+        g.record(move |grads| {
+            let seed = take(grads, &out_slot)?[0];
+            let dz = accumulate(grads, &z_slot)?;
+            for (d, g) in dz.iter_mut().zip(&gradient) {
+                *d += seed * g;
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// The weighted binary cross-entropy of `logits` against 0/1 `labels`, averaged over the logits.
+pub fn binary_cross_entropy_value(logits: &[f32], labels: &[f32], weights: &[f32]) -> f32 {
+    let n = logits.len();
     assert!(
         labels.len() == n && weights.len() == n,
         "one label and weight per logit"
     );
     let loss: f64 = (0..n)
         .map(|i| {
-            let (z, y) = (f64::from(logits.value[i]), f64::from(labels[i]));
+            let (z, y) = (f64::from(logits[i]), f64::from(labels[i]));
             f64::from(weights[i]) * (z.max(0.0) - z * y + (-z.abs()).exp().ln_1p())
         })
         .sum::<f64>()
         / n as f64;
-    let out = g.var(
-        vec![loss as f32],
-        Shape::new(1, 1, 1, 1),
-        logits.needs_grad(),
-    );
-    if let (Some(out_slot), Some(z_slot)) = (out.slot.clone(), logits.slot.clone()) {
-        let (z, labels, weights) = (logits.value.clone(), labels.to_vec(), weights.to_vec());
-        g.record(move |grads| {
-            let seed = take(grads, &out_slot)?[0];
-            let dz = accumulate(grads, &z_slot)?;
-            for i in 0..n {
-                dz[i] += seed * weights[i] * (sigmoid(z[i]) - labels[i]) / n as f32;
-            }
-            Ok(())
-        });
-    }
-    out
+    loss as f32
+}
+
+/// The gradient of [`binary_cross_entropy_value`] with respect to each logit.
+pub fn binary_cross_entropy_gradient(logits: &[f32], labels: &[f32], weights: &[f32]) -> Vec<f32> {
+    let n = logits.len() as f32;
+    (0..logits.len())
+        .map(|i| weights[i] * (sigmoid(logits[i]) - labels[i]) / n)
+        .collect()
 }
 
 /// The logistic function.

@@ -64,6 +64,22 @@ impl Adam {
         }
     }
 
+    /// Counts a step and returns its constants (for this update or the GPU's).
+    pub fn next_step(&mut self) -> Update {
+        self.steps += 1;
+        Update {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            corrections: (
+                1.0 - self.beta1.powi(self.steps),
+                1.0 - self.beta2.powi(self.steps),
+            ),
+            weight_decay: self.weight_decay,
+            decoupled: self.kind == Kind::Adamw,
+        }
+    }
+
     /// One update of every trainable parameter from its gradient.
     pub fn step(
         &mut self,
@@ -77,32 +93,48 @@ impl Adam {
                 .map(|p| (vec![0.0; p.value.len()], vec![0.0; p.value.len()]))
                 .collect();
         }
-        self.steps += 1;
-        let correct1 = 1.0 - self.beta1.powi(self.steps);
-        let correct2 = 1.0 - self.beta2.powi(self.steps);
+        let u = self.next_step();
+        let (correct1, correct2) = u.corrections;
         for (p, (m, v)) in params.iter_mut().zip(&mut self.moments) {
             if !p.trainable {
                 continue;
             }
-            let decay = if p.decays { self.weight_decay } else { 0.0 };
+            let decay = if p.decays { u.weight_decay } else { 0.0 };
             let gradient = accumulate(grads, &p.slot)?;
             let w = p.value_mut();
             for i in 0..w.len() {
                 let mut g = gradient[i];
-                if self.kind == Kind::Adam {
+                if !u.decoupled {
                     g += decay * w[i];
                 }
-                m[i] = self.beta1 * m[i] + (1.0 - self.beta1) * g;
-                v[i] = self.beta2 * v[i] + (1.0 - self.beta2) * g * g;
-                let update = (m[i] / correct1) / ((v[i] / correct2).sqrt() + self.eps);
+                m[i] = u.beta1 * m[i] + (1.0 - u.beta1) * g;
+                v[i] = u.beta2 * v[i] + (1.0 - u.beta2) * g * g;
+                let update = (m[i] / correct1) / ((v[i] / correct2).sqrt() + u.eps);
                 w[i] -= lr * update;
-                if self.kind == Kind::Adamw {
+                if u.decoupled {
                     w[i] -= lr * decay * w[i];
                 }
             }
         }
         Ok(())
     }
+}
+
+/// One Adam step's constants.
+#[derive(Debug, Clone, Copy)]
+pub struct Update {
+    /// The first moment's decay.
+    pub beta1: f32,
+    /// The second moment's decay.
+    pub beta2: f32,
+    /// Added to the second moment's root.
+    pub eps: f32,
+    /// The bias corrections `1 - beta1^t` and `1 - beta2^t`.
+    pub corrections: (f32, f32),
+    /// Weight decay (of parameters that decay).
+    pub weight_decay: f32,
+    /// AdamW (the decay shrinks the weights) rather than Adam (an L2 term in the gradient).
+    pub decoupled: bool,
 }
 
 #[cfg(test)]
