@@ -37,6 +37,11 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// Whether the job is running: allocated and started (its batch script may not have yet).
+    pub fn is_running(&self) -> bool {
+        matches!(self.state.as_str(), "RUNNING" | "COMPLETING")
+    }
+
     /// Whether the job has not ended yet.
     pub fn is_active(&self) -> bool {
         matches!(
@@ -243,7 +248,9 @@ mod tests {
         );
         assert_eq!(states.len(), 3);
         assert!(!states["41"].is_active());
-        assert!(states["42"].is_active());
+        assert!(states["42"].is_active() && !states["42"].is_running());
+        let running = parse_states("44|RUNNING|None\n45|COMPLETING|None\n");
+        assert!(running.values().all(|s| s.is_running() && s.is_active()));
         assert_eq!(states["43"].reason, "DependencyNeverSatisfied");
     }
 }

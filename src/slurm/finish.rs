@@ -2,10 +2,12 @@
 //! jobs' result files and the queue (the finishing job; `pipe cancel`). Whoever comes first writes
 //! it, under a lock in the jobs folder; the others find it done and leave it.
 
+use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::client::{self, JobState};
 use super::watch::{Stop, ended_without_result};
-use super::{JobFiles, RESULT_GRACE, SubmissionFile, client};
+use super::{JobFiles, RESULT_GRACE, SubmissionFile};
 use crate::dag::Dag;
 use crate::error::Error;
 use crate::exec::{StageResult, Status, save_state};
@@ -77,11 +79,13 @@ pub(crate) fn complete(
 }
 
 /// Completes the record of run `id` from its jobs' result files; a stage whose job ended without one
-/// is settled from the queue's word and its log, upstream stages first.
+/// is settled from the queue's word and its log, upstream stages first. `cancelled` holds the queue's
+/// states as last seen before the run's jobs were cancelled (`None`: the run was not cancelled, and
+/// the queue is asked now).
 pub(crate) fn complete_from_files(
     ws: &Workspace,
     id: &str,
-    cancelled: bool,
+    cancelled: Option<HashMap<String, JobState>>,
 ) -> Result<RunRecord, Error> {
     let record = read_record(ws, id)?;
     if record.status != "running" {
@@ -90,7 +94,11 @@ pub(crate) fn complete_from_files(
     let files = JobFiles::new(ws, id);
     let submission = read_submission(ws, id)?;
     let (pipeline, dag) = load_submitted(ws, &record, &submission)?;
-    let states = client::states().unwrap_or_default();
+    let states = match &cancelled {
+        Some(seen) => seen.clone(),
+        None => client::states().unwrap_or_default(),
+    };
+    let cancelled = cancelled.is_some();
     let mut results: Vec<StageResult> = Vec::new();
     for stage_record in &record.stages {
         let Some(index) = pipeline
@@ -166,6 +174,9 @@ pub fn cancel(ws: &Workspace, record: &RunRecord) -> Result<RunRecord, Error> {
         .filter_map(|s| s.job_id.clone())
         .chain(submission.finisher)
         .collect();
+    // What `pipe status` showed: a job Slurm reports running was cancelled while running, even if its
+    // script had not started yet.
+    let seen = client::states().unwrap_or_default();
     client::cancel(&ids, false).map_err(Error::Io)?;
-    complete_from_files(ws, &record.id, true)
+    complete_from_files(ws, &record.id, Some(seen))
 }

@@ -459,7 +459,7 @@ pub fn current_stages(ws: &Workspace, record: &RunRecord) -> Vec<StageRecord> {
                 s.error = r.error;
             } else if let Some(state) = s.job_id.as_ref().and_then(|j| states.get(j)) {
                 s.status = match state.state.as_str() {
-                    "RUNNING" | "COMPLETING" => "running".into(),
+                    _ if state.is_running() => "running".into(),
                     "PENDING" => "queued".into(),
                     other => other.to_lowercase(),
                 };

@@ -127,7 +127,7 @@ fn changed_since_upstream(ws: &Workspace, stats: &StatCache, job: &Job) -> Optio
 
 /// Completes run `run_id`'s record after its stage jobs have ended (the finishing job).
 pub fn exec_finish(ws: &Workspace, run_id: &str) -> Result<i32, Error> {
-    let record = finish::complete_from_files(ws, run_id, false)?;
+    let record = finish::complete_from_files(ws, run_id, None)?;
     println!("pipe: run {run_id} {}", record.status);
     Ok(EXIT_OK)
 }

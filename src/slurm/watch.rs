@@ -216,7 +216,8 @@ pub fn ended_without_result(
 ) -> StageResult {
     let queued = &results[k];
     let job_id = queued.job_id.clone().unwrap_or_default();
-    let started = files.log(&queued.name).exists();
+    // Started as `pipe status` says running: Slurm allocated it, even if its script has not begun.
+    let started = files.log(&queued.name).exists() || state.is_some_and(JobState::is_running);
     let mut r = queued.clone();
     r.status = Status::Skipped;
     let upstream_problem = dag.upstream(queued.index).find_map(|(u, _)| {
