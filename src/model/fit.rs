@@ -240,45 +240,49 @@ fn validation_loss(logits: &[Vec<f32>], examples: &[Example]) -> (f64, f64) {
 
 /// What runs the training steps: this machine's cores with the tape, or a GPU.
 enum Engine {
-    /// Not started yet (before the first phase).
-    Idle(Device),
+    /// The CPU, before the first phase.
+    CpuIdle,
     /// The tape on the CPU, with the optimiser's state.
     Cpu(Adam),
+    /// An open GPU, before the first phase.
+    #[cfg(feature = "cuda")]
+    GpuIdle(std::sync::Arc<super::cuda::Gpu>),
     /// The network's copy on the GPU (its optimiser inside).
     #[cfg(feature = "cuda")]
     Cuda(super::cuda::GpuNet),
 }
 
 impl Engine {
-    /// Checks that `device` can be used; the work starts with the first phase.
+    /// Opens `device` (the GPU, for `Device::Cuda`): a missing one is an error before any training.
     fn open(device: Device) -> anyhow::Result<Engine> {
-        #[cfg(not(feature = "cuda"))]
-        anyhow::ensure!(
-            device == Device::Cpu,
-            "`device: cuda` needs pipe built with the `cuda` feature \
-             (cargo build --release --features cuda); this build trains on the CPU only"
-        );
-        Ok(Engine::Idle(device))
+        match device {
+            Device::Cpu => Ok(Engine::CpuIdle),
+            #[cfg(feature = "cuda")]
+            Device::Cuda => {
+                let gpu = super::cuda::Gpu::open(0, true)
+                    .map_err(|e| e.context("`device: cuda`: no usable GPU"))?;
+                Ok(Engine::GpuIdle(std::sync::Arc::new(gpu)))
+            }
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda => anyhow::bail!(
+                "`device: cuda` needs pipe built with the `cuda` feature \
+                 (cargo build --release --features cuda); this build trains on the CPU only"
+            ),
+        }
     }
 
     /// Starts a phase: the network as it is now (which layers train) with a fresh optimiser.
     #[cfg_attr(not(feature = "cuda"), allow(unused_variables))] // `net` goes to the GPU only
     fn start_phase(self, net: &mut MobileNetV2, adam: Adam) -> anyhow::Result<Engine> {
         Ok(match self {
-            Engine::Idle(Device::Cpu) | Engine::Cpu(_) => Engine::Cpu(adam),
+            Engine::CpuIdle | Engine::Cpu(_) => Engine::Cpu(adam),
             #[cfg(feature = "cuda")]
-            Engine::Idle(Device::Cuda) => Engine::Cuda(super::cuda::GpuNet::new(
-                std::sync::Arc::new(super::cuda::Gpu::open(0, true)?),
-                net,
-                adam,
-            )?),
+            Engine::GpuIdle(gpu) => Engine::Cuda(super::cuda::GpuNet::new(gpu, net, adam)?),
             #[cfg(feature = "cuda")]
             Engine::Cuda(gpu_net) => {
                 gpu_net.copy_to(net)?;
                 Engine::Cuda(gpu_net.restart(net, adam)?)
             }
-            #[cfg(not(feature = "cuda"))]
-            Engine::Idle(Device::Cuda) => unreachable!("refused by Engine::open"),
         })
     }
 
@@ -292,7 +296,9 @@ impl Engine {
         dropout: &mut Rng,
     ) -> anyhow::Result<(f32, Vec<f32>)> {
         match self {
-            Engine::Idle(_) => anyhow::bail!("a training step before the first phase"),
+            #[cfg(feature = "cuda")]
+            Engine::GpuIdle(_) => anyhow::bail!("a training step before the first phase"),
+            Engine::CpuIdle => anyhow::bail!("a training step before the first phase"),
             Engine::Cpu(adam) => {
                 let side = net.config.input;
                 let mut g = Graph::training();

@@ -659,11 +659,18 @@ fn gpu_error(e: cudarc::driver::DriverError) -> anyhow::Error {
 /// into an error.
 fn load_library(what: &str, load: impl FnOnce() + std::panic::UnwindSafe) -> anyhow::Result<()> {
     // cudarc reports a missing library by panicking; keep the panic's message for the error and
-    // out of the terminal.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let loaded = std::panic::catch_unwind(load);
-    std::panic::set_hook(hook);
+    // out of the terminal. The panic hook is the process's: one swap at a time.
+    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let loaded = {
+        let _swapping = HOOK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let loaded = std::panic::catch_unwind(load);
+        std::panic::set_hook(hook);
+        loaded
+    };
     loaded
         .map_err(|panic| {
             let message = panic
