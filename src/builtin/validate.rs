@@ -17,7 +17,7 @@ use super::Context;
 use crate::disjoint_sets::DisjointSets;
 use crate::image_table::{self, ImageRow};
 use crate::images::decode::{self, format_from_extension};
-use crate::images::dhash::Dhash;
+use crate::images::dhash::{Dhash, Nearness};
 use crate::tables;
 
 /// What checking one image found.
@@ -57,7 +57,10 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         max_pixels: ctx.count("max_pixels")?,
         min_size: u32::try_from(ctx.count("min_size")?).unwrap_or(u32::MAX),
     };
-    let near = u32::try_from(ctx.count("near_duplicate_distance")?).unwrap_or(64);
+    let near = Nearness {
+        max_bits: u32::try_from(ctx.count("near_duplicate_distance")?).unwrap_or(64),
+        min_correlation: ctx.number_in("near_duplicate_correlation", 0.0, 1.0)? as f32,
+    };
     let checks: Vec<Check> = rows
         .par_iter()
         .map(|row| check(&images, row, &limits))
@@ -181,9 +184,14 @@ fn check(images: &Path, row: &ImageRow, limits: &Limits) -> Check {
     }
 }
 
-/// Groups of 2 or more kept images that are byte-identical or within `near` bits of each other's
-/// difference hash (under rotation and flips), as (id, member indices), ids in order of first member.
-fn duplicate_groups(rows: &[ImageRow], hashes: &[Dhash], near: u32) -> Vec<(String, Vec<usize>)> {
+/// Groups of 2 or more kept images that are byte-identical or `near` each other (difference hashes
+/// within its bits under rotation and flips, fine grids correlated at its least), as (id, member
+/// indices), ids in order of first member.
+fn duplicate_groups(
+    rows: &[ImageRow],
+    hashes: &[Dhash],
+    near: Nearness,
+) -> Vec<(String, Vec<usize>)> {
     let mut sets = DisjointSets::new(rows.len());
     let mut by_hash: HashMap<&str, usize> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {

@@ -11,8 +11,27 @@ use image::GrayImage;
 
 const GRID: usize = 9;
 const FINE: usize = 16;
-/// Least correlation of the fine grids for a near duplicate.
-const MIN_CORRELATION: f32 = 0.96;
+/// The validate stage's default least correlation of the fine grids for a near duplicate.
+pub const DEFAULT_MIN_CORRELATION: f32 = 0.96;
+
+/// How alike two images must be to count as near duplicates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nearness {
+    /// Most differing bits (of 64) between the difference hashes.
+    pub max_bits: u32,
+    /// Least correlation of the fine grids.
+    pub min_correlation: f32,
+}
+
+impl Nearness {
+    /// Within `max_bits`, at the default correlation.
+    pub fn bits(max_bits: u32) -> Nearness {
+        Nearness {
+            max_bits,
+            min_correlation: DEFAULT_MIN_CORRELATION,
+        }
+    }
+}
 
 /// The 8 difference hashes of an image, one per rotation/flip, in a fixed transform order, and its
 /// fine grid.
@@ -38,12 +57,12 @@ impl Dhash {
         }
     }
 
-    /// Whether `other` is a near duplicate: some rotation or flip of this image is within `max_bits`
-    /// of it and, so transformed, correlates with it almost perfectly.
-    pub fn is_near(&self, other: &Dhash, max_bits: u32) -> bool {
+    /// Whether `other` is a near duplicate: some rotation or flip of this image is within
+    /// `near.max_bits` of it and, so transformed, correlates with it at `near.min_correlation` or more.
+    pub fn is_near(&self, other: &Dhash, near: Nearness) -> bool {
         (0..8).any(|t| {
-            (self.hashes[t] ^ other.hashes[0]).count_ones() <= max_bits
-                && correlation(&transform(&self.fine, t), &other.fine) >= MIN_CORRELATION
+            (self.hashes[t] ^ other.hashes[0]).count_ones() <= near.max_bits
+                && correlation(&transform(&self.fine, t), &other.fine) >= near.min_correlation
         })
     }
 }
@@ -187,7 +206,7 @@ mod tests {
         ] {
             let c = Dhash::of(&copy);
             assert!(
-                h.is_near(&c, 0),
+                h.is_near(&c, Nearness::bits(0)),
                 "an exact rotation or flip matches with 0 differing bits"
             );
         }
@@ -198,18 +217,38 @@ mod tests {
         let a = scene(200, 200, 1);
         let small = imageops::resize(&a, 90, 90, imageops::FilterType::Triangle);
         let h = Dhash::of(&a);
-        assert!(h.is_near(&Dhash::of(&small), 6));
+        assert!(h.is_near(&Dhash::of(&small), Nearness::bits(6)));
         let other = Dhash::of(&scene(200, 200, 9));
-        assert!(!h.is_near(&other, 10));
+        assert!(!h.is_near(&other, Nearness::bits(10)));
         assert!(
-            !h.is_near(&other, 64),
+            !h.is_near(&other, Nearness::bits(64)),
             "the fine grids differ even when hash bits are allowed to"
+        );
+    }
+
+    #[test]
+    fn the_correlation_floor_is_the_callers() {
+        let a = scene(200, 200, 1);
+        let small = imageops::resize(&a, 90, 90, imageops::FilterType::Triangle);
+        let (h, c) = (Dhash::of(&a), Dhash::of(&small));
+        let at = |min_correlation| Nearness {
+            max_bits: 6,
+            min_correlation,
+        };
+        assert!(h.is_near(&c, at(DEFAULT_MIN_CORRELATION)));
+        assert!(
+            h.is_near(&h, at(1.0)),
+            "an image is its own exact duplicate"
+        );
+        assert!(
+            !h.is_near(&c, at(1.0)),
+            "a resized copy is near, but not perfectly correlated"
         );
     }
 
     #[test]
     fn tiny_images_hash_without_panicking() {
         let one = ImageBuffer::from_pixel(1, 1, Luma([9u8]));
-        assert!(Dhash::of(&one).is_near(&Dhash::of(&one), 0));
+        assert!(Dhash::of(&one).is_near(&Dhash::of(&one), Nearness::bits(0)));
     }
 }
