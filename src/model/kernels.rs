@@ -3,6 +3,7 @@
 //! convolution, and batch normalisation. Each backward kernel has a naive reference and a
 //! finite-difference check in the tests.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::tape::Shape;
@@ -27,7 +28,7 @@ pub fn matmul(
     assert!(c.len() >= m * n);
     // SAFETY: `c` holds `m * n` initialised values and does not alias `a` or `b` (it is borrowed
     // mutably).
-    unsafe { gemm_into(dims, a, a_t, b, b_t, c.as_mut_ptr(), accumulate) }
+    unsafe { gemm_into(dims, a, a_t, b, b_t, c.as_mut_ptr(), accumulate, true) }
 }
 
 /// `a * b` as a new `m x n` buffer (see [`matmul`]), written without zeroing it first.
@@ -44,17 +45,64 @@ pub fn matmul_new(
     // `accumulate` gemm_into only writes it, every element (zeros when `k = 0`), so all `m * n` are
     // initialised when `set_len` runs.
     unsafe {
-        gemm_into(dims, a, a_t, b, b_t, c.as_mut_ptr(), false);
+        gemm_into(dims, a, a_t, b, b_t, c.as_mut_ptr(), false, true);
         c.set_len(m * n);
     }
     c
 }
 
-/// The gemm call behind [`matmul`] and [`matmul_new`].
+/// Rows of the output per task in [`matmul_then`]: with up to ~1,000 channels in and out, a task's
+/// rows of input and output stay in a core's L2 cache.
+pub const CHUNK_ROWS: usize = 256;
+
+/// `a * b` as a new `m x n` buffer (`a` and `b` row-major, not transposed), computed `CHUNK_ROWS`
+/// rows at a time in parallel, each chunk passed to `then(chunk, offset of its first value)` as soon
+/// as it is written, while it is still in cache.
+pub fn matmul_then(
+    dims: (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    then: impl Fn(&mut [f32], usize) + Sync,
+) -> Vec<f32> {
+    let (m, n, k) = dims;
+    assert!(a.len() >= m * k);
+    let len = m * n;
+    let mut c = Vec::with_capacity(len);
+    c.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK_ROWS * n.max(1))
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let rows = chunk.len() / n;
+            let first = i * CHUNK_ROWS;
+            // SAFETY: the chunk is `rows * n` values of a new buffer, aliasing nothing; gemm
+            // writes every one of them (read_dst false), before `then` reads them.
+            unsafe {
+                let out = chunk.as_mut_ptr().cast::<f32>();
+                gemm_into(
+                    (rows, n, k),
+                    &a[first * k..],
+                    false,
+                    b,
+                    false,
+                    out,
+                    false,
+                    false,
+                );
+                then(std::slice::from_raw_parts_mut(out, rows * n), first * n);
+            }
+        });
+    // SAFETY: the chunks cover all `len` values and each was written above.
+    unsafe { c.set_len(len) };
+    c
+}
+
+/// The gemm call behind [`matmul`], [`matmul_new`] and [`matmul_then`]; `parallel` lets gemm split
+/// large products over rayon's threads.
 ///
 /// # Safety
 /// `c` must be valid for writes of `m * n` values (and reads, when `accumulate`) and alias neither
 /// `a` nor `b`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into(
     (m, n, k): (usize, usize, usize),
     a: &[f32],
@@ -63,6 +111,7 @@ unsafe fn gemm_into(
     b_t: bool,
     c: *mut f32,
     accumulate: bool,
+    parallel: bool,
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n);
     if m == 0 || n == 0 {
@@ -107,7 +156,7 @@ unsafe fn gemm_into(
             false,
             false,
             false,
-            if m * n * k < SERIAL_GEMM {
+            if !parallel || m * n * k < SERIAL_GEMM {
                 gemm::Parallelism::None
             } else {
                 gemm::Parallelism::Rayon(0)
@@ -162,39 +211,203 @@ impl Window {
     }
 }
 
-/// Depthwise convolution: `y[n, oy, ox, c] = sum over taps of x[n, iy, ix, c] * w[ky, kx, c]`.
-pub fn depthwise_forward(x: &[f32], s: Shape, w: &[f32], win: &Window) -> Vec<f32> {
+/// What follows a convolution whose output needs no gradient (inference, or a frozen layer): BatchNorm
+/// by its running statistics as a per-channel `y * scale + shift`, then ReLU6, or the block's
+/// shortcut added. Applied inside the convolution's pass over its output, while the values are in
+/// cache, instead of in passes of their own.
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Multiplier per channel.
+    pub scale: &'a [f32],
+    /// Offset per channel, added after the multiplier.
+    pub shift: &'a [f32],
+    /// Whether ReLU6 follows.
+    pub relu6: bool,
+    /// The shortcut's values, the output's layout, added last.
+    pub residual: Option<&'a [f32]>,
+}
+
+impl Epilogue<'_> {
+    /// Applies to whole pixels `out` (`[pixels, c]`) whose first element is element `at` of the
+    /// output (where the residual is read).
+    pub fn apply(&self, out: &mut [f32], at: usize) {
+        let residual = self.residual.map(|r| &r[at..at + out.len()]);
+        epilogue_rows(out, self.scale, self.shift, self.relu6, residual);
+    }
+}
+
+/// [`Epilogue::apply`]'s loop. `z = y * scale + shift` is BatchNorm's own arithmetic, so the fused
+/// path gives the same bits as a separate pass.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn epilogue_rows(
+    out: &mut [f32],
+    scale: &[f32],
+    shift: &[f32],
+    relu6: bool,
+    residual: Option<&[f32]>,
+) {
+    let c = scale.len();
+    for (r, pixel) in out.chunks_exact_mut(c).enumerate() {
+        for ((o, &s), &t) in pixel.iter_mut().zip(scale).zip(shift) {
+            let z = *o * s + t;
+            *o = if relu6 { z.clamp(0.0, 6.0) } else { z };
+        }
+        if let Some(residual) = residual {
+            for (o, &v) in pixel.iter_mut().zip(&residual[r * c..][..c]) {
+                *o += v;
+            }
+        }
+    }
+}
+
+/// BatchNorm's output as a new buffer: `y = x * scale + shift` per channel of `[rows, c]` values
+/// (`c` = `scale.len()`), then ReLU6 when `relu6`.
+pub fn affine(x: &[f32], scale: &[f32], shift: &[f32], relu6: bool) -> Vec<f32> {
+    let c = scale.len();
+    let mut y = vec![0.0f32; x.len()];
+    let epilogue = Epilogue {
+        scale,
+        shift,
+        relu6,
+        residual: None,
+    };
+    y.par_chunks_mut(CHUNK_ROWS * c)
+        .zip(x.par_chunks(CHUNK_ROWS * c))
+        .for_each(|(out, input)| {
+            out.copy_from_slice(input);
+            epilogue.apply(out, 0);
+        });
+    y
+}
+
+/// The batch statistics' part of BatchNorm's input gradient, per channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Centre<'a> {
+    /// The batch mean of the input.
+    pub mean: &'a [f32],
+    /// `1 / sqrt(batch variance + eps)`.
+    pub inv_std: &'a [f32],
+    /// The mean of the output's gradient over the batch (the beta gradient / rows).
+    pub mean_dz: &'a [f32],
+    /// The mean of the output's gradient times the normalised input (the gamma gradient / rows).
+    pub mean_dz_xhat: &'a [f32],
+}
+
+/// BatchNorm's input gradient, written over the output's `dz` (`[rows, c]`): `k * dz` when it
+/// normalised by running statistics, `k * (dz - mean_dz - xhat * mean_dz_xhat)` with the batch's
+/// (`centre`), where `k = gamma * inv_std` and `xhat = (x - mean) * inv_std`.
+pub fn batch_norm_input_gradient(dz: &mut [f32], x: &[f32], k: &[f32], centre: Option<Centre>) {
+    let c = k.len();
+    dz.par_chunks_mut(CHUNK_ROWS * c)
+        .zip(x.par_chunks(CHUNK_ROWS * c))
+        .for_each(|(dz, x)| batch_norm_input_gradient_rows(dz, x, k, centre));
+}
+
+/// [`batch_norm_input_gradient`]'s loop over one chunk.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn batch_norm_input_gradient_rows(dz: &mut [f32], x: &[f32], k: &[f32], centre: Option<Centre>) {
+    let c = k.len();
+    for (dz, xs) in dz.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        match centre {
+            Some(b) => {
+                // Slices of exactly `c`, so the indexing below needs no bounds checks.
+                let (dz, xs, k) = (&mut dz[..c], &xs[..c], &k[..c]);
+                let (mean, inv_std) = (&b.mean[..c], &b.inv_std[..c]);
+                let (mean_dz, mean_dz_xhat) = (&b.mean_dz[..c], &b.mean_dz_xhat[..c]);
+                for ch in 0..c {
+                    let xhat = (xs[ch] - mean[ch]) * inv_std[ch];
+                    dz[ch] = k[ch] * (dz[ch] - mean_dz[ch] - xhat * mean_dz_xhat[ch]);
+                }
+            }
+            None => dz.iter_mut().zip(k).for_each(|(d, k)| *d *= k),
+        }
+    }
+}
+
+/// Depthwise convolution: `y[n, oy, ox, c] = sum over taps of x[n, iy, ix, c] * w[ky, kx, c]`,
+/// followed by `epilogue` when given.
+pub fn depthwise_forward(
+    x: &[f32],
+    s: Shape,
+    w: &[f32],
+    win: &Window,
+    epilogue: Option<&Epilogue>,
+) -> Vec<f32> {
+    let row = win.out_w * s.c;
+    let len = s.n * win.out_h * row;
+    let mut y = Vec::with_capacity(len);
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(row)
+        .enumerate()
+        .for_each(|(r, out)| {
+            // SAFETY: f32 has no invalid bit patterns and no drop; every value of the row is
+            // written below before the buffer's length covers it.
+            let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) };
+            depthwise_forward_row(out, r, x, s, w, win);
+            if let Some(e) = epilogue {
+                e.apply(out, r * row);
+            }
+        });
+    // SAFETY: the rows above cover all `len` values, and each row writes every one of its values.
+    unsafe { y.set_len(len) };
+    y
+}
+
+/// Channels summed at once in [`depthwise_forward_row`]: one AVX-512 register, two AVX2 ones.
+const LANES: usize = 16;
+
+/// Output row `r` (image `r / out_h`, row `r % out_h`) of [`depthwise_forward`], written into `out`.
+/// Each output pixel sums its taps in registers, `LANES` channels at a time, in the order `ky`, `kx`
+/// (the order of the textbook loop, so the sums are the same bits).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn depthwise_forward_row(out: &mut [f32], r: usize, x: &[f32], s: Shape, w: &[f32], win: &Window) {
     let (c, k) = (s.c, win.k);
-    let row = win.out_w * c;
-    let mut y = vec![0.0f32; s.n * win.out_h * row];
-    y.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
-        let (n, oy) = (r / win.out_h, r % win.out_h);
+    assert!(k <= 3, "depthwise kernels are at most 3x3");
+    let (n, oy) = (r / win.out_h, r % win.out_h);
+    for (ox, pixel) in out.chunks_exact_mut(c).enumerate() {
+        // (weight offset, input offset) of each tap inside the input.
+        let mut taps = [(0, 0); 9];
+        let mut count = 0;
         for ky in 0..k {
             let Some(iy) = Window::source(oy, ky, win.stride, win.pad_top, s.h) else {
                 continue;
             };
-            let input = &x[((n * s.h + iy) * s.w) * c..][..s.w * c];
-            for ox in 0..win.out_w {
-                let o = &mut out[ox * c..][..c];
-                for kx in 0..k {
-                    let Some(ix) = Window::source(ox, kx, win.stride, win.pad_left, s.w) else {
-                        continue;
-                    };
-                    let xs = &input[ix * c..][..c];
-                    let ws = &w[(ky * k + kx) * c..][..c];
-                    for ((o, &xv), &wv) in o.iter_mut().zip(xs).zip(ws) {
-                        *o += xv * wv;
-                    }
+            for kx in 0..k {
+                if let Some(ix) = Window::source(ox, kx, win.stride, win.pad_left, s.w) {
+                    taps[count] = ((ky * k + kx) * c, ((n * s.h + iy) * s.w + ix) * c);
+                    count += 1;
                 }
             }
         }
-    });
-    y
+        let taps = &taps[..count];
+        let blocks = c / LANES * LANES;
+        for at in (0..blocks).step_by(LANES) {
+            let mut sum = [0.0f32; LANES];
+            for &(wo, xo) in taps {
+                let xs: &[f32; LANES] = x[xo + at..][..LANES].try_into().expect("LANES values");
+                let ws: &[f32; LANES] = w[wo + at..][..LANES].try_into().expect("LANES values");
+                for ((s, &xv), &wv) in sum.iter_mut().zip(xs).zip(ws) {
+                    *s += xv * wv;
+                }
+            }
+            pixel[at..at + LANES].copy_from_slice(&sum);
+        }
+        let tail = &mut pixel[blocks..];
+        tail.fill(0.0);
+        for &(wo, xo) in taps {
+            let (xs, ws) = (&x[xo + blocks..xo + c], &w[wo + blocks..wo + c]);
+            for ((s, &xv), &wv) in tail.iter_mut().zip(xs).zip(ws) {
+                *s += xv * wv;
+            }
+        }
+    }
 }
 
 /// Calls `f(output pixel, input pixel, tap)` for every kernel tap of image `n` that lands inside the
 /// input; pixels are element offsets of their first channel (the output's within the whole batch, the
-/// input's within the image), taps are `ky * k + kx`.
+/// input's within the image), taps are `ky * k + kx`. Always inlined, so that `f` is compiled with
+/// its caller's vector instructions.
+#[inline(always)]
 fn for_each_tap(n: usize, s: Shape, win: &Window, mut f: impl FnMut(usize, usize, usize)) {
     let (c, k) = (s.c, win.k);
     for oy in 0..win.out_h {
@@ -216,40 +429,62 @@ fn for_each_tap(n: usize, s: Shape, win: &Window, mut f: impl FnMut(usize, usize
 
 /// The gradient of a depthwise convolution's input.
 pub fn depthwise_backward_input(dy: &[f32], s: Shape, w: &[f32], win: &Window) -> Vec<f32> {
-    let c = s.c;
     let mut dx = vec![0.0f32; s.len()];
-    dx.par_chunks_mut(s.h * s.w * c)
+    dx.par_chunks_mut(s.h * s.w * s.c)
         .enumerate()
-        .for_each(|(n, dx)| {
-            for_each_tap(n, s, win, |out, input, tap| {
-                let d = &mut dx[input..][..c];
-                for ((d, &g), &w) in d.iter_mut().zip(&dy[out..][..c]).zip(&w[tap * c..][..c]) {
-                    *d += g * w;
-                }
-            });
-        });
+        .for_each(|(n, dx)| depthwise_backward_input_image(dx, n, dy, s, w, win));
     dx
+}
+
+/// Image `n`'s part of [`depthwise_backward_input`], added into `dx`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn depthwise_backward_input_image(
+    dx: &mut [f32],
+    n: usize,
+    dy: &[f32],
+    s: Shape,
+    w: &[f32],
+    win: &Window,
+) {
+    let c = s.c;
+    for_each_tap(n, s, win, |out, input, tap| {
+        let d = &mut dx[input..][..c];
+        for ((d, &g), &w) in d.iter_mut().zip(&dy[out..][..c]).zip(&w[tap * c..][..c]) {
+            *d += g * w;
+        }
+    });
 }
 
 /// The gradient of a depthwise convolution's weights, `[k, k, c]`.
 pub fn depthwise_backward_weight(x: &[f32], s: Shape, dy: &[f32], win: &Window) -> Vec<f32> {
-    let (c, k) = (s.c, win.k);
     // One partial sum per image, added in order: the result does not depend on thread timing.
     let partials: Vec<Vec<f32>> = (0..s.n)
         .into_par_iter()
-        .map(|n| {
-            let mut dw = vec![0.0f32; k * k * c];
-            let image = &x[n * s.h * s.w * c..];
-            for_each_tap(n, s, win, |out, input, tap| {
-                let d = &mut dw[tap * c..][..c];
-                for ((d, &g), &x) in d.iter_mut().zip(&dy[out..][..c]).zip(&image[input..][..c]) {
-                    *d += g * x;
-                }
-            });
-            dw
-        })
+        .map(|n| depthwise_backward_weight_image(n, x, s, dy, win))
         .collect();
-    partials.into_iter().fold(vec![0.0f32; k * k * c], add_into)
+    let len = win.k * win.k * s.c;
+    partials.into_iter().fold(vec![0.0f32; len], add_into)
+}
+
+/// Image `n`'s part of [`depthwise_backward_weight`].
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn depthwise_backward_weight_image(
+    n: usize,
+    x: &[f32],
+    s: Shape,
+    dy: &[f32],
+    win: &Window,
+) -> Vec<f32> {
+    let (c, k) = (s.c, win.k);
+    let mut dw = vec![0.0f32; k * k * c];
+    let image = &x[n * s.h * s.w * c..];
+    for_each_tap(n, s, win, |out, input, tap| {
+        let d = &mut dw[tap * c..][..c];
+        for ((d, &g), &x) in d.iter_mut().zip(&dy[out..][..c]).zip(&image[input..][..c]) {
+            *d += g * x;
+        }
+    });
+    dw
 }
 
 /// The patches of a k x k convolution as rows: `[n * out_h * out_w, k * k * c]`, taps in (ky, kx, c)
@@ -281,35 +516,37 @@ pub fn im2col(x: &[f32], s: Shape, win: &Window) -> Vec<f32> {
     cols
 }
 
-/// Rows per parallel task in the per-channel reductions.
-const CHUNK_ROWS: usize = 256;
-
 /// Per-channel sums of `x` and of `x * x` over the rows of a `[rows, c]` buffer, in f64, added in a
 /// fixed order (the same bits every run, whatever the thread timing).
 pub fn channel_moments(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
     let partials: Vec<(Vec<f64>, Vec<f64>)> = x
         .par_chunks(CHUNK_ROWS * c)
-        .map(|chunk| {
-            let (mut sum, mut squares) = (vec![0.0f64; c], vec![0.0f64; c]);
-            for row in chunk.chunks_exact(c) {
-                for ((s, q), &v) in sum.iter_mut().zip(squares.iter_mut()).zip(row) {
-                    let v = f64::from(v);
-                    *s += v;
-                    *q += v * v;
-                }
-            }
-            (sum, squares)
-        })
+        .map(|chunk| chunk_moments(chunk, c))
         .collect();
-    partials
-        .into_iter()
-        .fold((vec![0.0f64; c], vec![0.0f64; c]), |(s, q), (ps, pq)| {
-            (add_into(s, ps), add_into(q, pq))
-        })
+    add_partials(partials, c)
 }
 
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
+/// One chunk's part of [`channel_moments`].
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn chunk_moments(chunk: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut sum, mut squares) = (vec![0.0f64; c], vec![0.0f64; c]);
+    for row in chunk.chunks_exact(c) {
+        for ((s, q), &v) in sum.iter_mut().zip(squares.iter_mut()).zip(row) {
+            let v = f64::from(v);
+            *s += v;
+            *q += v * v;
+        }
+    }
+    (sum, squares)
+}
+
+/// Pairs of per-channel partial sums, added in order.
+fn add_partials(partials: Vec<(Vec<f64>, Vec<f64>)>, c: usize) -> (Vec<f64>, Vec<f64>) {
+    partials
+        .into_iter()
+        .fold((vec![0.0f64; c], vec![0.0f64; c]), |(a, b), (pa, pb)| {
+            (add_into(a, pa), add_into(b, pb))
+        })
 }
 
 /// BatchNorm's backward sums: zeroes `dz` where ReLU6 was flat (`relu6_out` given: the layer's
@@ -325,30 +562,38 @@ pub fn channel_backward_sums(
         .enumerate()
         .map(|(k, chunk)| {
             let (at, len) = (k * CHUNK_ROWS * c, chunk.len());
-            let xs = &x[at..at + len];
-            if let Some(y) = relu6_out {
-                for (d, &y) in chunk.iter_mut().zip(&y[at..at + len]) {
-                    // A select, not a branch, so the loop vectorises.
-                    *d = if y > 0.0 && y < 6.0 { *d } else { 0.0 };
-                }
-            }
-            // f32 within a chunk (at most CHUNK_ROWS terms, so it vectorises twice as wide), f64
-            // across chunks.
-            let (mut sum, mut dot) = (vec![0.0f32; c], vec![0.0f32; c]);
-            for (row, xrow) in chunk.chunks_exact(c).zip(xs.chunks_exact(c)) {
-                for (((s, p), &d), &v) in sum.iter_mut().zip(dot.iter_mut()).zip(row).zip(xrow) {
-                    *s += d;
-                    *p += d * v;
-                }
-            }
-            (widen(&sum), widen(&dot))
+            let y = relu6_out.map(|y| &y[at..at + len]);
+            chunk_backward_sums(chunk, &x[at..at + len], y, c)
         })
         .collect();
-    partials
-        .into_iter()
-        .fold((vec![0.0f64; c], vec![0.0f64; c]), |(s, p), (ps, pp)| {
-            (add_into(s, ps), add_into(p, pp))
-        })
+    add_partials(partials, c)
+}
+
+/// One chunk's part of [`channel_backward_sums`].
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn chunk_backward_sums(
+    dz: &mut [f32],
+    x: &[f32],
+    relu6_out: Option<&[f32]>,
+    c: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    if let Some(y) = relu6_out {
+        for (d, &y) in dz.iter_mut().zip(y) {
+            // A select, not a branch, so the loop vectorises.
+            *d = if y > 0.0 && y < 6.0 { *d } else { 0.0 };
+        }
+    }
+    // f32 within a chunk (at most CHUNK_ROWS terms, so it vectorises twice as wide), f64 across
+    // chunks.
+    let (mut sum, mut dot) = (vec![0.0f32; c], vec![0.0f32; c]);
+    for (row, xrow) in dz.chunks_exact(c).zip(x.chunks_exact(c)) {
+        for (((s, p), &d), &v) in sum.iter_mut().zip(dot.iter_mut()).zip(row).zip(xrow) {
+            *s += d;
+            *p += d * v;
+        }
+    }
+    let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect();
+    (widen(sum), widen(dot))
 }
 
 /// Adds `b` into `a` element by element and returns `a`.
@@ -466,7 +711,7 @@ mod tests {
             let x = random(s.len(), 3);
             let w = random(9 * s.c, 4);
             close(
-                &depthwise_forward(&x, s, &w, &win),
+                &depthwise_forward(&x, s, &w, &win, None),
                 &naive_depthwise(&x, s, &w, &win),
                 1e-5,
             );

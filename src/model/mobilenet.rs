@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::kernels::Window;
-use super::ops::{self, BatchNorm};
+use super::ops::{self, BatchNorm, Convolution};
 use super::param::{Layout, Param};
 use super::tape::{Graph, Var};
 use crate::rng::Rng;
@@ -174,15 +174,36 @@ impl ConvBn {
         }
     }
 
-    fn forward(&mut self, g: &mut Graph, x: &Var, same: bool, running_stats: bool) -> Var {
+    /// The layer's output, with the block's `shortcut` added when given.
+    fn forward(
+        &mut self,
+        g: &mut Graph,
+        x: &Var,
+        same: bool,
+        running_stats: bool,
+        shortcut: Option<&Var>,
+    ) -> Var {
         let window = |stride| Window::new(x.shape.h, x.shape.w, 3, stride, same);
-        let y = match self.kind {
-            Kind::Full { stride } => ops::conv(g, x, &self.weight, window(stride)),
-            Kind::Depthwise { stride } => ops::depthwise(g, x, &self.weight, window(stride)),
-            Kind::Pointwise => ops::pointwise(g, x, &self.weight),
+        let conv = match self.kind {
+            Kind::Full { stride } => Convolution::Full(window(stride)),
+            Kind::Depthwise { stride } => Convolution::Depthwise(window(stride)),
+            Kind::Pointwise => Convolution::Pointwise,
         };
-        let batch_stats = g.is_training() && !self.frozen && !running_stats;
-        ops::batch_norm(g, &y, &mut self.bn, batch_stats, self.relu6)
+        let needs_grad = g.is_training() && (x.needs_grad() || !self.frozen);
+        if !needs_grad {
+            return ops::frozen_conv_bn(g, x, conv, &self.weight, &self.bn, self.relu6, shortcut);
+        }
+        let y = match conv {
+            Convolution::Full(win) => ops::conv(g, x, &self.weight, win),
+            Convolution::Depthwise(win) => ops::depthwise(g, x, &self.weight, win),
+            Convolution::Pointwise => ops::pointwise(g, x, &self.weight),
+        };
+        let batch_stats = !self.frozen && !running_stats;
+        let y = ops::batch_norm(g, &y, &mut self.bn, batch_stats, self.relu6);
+        match shortcut {
+            Some(s) => ops::sum(g, s, &y),
+            None => y,
+        }
     }
 
     fn set_frozen(&mut self, frozen: bool) {
@@ -350,17 +371,16 @@ impl MobileNetV2 {
     /// Logits `[n, 1, 1, classes]` for images `[n, input, input, 3]`.
     pub fn forward(&mut self, g: &mut Graph, images: &Var, rng: &mut Rng) -> Var {
         let (same, running) = (self.config.same_padding, self.config.running_stats);
-        let mut x = self.stem.forward(g, images, same, running);
+        let mut x = self.stem.forward(g, images, same, running, None);
         for block in &mut self.blocks {
             let input = x.clone();
-            for layer in &mut block.layers {
-                x = layer.forward(g, &x, same, running);
-            }
-            if block.residual {
-                x = ops::sum(g, &input, &x);
+            let last = block.layers.len() - 1;
+            for (i, layer) in block.layers.iter_mut().enumerate() {
+                let shortcut = (block.residual && i == last).then_some(&input);
+                x = layer.forward(g, &x, same, running, shortcut);
             }
         }
-        let x = self.last.forward(g, &x, same, running);
+        let x = self.last.forward(g, &x, same, running, None);
         let x = ops::global_average_pool(g, &x);
         let x = ops::dropout(g, &x, self.config.dropout, rng);
         ops::linear(g, &x, &self.head_weight, &self.head_bias)
@@ -505,11 +525,12 @@ mod tests {
         let input: Vec<f32> = (0..2 * 8 * 8 * cin).map(|_| rng.normal() as f32).collect();
         let mut g = Graph::training();
         let x = g.var(input.clone(), Shape::new(2, 8, 8, cin), false);
-        let mut y = x.clone();
-        for layer in &mut block.layers {
-            y = layer.forward(&mut g, &y, true, false);
+        let mut out = x.clone();
+        let last = block.layers.len() - 1;
+        for (i, layer) in block.layers.iter_mut().enumerate() {
+            let shortcut = (i == last).then_some(&x);
+            out = layer.forward(&mut g, &out, true, false, shortcut);
         }
-        let out = ops::sum(&mut g, &x, &y);
         assert_eq!(out.value.as_slice(), input.as_slice());
     }
 

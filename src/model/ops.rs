@@ -8,13 +8,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::kernels::{self, Window, matmul, matmul_new};
+use super::kernels::{self, Epilogue, Window, matmul, matmul_new, matmul_then};
 use super::param::Param;
 use super::tape::{BackwardError, Grads, Graph, Shape, Slot, Var, accumulate, gradient, put, take};
 use crate::rng::Rng;
-
-/// Rows per parallel task in the element-wise passes.
-const CHUNK: usize = 256;
 
 fn trains(g: &Graph, p: &Param) -> bool {
     g.is_training() && p.trainable
@@ -77,7 +74,7 @@ pub fn conv(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
 
 /// A depthwise convolution with weights `[k, k, c]`.
 pub fn depthwise(g: &mut Graph, x: &Var, w: &Param, win: Window) -> Var {
-    let y = kernels::depthwise_forward(&x.value, x.shape, &w.value, &win);
+    let y = kernels::depthwise_forward(&x.value, x.shape, &w.value, &win, None);
     let shape = Shape::new(x.shape.n, win.out_h, win.out_w, x.shape.c);
     let train_w = trains(g, w);
     let out = g.var(y, shape, x.needs_grad() || train_w);
@@ -122,6 +119,91 @@ pub struct BatchNorm {
     pub eps: f32,
 }
 
+impl BatchNorm {
+    /// `1 / sqrt(running variance + eps)` per channel.
+    fn running_inv_std(&self) -> Vec<f32> {
+        self.running_var
+            .iter()
+            .map(|&v| 1.0 / (v + self.eps).sqrt())
+            .collect()
+    }
+
+    /// Normalisation by `mean` and `inv_std`, then gamma and beta, as one map per channel:
+    /// `y = x * scale + shift`.
+    fn affine(&self, mean: &[f32], inv_std: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let scale: Vec<f32> = self
+            .gamma
+            .value
+            .iter()
+            .zip(inv_std)
+            .map(|(g, s)| g * s)
+            .collect();
+        let shift = (0..scale.len())
+            .map(|ch| self.beta.value[ch] - mean[ch] * scale[ch])
+            .collect();
+        (scale, shift)
+    }
+}
+
+/// A layer's convolution and where its window sits.
+#[derive(Debug, Clone, Copy)]
+pub enum Convolution {
+    /// k x k over all input channels (the stem), weights `[k, k, cin, cout]`.
+    Full(Window),
+    /// 3x3 per channel, weights `[k, k, c]`.
+    Depthwise(Window),
+    /// 1x1, weights `[cin, cout]`.
+    Pointwise,
+}
+
+/// A convolution layer whose output needs no gradient (inference, or a frozen layer that nothing
+/// below trains): the convolution, BatchNorm by its running statistics, ReLU6 when `relu6`, and the
+/// block's `shortcut` added, in the convolution's own pass over its output. The same numbers as
+/// [`conv`]/[`depthwise`]/[`pointwise`], [`batch_norm`] and [`sum`] one after another, without three
+/// more passes over memory.
+pub fn frozen_conv_bn(
+    g: &Graph,
+    x: &Var,
+    conv: Convolution,
+    w: &Param,
+    bn: &BatchNorm,
+    relu6: bool,
+    shortcut: Option<&Var>,
+) -> Var {
+    let (scale, shift) = bn.affine(&bn.running_mean, &bn.running_inv_std());
+    let epilogue = Epilogue {
+        scale: &scale,
+        shift: &shift,
+        relu6,
+        residual: shortcut.map(|s| s.value.as_slice()),
+    };
+    let cout = scale.len();
+    let (y, shape) = match conv {
+        Convolution::Pointwise => {
+            let dims = (x.shape.pixels(), cout, x.shape.c);
+            let y = matmul_then(dims, &x.value, &w.value, |chunk, at| {
+                epilogue.apply(chunk, at)
+            });
+            (y, Shape { c: cout, ..x.shape })
+        }
+        Convolution::Full(win) => {
+            let cols = kernels::im2col(&x.value, x.shape, &win);
+            let rows = x.shape.n * win.out_h * win.out_w;
+            let dims = (rows, cout, win.k * win.k * x.shape.c);
+            let y = matmul_then(dims, &cols, &w.value, |chunk, at| epilogue.apply(chunk, at));
+            (y, Shape::new(x.shape.n, win.out_h, win.out_w, cout))
+        }
+        Convolution::Depthwise(win) => {
+            let y = kernels::depthwise_forward(&x.value, x.shape, &w.value, &win, Some(&epilogue));
+            (y, Shape::new(x.shape.n, win.out_h, win.out_w, cout))
+        }
+    };
+    if let Some(s) = shortcut {
+        assert_eq!(s.shape, shape, "a shortcut of another shape");
+    }
+    g.var(y, shape, false)
+}
+
 /// Batch normalisation over the channels, then ReLU6 when `relu6`. With `batch_stats` it normalises
 /// by the batch's statistics and updates the running ones (training); otherwise by the running ones.
 pub fn batch_norm(
@@ -155,40 +237,10 @@ pub fn batch_norm(
                 .collect(),
         )
     } else {
-        (
-            bn.running_mean.clone(),
-            bn.running_var
-                .iter()
-                .map(|&v| 1.0 / (v + bn.eps).sqrt())
-                .collect(),
-        )
+        (bn.running_mean.clone(), bn.running_inv_std())
     };
-    let scale: Vec<f32> = bn
-        .gamma
-        .value
-        .iter()
-        .zip(&inv_std)
-        .map(|(g, s)| g * s)
-        .collect();
-    let shift: Vec<f32> = (0..c)
-        .map(|ch| bn.beta.value[ch] - mean[ch] * scale[ch])
-        .collect();
-    let len = x.value.len();
-    let mut y: Vec<f32> = Vec::with_capacity(len);
-    y.spare_capacity_mut()[..len]
-        .par_chunks_mut(CHUNK * c)
-        .zip(x.value.par_chunks(CHUNK * c))
-        .for_each(|(out, input)| {
-            for (o, i) in out.chunks_exact_mut(c).zip(input.chunks_exact(c)) {
-                for (((o, &v), s), t) in o.iter_mut().zip(i).zip(&scale).zip(&shift) {
-                    let z = v * s + t;
-                    o.write(if relu6 { z.clamp(0.0, 6.0) } else { z });
-                }
-            }
-        });
-    // SAFETY: the input's length is a whole number of `c`-value rows, so the loops above paired every
-    // one of the `len` output values with an input value and wrote it.
-    unsafe { y.set_len(len) };
+    let (scale, shift) = bn.affine(&mean, &inv_std);
+    let y = kernels::affine(&x.value, &scale, &shift, relu6);
     let train_params = trains(g, &bn.gamma);
     let out = g.var(y, x.shape, x.needs_grad() || train_params);
     if let Some(out_slot) = out.slot.clone() {
@@ -212,21 +264,14 @@ pub fn batch_norm(
                 let mean_beta: Vec<f32> = d_beta.iter().map(|&v| v as f32 / n).collect();
                 let mean_gamma: Vec<f32> = d_gamma.iter().map(|&v| v as f32 / n).collect();
                 let k: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
+                let centre = batch_stats.then_some(kernels::Centre {
+                    mean: &mean,
+                    inv_std: &inv_std,
+                    mean_dz: &mean_beta,
+                    mean_dz_xhat: &mean_gamma,
+                });
                 // The input's gradient is computed in place of the output's.
-                dz.par_chunks_mut(CHUNK * c)
-                    .zip(xv.par_chunks(CHUNK * c))
-                    .for_each(|(dz, xs)| {
-                        for (dz, xs) in dz.chunks_exact_mut(c).zip(xs.chunks_exact(c)) {
-                            for ch in 0..c {
-                                dz[ch] = if batch_stats {
-                                    let xhat = (xs[ch] - mean[ch]) * inv_std[ch];
-                                    k[ch] * (dz[ch] - mean_beta[ch] - xhat * mean_gamma[ch])
-                                } else {
-                                    k[ch] * dz[ch]
-                                };
-                            }
-                        }
-                    });
+                kernels::batch_norm_input_gradient(&mut dz, &xv, &k, centre);
                 put(grads, &s, dz)?;
             }
             Ok(())
@@ -510,6 +555,90 @@ mod tests {
                 out.push(&mut bn.beta);
             }
             out
+        }
+    }
+
+    #[test]
+    fn a_fused_frozen_layer_gives_the_bits_of_its_ops_in_sequence() {
+        // Enough pixels for several of the fused matmul's chunks, and channels that are not a whole
+        // number of the depthwise kernel's lanes.
+        let (n, side, c) = (2, 18, 24);
+        let mut rng = Rng::new(21);
+        let vector = |rng: &mut Rng, offset: f32| {
+            let v = Layout::Vector { len: c };
+            let values = random(c, rng, 0.5).iter().map(|x| x + offset).collect();
+            Param::new("v".into(), v, values, false)
+        };
+        let mut bn = BatchNorm {
+            gamma: vector(&mut rng, 1.0),
+            beta: vector(&mut rng, 0.0),
+            running_mean: random(c, &mut rng, 0.3),
+            running_var: random(c, &mut rng, 0.3)
+                .iter()
+                .map(|v| 1.0 + v.abs())
+                .collect(),
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        let g = &mut Graph::inference();
+        let image = Shape::new(n, side, side, 3);
+        let image = g.var(random(image.len(), &mut rng, 1.0), image, false);
+        let x = Shape::new(n, side, side, c);
+        let x = g.var(random(x.len(), &mut rng, 2.0), x, false);
+        let weights = |layout: Layout, rng: &mut Rng| {
+            Param::new("w".into(), layout, random(layout.len(), rng, 0.5), false)
+        };
+        let stem = weights(
+            Layout::Conv {
+                k: 3,
+                cin: 3,
+                cout: c,
+            },
+            &mut rng,
+        );
+        let depthwise_w = weights(Layout::Depthwise { k: 3, c }, &mut rng);
+        let pointwise_w = weights(Layout::Pointwise { cin: c, cout: c }, &mut rng);
+        let window = |stride, same| Window::new(side, side, 3, stride, same);
+        let cases = [
+            (
+                &image,
+                Convolution::Full(window(2, false)),
+                &stem,
+                true,
+                false,
+            ),
+            (
+                &x,
+                Convolution::Depthwise(window(1, true)),
+                &depthwise_w,
+                true,
+                false,
+            ),
+            (
+                &x,
+                Convolution::Depthwise(window(2, true)),
+                &depthwise_w,
+                true,
+                false,
+            ),
+            (&x, Convolution::Pointwise, &pointwise_w, false, true),
+            (&x, Convolution::Pointwise, &pointwise_w, true, false),
+        ];
+        for (i, (input, convolution, w, relu6, shortcut)) in cases.into_iter().enumerate() {
+            let y = match convolution {
+                Convolution::Full(win) => conv(g, input, w, win),
+                Convolution::Depthwise(win) => depthwise(g, input, w, win),
+                Convolution::Pointwise => pointwise(g, input, w),
+            };
+            // Inference mode: normalises by the running statistics and leaves them as they are.
+            let mut expected = batch_norm(g, &y, &mut bn, false, relu6);
+            if shortcut {
+                expected = sum(g, input, &expected);
+            }
+            let shortcut = shortcut.then_some(input);
+            let fused = frozen_conv_bn(g, input, convolution, w, &bn, relu6, shortcut);
+            assert_eq!(fused.shape, expected.shape, "case {i}");
+            assert!(fused.value == expected.value, "case {i}: different numbers");
         }
     }
 
