@@ -1,7 +1,12 @@
 //! The numeric kernels behind the model's ops, on plain NHWC `f32` buffers: matrix products (the
-//! `gemm` crate, dfdx's own CPU matmul backend), 3x3 depthwise convolution, im2col for the stem's
-//! convolution, and batch normalisation. Each backward kernel has a naive reference and a
-//! finite-difference check in the tests.
+//! `gemm` crate, the backend of dfdx's CPU matmul, in a newer release with AVX-512 kernels), 3x3
+//! depthwise convolution, im2col for the stem's convolution, and batch normalisation. Each backward
+//! kernel has a naive reference and a finite-difference check in the tests.
+//!
+//! The crate is built for baseline x86-64, so one binary runs on any x86-64 CPU. The hot loops here
+//! are compiled twice more, for AVX2 + FMA and for AVX-512 (`#[multiversion]`), and the widest the
+//! CPU has is chosen at run time; gemm chooses its own kernels the same way. Rust does not fuse a
+//! multiply and an add into one FMA by itself, so every version gives the same bits.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
