@@ -1,15 +1,17 @@
-//! Training and inference throughput of pipe's MobileNetV2 beside PyTorch's (torchvision, CPU), same
+//! Training and inference throughput of pipe's MobileNetV2 beside PyTorch's and Keras's (CPU), same
 //! machine, same configuration (width, input side, batch 32), one after the other, never at once.
 //!
 //! pipe's side runs the real training loop (`model::fit`: augmentation, forward, backward, AdamW) on
 //! seeded synthetic X-rays, in a child process per configuration so each peak RSS is its own; the
-//! second epoch is timed. PyTorch's side is `../shared/bench/anchors/torch_mobilenetv2.py` on the same
-//! kind of images, with `--epochs 1 --max-steps` (its own timing: steps after warm-up). PyTorch runs
-//! when its venv exists (`$VENV`, default `~/.cache/pipe-anchors/venv`; see
-//! `../shared/bench/anchors/setup_venv.sh`); otherwise only pipe's numbers are printed.
+//! second epoch is timed. The anchors are `../shared/bench/anchors/torch_mobilenetv2.py` and
+//! `keras_mobilenetv2.py` on the same kind of images, with `--epochs 1 --max-steps` (their own timing:
+//! steps after warm-up). Each runs when its venv can import its framework (`$VENV`, default
+//! `~/.cache/pipe-anchors/venv`, see `../shared/bench/anchors/setup_venv.sh`; `$KERAS_VENV` for
+//! Keras, default the same); otherwise only pipe's numbers are printed.
 //!
 //!   cargo bench --bench train                       # all configurations
 //!   CONFIGS=0.35:96 cargo bench --bench train       # some (width:side, space separated)
+//!   KERAS_VENV=/path/to/venv cargo bench --bench train   # Keras from another venv
 
 mod common;
 
@@ -43,16 +45,9 @@ fn main() {
             PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".cache/pipe-anchors/venv")
         });
-    let anchor =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/anchors/torch_mobilenetv2.py");
-    let torch = (venv.join("bin/python").is_file() && anchor.is_file())
-        .then_some((venv.join("bin/python"), anchor));
-    if torch.is_none() {
-        println!(
-            "PyTorch anchor skipped: no venv at {} or no anchor script",
-            venv.display()
-        );
-    }
+    let keras_venv = std::env::var("KERAS_VENV").map_or_else(|_| venv.clone(), PathBuf::from);
+    let torch = anchor("PyTorch", &venv, "torch_mobilenetv2.py", "torch");
+    let keras = anchor("Keras", &keras_venv, "keras_mobilenetv2.py", "tensorflow");
     let data = tempfile::tempdir().expect("temp dir");
     println!(
         "{:<10} {:>14} {:>14} {:>14} {:>12} {:>12} {:>9}  load",
@@ -69,22 +64,28 @@ fn main() {
         let side: u32 = side.parse().expect("side");
         let full = run_child(&format!("{width}:{side}:0"));
         let frozen = run_child(&format!("{width}:{side}:{FROZEN}"));
-        let theirs = torch.as_ref().map(|(python, script)| {
-            let tree = data.path().join(format!("s{side}"));
-            if !tree.exists() {
-                write_tree(&tree, side);
-            }
-            run_torch(python, script, &tree, width, side)
-        });
+        let tree = data.path().join(format!("s{side}"));
+        let anchor_run = |anchor: &Option<(PathBuf, PathBuf)>| {
+            anchor.as_ref().map(|(python, script)| {
+                if !tree.exists() {
+                    write_tree(&tree, side);
+                }
+                run_anchor(python, script, &tree, width, side)
+            })
+        };
+        let theirs = anchor_run(&torch);
+        let keras_numbers = anchor_run(&keras);
         let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-        let (t_train, t_infer, t_rss) =
-            theirs.as_ref().map_or((f64::NAN, f64::NAN, f64::NAN), |t| {
+        let numbers = |anchor: &Option<Value>| {
+            anchor.as_ref().map_or((f64::NAN, f64::NAN, f64::NAN), |t| {
                 (
                     num(t, "train_ips"),
                     num(t, "infer_ips"),
                     num(t, "peak_rss_mb"),
                 )
-            });
+            })
+        };
+        let (t_train, t_infer, t_rss) = numbers(&theirs);
         println!(
             "{config:<10} {:>8.1} img/s {:>8.1} img/s {:>8.1} img/s {:>6.0} img/s {:>6.0} img/s {:>4.0}/{:<4.0}  {}   pipe/torch train {:.2}x, infer {:.2}x",
             num(&full, "train_ips"),
@@ -98,6 +99,15 @@ fn main() {
             num(&full, "train_ips") / t_train,
             num(&full, "infer_ips") / t_infer,
         );
+        if keras_numbers.is_some() {
+            let (k_train, k_infer, k_rss) = numbers(&keras_numbers);
+            println!(
+                "{:<10} Keras train {k_train:.1} img/s, infer {k_infer:.0} img/s, {k_rss:.0} MiB   pipe/keras train {:.2}x, infer {:.2}x",
+                "",
+                num(&full, "train_ips") / k_train,
+                num(&full, "infer_ips") / k_infer,
+            );
+        }
     }
 }
 
@@ -227,7 +237,32 @@ fn write_tree(tree: &Path, side: u32) {
     }
 }
 
-fn run_torch(python: &Path, script: &Path, tree: &Path, width: &str, side: u32) -> Value {
+/// An anchor script of `../shared/bench/anchors/` and the venv's Python to run it with, when the venv
+/// exists and can import `module`; otherwise says why it is skipped.
+fn anchor(name: &str, venv: &Path, script: &str, module: &str) -> Option<(PathBuf, PathBuf)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/bench/anchors")
+        .join(script);
+    let python = venv.join("bin/python");
+    let imports = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if script.is_file() && imports {
+        Some((python, script))
+    } else {
+        println!(
+            "{name} anchor skipped: no {} with {module} in {}, or no {}",
+            python.display(),
+            venv.display(),
+            script.display()
+        );
+        None
+    }
+}
+
+/// One anchor script (PyTorch's and Keras's take the same flags) on the image tree; its JSON line.
+fn run_anchor(python: &Path, script: &Path, tree: &Path, width: &str, side: u32) -> Value {
     let steps = if side >= 224 { "8" } else { "10" };
     let out = Command::new(python)
         .arg(script)
@@ -253,10 +288,11 @@ fn run_torch(python: &Path, script: &Path, tree: &Path, width: &str, side: u32) 
             "256",
         ])
         .output()
-        .expect("run the PyTorch anchor");
+        .expect("run the anchor");
     assert!(
         out.status.success(),
-        "torch anchor: {}",
+        "{}: {}",
+        script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
