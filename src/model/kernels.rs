@@ -8,6 +8,8 @@
 //! CPU has is chosen at run time; gemm chooses its own kernels the same way. Rust does not fuse a
 //! multiply and an add into one FMA by itself, so every version gives the same bits.
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -269,20 +271,35 @@ fn epilogue_rows(
 /// (`c` = `scale.len()`), then ReLU6 when `relu6`.
 pub fn affine(x: &[f32], scale: &[f32], shift: &[f32], relu6: bool) -> Vec<f32> {
     let c = scale.len();
-    let mut y = vec![0.0f32; x.len()];
+    let len = x.len();
+    let mut y = Vec::with_capacity(len);
     let epilogue = Epilogue {
         scale,
         shift,
         relu6,
         residual: None,
     };
-    y.par_chunks_mut(CHUNK_ROWS * c)
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK_ROWS * c)
         .zip(x.par_chunks(CHUNK_ROWS * c))
         .for_each(|(out, input)| {
-            out.copy_from_slice(input);
-            epilogue.apply(out, 0);
+            write(out, input);
+            // SAFETY: `out` is as long as `input`, so every value was written.
+            epilogue.apply(unsafe { assume_written(out) }, 0);
         });
+    // SAFETY: the chunks cover all `len` values and each was written above.
+    unsafe { y.set_len(len) };
     y
+}
+
+/// `out` as the values it now holds.
+///
+/// # Safety
+/// Every element of `out` must have been written.
+unsafe fn assume_written(out: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the caller vouches that every value is
+    // initialised.
+    unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) }
 }
 
 /// The batch statistics' part of BatchNorm's input gradient, per channel.
@@ -345,12 +362,10 @@ pub fn depthwise_forward(
         .par_chunks_mut(row)
         .enumerate()
         .for_each(|(r, out)| {
-            // SAFETY: f32 has no invalid bit patterns and no drop; every value of the row is
-            // written below before the buffer's length covers it.
-            let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) };
             depthwise_forward_row(out, r, x, s, w, win);
             if let Some(e) = epilogue {
-                e.apply(out, r * row);
+                // SAFETY: depthwise_forward_row writes every value of its row.
+                e.apply(unsafe { assume_written(out) }, r * row);
             }
         });
     // SAFETY: the rows above cover all `len` values, and each row writes every one of its values.
@@ -365,7 +380,14 @@ const LANES: usize = 16;
 /// Each output pixel sums its taps in registers, `LANES` channels at a time, in the order `ky`, `kx`
 /// (the order of the textbook loop, so the sums are the same bits).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn depthwise_forward_row(out: &mut [f32], r: usize, x: &[f32], s: Shape, w: &[f32], win: &Window) {
+fn depthwise_forward_row(
+    out: &mut [MaybeUninit<f32>],
+    r: usize,
+    x: &[f32],
+    s: Shape,
+    w: &[f32],
+    win: &Window,
+) {
     let (c, k) = (s.c, win.k);
     assert!(k <= 3, "depthwise kernels are at most 3x3");
     let (n, oy) = (r / win.out_h, r % win.out_h);
@@ -395,16 +417,25 @@ fn depthwise_forward_row(out: &mut [f32], r: usize, x: &[f32], s: Shape, w: &[f3
                     *s += xv * wv;
                 }
             }
-            pixel[at..at + LANES].copy_from_slice(&sum);
+            write(&mut pixel[at..at + LANES], &sum);
         }
-        let tail = &mut pixel[blocks..];
-        tail.fill(0.0);
+        let mut tail = [0.0f32; LANES];
+        let tail = &mut tail[..c - blocks];
         for &(wo, xo) in taps {
             let (xs, ws) = (&x[xo + blocks..xo + c], &w[wo + blocks..wo + c]);
             for ((s, &xv), &wv) in tail.iter_mut().zip(xs).zip(ws) {
                 *s += xv * wv;
             }
         }
+        write(&mut pixel[blocks..], tail);
+    }
+}
+
+/// Writes `values` into `out`, which is as long.
+#[inline(always)]
+fn write(out: &mut [MaybeUninit<f32>], values: &[f32]) {
+    for (o, &v) in out.iter_mut().zip(values) {
+        o.write(v);
     }
 }
 
