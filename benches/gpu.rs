@@ -15,7 +15,7 @@ use std::time::Instant;
 use pipe::model::cuda::{Gpu, GpuNet};
 use pipe::model::optim::{Adam, Kind};
 use pipe::model::{Config, MobileNetV2};
-use pipe::rng::Rng;
+use pipe::util::rng::Rng;
 use serde_json::{Value, json};
 
 fn main() {

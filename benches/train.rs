@@ -26,7 +26,7 @@ use pipe::model::dataset::Example;
 use pipe::model::fit::{self, Epoch, Observer, Settings};
 use pipe::model::optim::{Kind, Schedule};
 use pipe::model::{self, Config, MobileNetV2};
-use pipe::rng::Rng;
+use pipe::util::rng::Rng;
 use serde_json::{Value, json};
 
 const BATCH: usize = 32;

@@ -14,7 +14,7 @@ use pipe::builtin::train::CHECKPOINT;
 use pipe::images::synth::{self, SynthParams};
 use pipe::model::dataset::ModelInfo;
 use pipe::model::{checkpoint, logits};
-use pipe::rng::Rng;
+use pipe::util::rng::Rng;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -7,7 +7,7 @@
 //! | 2    | the pipeline file or the command line is invalid               |
 //! | 3    | the workspace could not be read or written (I/O, records)      |
 
-use crate::spec::{Diagnostics, LoadError};
+use crate::pipeline::{Diagnostics, LoadError};
 
 /// Exit code: everything succeeded.
 pub const EXIT_OK: i32 = 0;

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::builtin::train::CHECKPOINT;
-use crate::hash::StatCache;
 use crate::images::decode;
 use crate::model::dataset::ModelInfo;
 use crate::model::{checkpoint, logits, ops::sigmoid};
-use crate::workspace::Workspace;
+use crate::run::workspace::Workspace;
+use crate::store::hash::StatCache;
 
 /// One image's prediction.
 pub struct Prediction {
@@ -125,7 +125,7 @@ fn scratch_dir(ws: &Workspace) -> anyhow::Result<PathBuf> {
         .store
         .dir()
         .join("tmp")
-        .join(format!("predict.{}", crate::fsutil::unique_suffix()));
+        .join(format!("predict.{}", crate::util::fsutil::unique_suffix()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     Ok(dir)
 }

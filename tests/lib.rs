@@ -1,6 +1,7 @@
 //! The integration tests: one binary (`autotests = false`) that drives the real `pipe` executable in
 //! temporary workspaces.
 
+mod architecture;
 mod cache;
 mod dag;
 mod data_stages;

@@ -59,7 +59,7 @@ fn damaged_weights_are_an_error_naming_the_file() {
 
 #[test]
 fn classify_gives_the_reference_top1_with_the_imported_weights() {
-    // The reference (DESIGN.md section 7): the dequantised network labels the three photographs
+    // The reference (docs/model.md, "The reference file and how it is imported"): the dequantised network labels the three photographs
     // Egyptian cat 0.73, military uniform 0.91 and chickadee 0.98.
     let Some(file) = weights() else { return };
     let dir = Path::new(&file).parent().unwrap().to_path_buf();

@@ -12,13 +12,13 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::Context;
-use crate::image_table::{self, ImageRow};
 use crate::images::augment::{COPY_STREAM, Policy};
 use crate::images::decode;
 use crate::images::preprocess::{Normalize, Preprocess, Resize};
 use crate::images::save_png;
 use crate::images::sheet::contact_sheet;
 use crate::tables;
+use crate::tables::image_rows::{self, ImageRow};
 
 /// Augmented versions beside each original in the preview.
 const PREVIEW_VERSIONS: u64 = 5;
@@ -40,7 +40,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     };
     let seed = ctx.count("seed")?;
     let copies = ctx.count("copies")?;
-    let rows = image_table::read(&ctx.path("split").join("split.parquet"))?;
+    let rows = image_rows::read(&ctx.path("split").join("split.parquet"))?;
     let train: Vec<&ImageRow> = rows
         .iter()
         .filter(|r| r.split.as_deref() == Some("train"))

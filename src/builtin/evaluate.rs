@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use super::Context;
 use super::train::CHECKPOINT;
-use crate::image_table::{self, ImageRow};
 use crate::metrics::{self, Confusion};
 use crate::model::dataset::{self, Example, ModelInfo};
 use crate::model::{checkpoint, logits, ops::sigmoid};
 use crate::tables;
+use crate::tables::image_rows::{self, ImageRow};
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let threshold = ctx.number_in("threshold", 0.0, 1.0)?;
@@ -20,7 +20,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let model_dir = ctx.path("model");
     let mut net = checkpoint::load(&model_dir.join(CHECKPOINT))?;
     let preprocess = ModelInfo::read(&model_dir)?.preprocess;
-    let rows = image_table::read(&ctx.path("split").join("split.parquet"))?;
+    let rows = image_rows::read(&ctx.path("split").join("split.parquet"))?;
     let held_out: Vec<&ImageRow> = rows
         .iter()
         .filter(|r| matches!(r.split.as_deref(), Some("val" | "test")))
@@ -58,7 +58,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let youden = metrics::both_classes(&val_labels)
         .then(|| metrics::youden_threshold(&val_labels, &val_scores));
     let split_mode = match ctx.optional_path("split_summary") {
-        Some(path) => crate::fsutil::read_json::<Value>(&path)?["mode"].clone(),
+        Some(path) => crate::util::fsutil::read_json::<Value>(&path)?["mode"].clone(),
         None => Value::Null,
     };
     let mut summary = at_threshold(&labels, &scores, threshold);

@@ -11,15 +11,15 @@ use anyhow::{Context as _, bail};
 use rayon::prelude::*;
 
 use super::Context;
-use crate::hash::list_files;
-use crate::image_table::{self, ImageRow};
 use crate::images::decode;
 use crate::images::save_png;
 use crate::images::sheet::contact_sheet;
 use crate::images::synth::{self, SynthParams};
-use crate::rng::Rng;
-use crate::spec::{is_outside, normalize};
+use crate::pipeline::{is_outside, normalize};
+use crate::store::hash::list_files;
+use crate::tables::image_rows::{self, ImageRow};
 use crate::tables::{self, Table};
+use crate::util::rng::Rng;
 
 /// Split folder names, as spelled in datasets, and the name pipe uses.
 const SPLIT_NAMES: &[(&str, &str)] = &[
@@ -109,7 +109,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         .map(|f| read_and_copy(f, &images, labels[&f.class]))
         .collect::<anyhow::Result<_>>()?;
     tables::write(
-        &mut image_table::to_frame(&rows),
+        &mut image_rows::to_frame(&rows),
         &ctx.output_dir("tables")?,
         "manifest",
     )?;

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use super::Context;
-use crate::hash::{StatCache, TreeKind};
+use crate::store::hash::{StatCache, TreeKind};
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let source = ctx.path("source");

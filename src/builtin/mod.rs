@@ -132,7 +132,7 @@ impl Context<'_> {
     pub fn output_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.path(name);
         if dir.exists() {
-            crate::fsutil::remove_path(&dir)
+            crate::util::fsutil::remove_path(&dir)
                 .with_context(|| format!("cannot clear `{}`", dir.display()))?;
         }
         std::fs::create_dir_all(&dir)

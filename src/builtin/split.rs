@@ -11,15 +11,15 @@ use polars::prelude::{Column, DataFrame};
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::disjoint_sets::DisjointSets;
-use crate::image_table::{self, ImageRow};
-use crate::rng::Rng;
 use crate::tables;
+use crate::tables::image_rows::{self, ImageRow};
+use crate::util::disjoint_sets::DisjointSets;
+use crate::util::rng::Rng;
 
 const SPLITS: [&str; 3] = ["train", "val", "test"];
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
-    let mut rows = image_table::read(&ctx.path("validated").join("clean.parquet"))?;
+    let mut rows = image_rows::read(&ctx.path("validated").join("clean.parquet"))?;
     let mode = ctx.text("mode");
     let fractions = [ctx.number("val"), ctx.number("test")];
     if fractions.iter().any(|f| !(0.0..1.0).contains(f)) || fractions[0] + fractions[1] >= 1.0 {
@@ -65,7 +65,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         other => unreachable!("stages/split.yaml allows no mode `{other}`"),
     }
     let dir = ctx.output_dir("tables")?;
-    tables::write(&mut image_table::to_frame(&rows), &dir, "split")?;
+    tables::write(&mut image_rows::to_frame(&rows), &dir, "split")?;
     tables::write_csv(&mut counts_frame(&rows), &dir.join("counts.csv"))?;
     let summary = summary(&rows, mode, seed, fractions);
     ctx.log(&describe(&summary));

@@ -10,12 +10,12 @@ use polars::prelude::{Column, DataFrame};
 use serde_json::json;
 
 use super::Context;
-use crate::image_table::{self, ImageRow};
 use crate::model::dataset::{self, PolicyFile};
 use crate::model::fit::{self, Epoch, Observer, Settings};
 use crate::model::mobilenet::BLOCKS;
 use crate::model::{Config, MobileNetV2, checkpoint, optim};
 use crate::tables;
+use crate::tables::image_rows::{self, ImageRow};
 
 /// The checkpoint's file name inside the model folder.
 pub const CHECKPOINT: &str = "model.safetensors";
@@ -46,7 +46,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     config.bn_momentum = ctx.number_in("bn_momentum", 0.0, 1.0)? as f32;
     config.running_stats = ctx.text("batch_norm") == "running";
 
-    let rows = image_table::read(&ctx.path("split").join("split.parquet"))?;
+    let rows = image_rows::read(&ctx.path("split").join("split.parquet"))?;
     let of = |split: &str| -> Vec<&ImageRow> {
         rows.iter()
             .filter(|r| r.split.as_deref() == Some(split))

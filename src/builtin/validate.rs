@@ -14,11 +14,11 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::disjoint_sets::DisjointSets;
-use crate::image_table::{self, ImageRow};
 use crate::images::decode::{self, format_from_extension};
 use crate::images::dhash::{Dhash, Nearness};
 use crate::tables;
+use crate::tables::image_rows::{self, ImageRow};
+use crate::util::disjoint_sets::DisjointSets;
 
 /// What checking one image found.
 enum Check {
@@ -51,7 +51,7 @@ struct Limits {
 }
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
-    let rows = image_table::read(&ctx.path("ingested").join("manifest.parquet"))?;
+    let rows = image_rows::read(&ctx.path("ingested").join("manifest.parquet"))?;
     let images = ctx.path("images");
     let limits = Limits {
         max_pixels: ctx.count("max_pixels")?,
@@ -108,7 +108,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let warnings = shortcut_warnings(&kept, ctx.number("shortcut_threshold"));
 
     let dir = ctx.output_dir("tables")?;
-    tables::write(&mut image_table::to_frame(&kept), &dir, "clean")?;
+    tables::write(&mut image_rows::to_frame(&kept), &dir, "clean")?;
     tables::write(&mut exclusions_frame(&exclusions), &dir, "exclusions")?;
     tables::write(&mut duplicates_frame(&kept, &groups), &dir, "duplicates")?;
     tables::write(&mut leakage_frame(&leaks), &dir, "leakage")?;

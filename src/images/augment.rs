@@ -10,7 +10,7 @@
 use image::{GrayImage, Luma};
 use serde::{Deserialize, Serialize};
 
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 
 /// Materialised copy k draws as epoch `COPY_STREAM + k`, so it never repeats a training epoch's draw.
 pub const COPY_STREAM: u64 = 1 << 32;

@@ -140,11 +140,8 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, Problem> {
     // strictly, which fails only if the scan data itself stops early (Pillow's "image file is truncated").
     let complete = header.format != ImageFormat::Jpeg || has_end_marker(bytes);
     if !complete {
-        let options = zune_core::options::DecoderOptions::default().set_strict_mode(true);
-        let mut strict = zune_jpeg::JpegDecoder::new_with_options(
-            zune_core::bytestream::ZCursor::new(bytes),
-            options,
-        );
+        let options = DecoderOptions::default().set_strict_mode(true);
+        let mut strict = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
         if let Err(e) = strict.decode() {
             return Err(Problem::Truncated(format!(
                 "the JPEG data stops early ({e:?})"

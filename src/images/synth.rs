@@ -14,7 +14,7 @@
 
 use image::{GrayImage, Luma};
 
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy)]

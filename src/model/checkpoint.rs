@@ -39,7 +39,7 @@ pub fn save(net: &mut MobileNetV2, path: &Path) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let metadata = Some(HashMap::from([(CONFIG_KEY.to_string(), config)]));
     let bytes = safetensors::serialize(views, &metadata).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    crate::fsutil::write_atomic(path, &bytes)
+    crate::util::fsutil::write_atomic(path, &bytes)
         .with_context(|| format!("cannot write checkpoint `{}`", path.display()))
 }
 

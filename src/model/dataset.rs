@@ -9,10 +9,10 @@ use image::GrayImage;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::image_table::ImageRow;
 use crate::images::augment::Policy;
 use crate::images::decode;
 use crate::images::preprocess::Preprocess;
+use crate::tables::image_rows::ImageRow;
 
 /// One image ready for the model.
 pub struct Example {
@@ -42,7 +42,7 @@ pub struct PolicyFile {
 impl PolicyFile {
     /// Reads the policy JSON at `path`.
     pub fn read(path: &Path) -> anyhow::Result<PolicyFile> {
-        crate::fsutil::read_json(path).context("an augmentation policy was expected")
+        crate::util::fsutil::read_json(path).context("an augmentation policy was expected")
     }
 }
 
@@ -58,7 +58,7 @@ impl ModelInfo {
     /// Reads `config.json` in `model_dir`.
     pub fn read(model_dir: &Path) -> anyhow::Result<ModelInfo> {
         let path = model_dir.join("config.json");
-        let config: serde_json::Value = crate::fsutil::read_json(&path)?;
+        let config: serde_json::Value = crate::util::fsutil::read_json(&path)?;
         let field = |name: &str| config[name].clone();
         Ok(ModelInfo {
             preprocess: serde_json::from_value(field("preprocess"))

@@ -16,7 +16,7 @@ use super::optim::{self, Adam, Schedule};
 use super::tape::{Graph, Shape};
 use crate::images::augment::Policy;
 use crate::images::preprocess::Preprocess;
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 
 /// How to train.
 #[derive(Debug, Clone, Serialize, Deserialize)]

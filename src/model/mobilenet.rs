@@ -13,7 +13,7 @@ use super::kernels::Window;
 use super::ops::{self, BatchNorm, Convolution};
 use super::param::{Layout, Param};
 use super::tape::{Graph, Var};
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 
 /// The inverted residual blocks: expansion t, output channels c, repeats n, first stride s.
 const INVERTED_RESIDUALS: [(usize, usize, usize, usize); 7] = [

@@ -39,7 +39,7 @@ pub fn logits(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -> Vec<V
             Shape::new(chunk.len(), side, side, 3),
             false,
         );
-        let y = net.forward(&mut g, &x, &mut crate::rng::Rng::new(0));
+        let y = net.forward(&mut g, &x, &mut crate::util::rng::Rng::new(0));
         out.extend(y.value.chunks(net.config.classes).map(<[f32]>::to_vec));
     }
     out

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::kernels::{self, Epilogue, Window, matmul, matmul_new, matmul_then};
 use super::param::Param;
 use super::tape::{BackwardError, Grads, Graph, Shape, Slot, Var, accumulate, gradient, put, take};
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 
 fn trains(g: &Graph, p: &Param) -> bool {
     g.is_training() && p.trainable

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::markdown::number;
-use crate::compare::Comparison;
 use crate::plot::curves::{self, Panel, Series};
+use crate::records::compare::Comparison;
 use crate::tables::Table;
 
 /// Which way a metric is better, judged by its name; `None` when the name does not say.

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::fsutil::read_json;
 use crate::images::decode;
 use crate::metrics::{self, Confusion};
 use crate::plot::{bars, classification, curves, gallery};
 use crate::tables::Table;
+use crate::util::fsutil::read_json;
 
 /// Images larger than this are not decoded for the grids of test images.
 const GALLERY_MAX_PIXELS: u64 = 100_000_000;
@@ -253,7 +253,7 @@ fn read_predictions(path: &Path) -> anyhow::Result<Vec<Prediction>> {
                     probabilities[i]
                 );
             }
-            if crate::spec::is_outside(&crate::spec::normalize(".", &paths[i])) {
+            if crate::pipeline::is_outside(&crate::pipeline::normalize(".", &paths[i])) {
                 bail!("{}: path `{}` leaves the images folder", at(), paths[i]);
             }
             Ok(Prediction {

@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::record::RunRecord;
-use crate::spec::interpolate::flatten_names;
+use crate::pipeline::interpolate::flatten_names;
+use crate::records::{RunRecord, Status};
 
 /// The metrics the summary table shows, in order, with their names in words.
 const SUMMARY: [(&str, &str); 6] = [
@@ -270,7 +270,7 @@ fn params(md: &mut String, record: &RunRecord) {
     md.push_str("## Params\n\n| param | value |\n|---|---|\n");
     for name in names {
         if let Some(v) =
-            crate::spec::interpolate::get_path(&record.params, &name).filter(|v| !v.is_object())
+            crate::pipeline::interpolate::get_path(&record.params, &name).filter(|v| !v.is_object())
         {
             let _ = writeln!(md, "| `{name}` | `{}` |", cell(&v.to_string()));
         }
@@ -282,7 +282,7 @@ fn stages(md: &mut String, record: &RunRecord) {
     let cached = record
         .stages
         .iter()
-        .filter(|s| s.status == "cached")
+        .filter(|s| s.status == Status::Cached)
         .count();
     let _ = writeln!(
         md,

@@ -1,0 +1,95 @@
+//! The command line: its grammar ([`args`]), one function per subcommand ([`commands`]), the text they
+//! print ([`render`]), and the terminal, the only writer to it while a pipeline runs ([`terminal`]).
+//! This file maps each subcommand to its function. Nothing here hashes, schedules or reads YAML.
+
+mod args;
+mod commands;
+mod render;
+mod terminal;
+
+pub use args::Cli;
+use args::{Command, WeightsCommand};
+use terminal::Verbosity;
+
+use crate::error::Error;
+use crate::run::context::RunRequest;
+use crate::run::workspace::Workspace;
+
+/// Runs the parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32, Error> {
+    let root = std::env::current_dir()
+        .map_err(|e| Error::Io(format!("cannot read the current directory: {e}")))?;
+    let ws = Workspace::new(root, cli.cache_dir.clone(), cli.runs_dir.clone());
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    match cli.command {
+        Command::Run {
+            file,
+            stages,
+            set,
+            force,
+            jobs,
+            dry_run,
+            keep_going,
+            executor,
+            detach,
+        } => {
+            let request = RunRequest {
+                file,
+                targets: stages,
+                overrides: set,
+                force: commands::force_from(force),
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                keep_going,
+                executor,
+                detach,
+            };
+            commands::run(&ws, request, dry_run, verbosity)
+        }
+        Command::Status { run: Some(run), .. } => commands::run_status(&ws, &run),
+        Command::Status {
+            file,
+            stages,
+            set,
+            json,
+            run: None,
+        } => {
+            let request = RunRequest {
+                file: file.expect("clap requires FILE without --run"),
+                targets: stages,
+                overrides: set,
+                jobs: 1,
+                ..Default::default()
+            };
+            commands::plan(&ws, &request, verbosity, json)
+        }
+        Command::Dag { file, format } => commands::dag(&ws, &file, format),
+        Command::Runs { json, csv } => commands::list_runs(&ws, json, csv),
+        Command::Predict { run, stage, images } => {
+            commands::predict(&ws, &run, stage.as_deref(), &images)
+        }
+        Command::Show { run } => commands::show(&ws, &run),
+        Command::Compare { runs } => commands::compare(&ws, &runs),
+        Command::Cancel { run } => commands::cancel(&ws, &run),
+        Command::ExecStage { run, stage } => crate::run::slurm::node::exec_stage(&ws, &run, &stage),
+        Command::ExecFinish { run } => crate::run::slurm::node::exec_finish(&ws, &run),
+        Command::Gc { keep, dry_run } => commands::gc(&ws, keep, dry_run),
+        Command::Weights(WeightsCommand::Inspect {
+            file,
+            classify,
+            top1,
+            labels,
+        }) if !classify.is_empty() => commands::classify(&file, &classify, top1, labels.as_deref()),
+        Command::Weights(WeightsCommand::Convert { file, out }) => {
+            commands::convert_weights(&file, &out)
+        }
+        Command::Weights(WeightsCommand::Inspect { file, .. }) => commands::inspect_weights(&file),
+        Command::Stages => commands::stages(),
+    }
+}

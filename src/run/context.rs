@@ -1,0 +1,117 @@
+//! The shared, read-only context of one run: the workspace's root, store and stat cache, the
+//! pipeline and its graph, what the caller asked for, and the executor that runs stages.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::executor::{Executor, StageEnv};
+use crate::pipeline::graph::Dag;
+use crate::pipeline::{ExecutorKind, Override};
+use crate::pipeline::{Pipeline, Stage};
+use crate::records::RunDir;
+use crate::store::Store;
+use crate::store::hash::StatCache;
+
+/// Whether to do the work or only say what would be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Restore, run, commit.
+    Run,
+    /// Touch nothing; report what `Run` would do.
+    Plan,
+}
+
+/// Which stages run even when their key is in the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Force {
+    /// None: the cache decides.
+    #[default]
+    None,
+    /// Every selected stage.
+    All,
+    /// These stages (names or `foreach` groups).
+    Stages(BTreeSet<String>),
+}
+
+/// What the caller asks for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Worker threads.
+    pub jobs: usize,
+    /// Stages to run even if cached.
+    pub force: Force,
+    /// After a failure, finish the branches that do not depend on it.
+    pub keep_going: bool,
+    /// Run or plan.
+    pub mode: Mode,
+    /// Stages asked for (and what they need); empty for all.
+    pub targets: Vec<String>,
+    /// The run's folder (`runs/<id>/`), where its stages' logs go.
+    pub run_dir: RunDir,
+    /// The run id, passed to commands as `PIPE_RUN_ID`.
+    pub run_id: String,
+}
+
+/// The shared, read-only context of one run.
+pub struct RunContext<'a> {
+    /// The workspace root.
+    pub root: &'a Path,
+    /// The store.
+    pub store: &'a Store,
+    /// The stat cache.
+    pub stats: &'a StatCache,
+    /// The pipeline.
+    pub pipeline: &'a Pipeline,
+    /// Its graph.
+    pub dag: &'a Dag,
+    /// The options.
+    pub options: &'a Options,
+    /// Where the stages that must run are run.
+    pub executor: &'a dyn Executor,
+}
+
+impl RunContext<'_> {
+    /// Whether `stage` runs even when its key is in the store.
+    pub fn forced(&self, stage: &Stage) -> bool {
+        match &self.options.force {
+            Force::None => false,
+            Force::All => true,
+            Force::Stages(names) => {
+                names.contains(&stage.name)
+                    || stage.group.as_ref().is_some_and(|g| names.contains(g))
+            }
+        }
+    }
+
+    /// What an executor needs to carry out a stage.
+    pub fn stage_env(&self) -> StageEnv<'_> {
+        StageEnv {
+            root: self.root,
+            run_dir: &self.options.run_dir,
+            run_id: &self.options.run_id,
+        }
+    }
+}
+
+/// What `pipe run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Pipeline file, relative to the root (or absolute).
+    pub file: String,
+    /// Stages to run (and what they need); empty for all.
+    pub targets: Vec<String>,
+    /// `--set` overrides.
+    pub overrides: Vec<Override>,
+    /// Stages to run even if cached.
+    pub force: Force,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Finish independent branches after a failure.
+    pub keep_going: bool,
+    /// Where stages run (default: the pipeline's `executor:`, else local).
+    pub executor: Option<ExecutorKind>,
+    /// With a cluster executor: return once the jobs are submitted.
+    pub detach: bool,
+}

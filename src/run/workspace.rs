@@ -1,0 +1,90 @@
+//! A workspace: the directory `pipe` runs in, with its store (`.pipe/`) and records (`runs/`), and
+//! the one walk of a pipeline's graph that every kind of run shares. What a subcommand does with it is
+//! in [`super::request`] (`pipe run`, `pipe status`) and [`super::gc`] (`pipe gc`).
+
+use std::path::PathBuf;
+
+use super::context::{Mode, Options, RunContext, RunRequest};
+use super::events::Observer;
+use super::executor::Executor;
+use super::outcome::StageResult;
+use crate::error::Error;
+use crate::pipeline::graph::Dag;
+use crate::pipeline::{self, Diagnostics, Override, Pipeline};
+use crate::records::Runs;
+use crate::store::Store;
+use crate::store::hash::StatCache;
+
+/// Where pipe keeps things.
+pub struct Workspace {
+    /// The workspace root: paths in pipelines are relative to it.
+    pub root: PathBuf,
+    /// The content-addressed store.
+    pub store: Store,
+    /// The run records.
+    pub runs: Runs,
+}
+
+impl Workspace {
+    /// A workspace rooted at `root` with the given store and runs folders.
+    pub fn new(root: PathBuf, cache_dir: PathBuf, runs_dir: PathBuf) -> Workspace {
+        Workspace {
+            store: Store::new(root.join(cache_dir)),
+            runs: Runs::new(root.join(runs_dir)),
+            root,
+        }
+    }
+
+    /// Loads and checks a pipeline: spec errors, then graph errors, before anything is hashed.
+    pub fn load(&self, file: &str, overrides: &[Override]) -> Result<(Pipeline, Dag), Error> {
+        let pipeline = pipeline::load(file, &self.root, overrides)?;
+        let dag = Dag::build(&pipeline, &self.root).map_err(|d| Error::Spec(Diagnostics(d)))?;
+        Ok((pipeline, dag))
+    }
+
+    /// The stat cache of this workspace's store.
+    pub fn stat_cache(&self) -> StatCache {
+        StatCache::load(self.store.dir().join("stat-cache"))
+    }
+
+    /// Evaluates the pipeline with the workspace's stat cache, then saves the cache. Returns the
+    /// results and, if the cache could not be saved, a warning.
+    pub fn walk(
+        &self,
+        pipeline: &Pipeline,
+        dag: &Dag,
+        options: &Options,
+        executor: &dyn Executor,
+        observer: &dyn Observer,
+    ) -> (Result<Vec<StageResult>, Error>, Option<String>) {
+        let stats = self.stat_cache();
+        let context = RunContext {
+            root: &self.root,
+            store: &self.store,
+            stats: &stats,
+            pipeline,
+            dag,
+            options,
+            executor,
+        };
+        let results = context.schedule(observer);
+        let warning = stats
+            .save()
+            .err()
+            .map(|e| format!("cannot save the stat cache: {e}"));
+        (results, warning)
+    }
+
+    /// The scheduler's options for a request.
+    pub fn options(&self, request: &RunRequest, mode: Mode, run_id: String) -> Options {
+        Options {
+            jobs: request.jobs,
+            force: request.force.clone(),
+            keep_going: request.keep_going,
+            mode,
+            targets: request.targets.clone(),
+            run_dir: self.runs.run_dir(&run_id),
+            run_id,
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! Content hashing of files and folders with blake3, and the stat cache that lets an unchanged file skip
+//! rehashing.
+//!
+//! Folders are hashed file by file in parallel (rayon); a big file is memory-mapped and hashed with
+//! blake3's own threads, so nothing reads a whole big file into memory. The stat cache remembers
+//! (size, mtime, inode) -> hash per path; a file whose stat changed is rehashed, so a touched file with
+//! the same bytes keeps its hash and causes no rerun.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::util::fsutil;
+
+/// Files at least this big are read in chunks of this size, each hashed on several threads.
+const CHUNK: usize = 8 << 20;
+/// Folders nested deeper than this are refused (a symlink loop, most likely).
+const MAX_DEPTH: usize = 64;
+
+/// The content of one file or folder: its hash and, for a folder, every file in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    /// `file` or `dir`.
+    pub kind: TreeKind,
+    /// blake3 of the file, or of the folder's sorted listing of (path, hash, executable).
+    pub hash: String,
+    /// The files, relative to the tree's root (one entry with an empty path for a file).
+    pub files: Vec<FileEntry>,
+}
+
+/// Whether a [`Tree`] is a file or a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TreeKind {
+    /// A single file.
+    File,
+    /// A folder of files.
+    Dir,
+}
+
+/// One file of a [`Tree`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the tree root, `/`-separated; empty for a single-file tree.
+    pub path: String,
+    /// blake3, hex.
+    pub hash: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// Whether the owner may execute it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec: bool,
+}
+
+impl Tree {
+    /// Total bytes in the tree.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    size: u64,
+    mtime_ns: i128,
+    ino: u64,
+}
+
+impl Stat {
+    fn of(meta: &fs::Metadata) -> Stat {
+        Stat {
+            size: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Path -> (stat, hash), persisted in `.pipe/stat-cache` between runs.
+pub struct StatCache {
+    file: Option<PathBuf>,
+    entries: Mutex<HashMap<PathBuf, (Stat, String)>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl StatCache {
+    /// Loads the cache from `file`; a missing or unreadable cache is an empty one (it is only a speed-up).
+    pub fn load(file: PathBuf) -> StatCache {
+        let mut entries = HashMap::new();
+        if let Ok(text) = fs::read_to_string(&file) {
+            for line in text.lines() {
+                let mut parts = line.splitn(5, ' ');
+                let (Some(hash), Some(size), Some(mtime), Some(ino), Some(path)) = (
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                ) else {
+                    continue;
+                };
+                let (Ok(size), Ok(mtime_ns), Ok(ino)) = (size.parse(), mtime.parse(), ino.parse())
+                else {
+                    continue;
+                };
+                if hash.len() == 64 {
+                    entries.insert(
+                        PathBuf::from(path),
+                        (
+                            Stat {
+                                size,
+                                mtime_ns,
+                                ino,
+                            },
+                            hash.to_string(),
+                        ),
+                    );
+                }
+            }
+        }
+        StatCache {
+            file: Some(file),
+            entries: Mutex::new(entries),
+            dirty: false.into(),
+        }
+    }
+
+    /// A cache that lives only in memory (for hashing outside a run).
+    pub fn in_memory() -> StatCache {
+        StatCache {
+            file: None,
+            entries: Mutex::new(HashMap::new()),
+            dirty: false.into(),
+        }
+    }
+
+    /// Writes the cache back if it changed (atomically; a failure only costs speed next time).
+    pub fn save(&self) -> io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let entries = self.entries.lock().expect("stat cache lock");
+        let mut text = Vec::with_capacity(entries.len() * 100);
+        for (path, (stat, hash)) in entries.iter() {
+            if let Some(p) = path.to_str().filter(|p| !p.contains('\n')) {
+                writeln!(
+                    text,
+                    "{hash} {} {} {} {p}",
+                    stat.size, stat.mtime_ns, stat.ino
+                )?;
+            }
+        }
+        fsutil::write_atomic(file, &text)
+    }
+
+    fn get(&self, path: &Path, stat: Stat) -> Option<String> {
+        let entries = self.entries.lock().expect("stat cache lock");
+        entries
+            .get(path)
+            .filter(|(s, _)| *s == stat)
+            .map(|(_, h)| h.clone())
+    }
+
+    /// Records that `path`, with its current metadata, has `hash` (after writing or restoring it).
+    pub fn remember(&self, path: &Path, meta: &fs::Metadata, hash: &str) {
+        self.entries
+            .lock()
+            .expect("stat cache lock")
+            .insert(path.to_path_buf(), (Stat::of(meta), hash.to_string()));
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The hash of one file, from the cache when its stat is unchanged.
+    pub fn hash_file(&self, path: &Path, meta: &fs::Metadata) -> io::Result<String> {
+        let stat = Stat::of(meta);
+        if let Some(hash) = self.get(path, stat) {
+            return Ok(hash);
+        }
+        let hash = hash_file_contents(path, meta.len())?;
+        self.remember(path, meta, &hash);
+        Ok(hash)
+    }
+
+    /// Hashes the file or folder at `path`. Errors name the path.
+    pub fn hash_tree(&self, path: &Path) -> io::Result<Tree> {
+        let meta = fs::metadata(path).map_err(|e| with_path(e, path))?;
+        if meta.is_file() {
+            let hash = self
+                .hash_file(path, &meta)
+                .map_err(|e| with_path(e, path))?;
+            return Ok(Tree {
+                kind: TreeKind::File,
+                hash: hash.clone(),
+                files: vec![FileEntry {
+                    path: String::new(),
+                    hash,
+                    size: meta.len(),
+                    exec: meta.permissions().mode() & 0o100 != 0,
+                }],
+            });
+        }
+        let files = list_files(path)?
+            .into_par_iter()
+            .map(|(rel, meta)| {
+                let full = path.join(&rel);
+                let hash = self
+                    .hash_file(&full, &meta)
+                    .map_err(|e| with_path(e, &full))?;
+                Ok(FileEntry {
+                    path: rel,
+                    hash,
+                    size: meta.len(),
+                    exec: meta.permissions().mode() & 0o100 != 0,
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Tree {
+            kind: TreeKind::Dir,
+            hash: listing_hash(&files),
+            files,
+        })
+    }
+}
+
+/// The hash of a folder: blake3 over its sorted (path, hash, executable) lines.
+pub fn listing_hash(files: &[FileEntry]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for f in files {
+        hasher.update(f.path.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(f.hash.as_bytes());
+        hasher.update(if f.exec { b"\0x\n" } else { b"\0-\n" });
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// blake3 of a file's bytes: read in one go when small; streamed in fixed chunks, each hashed on
+/// blake3's threads, when big (memory stays at one chunk whatever the file's size).
+pub fn hash_file_contents(path: &Path, len: u64) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    if len >= CHUNK as u64 {
+        let mut file = fs::File::open(path)?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = read_full(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update_rayon(&buf[..n]);
+        }
+    } else {
+        hasher.update(&fs::read(path)?);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match io::Read::read(file, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Every file under `dir`, following symbolic links, as (path relative to `dir` with `/` separators,
+/// metadata), sorted by path. A link that leads back to a folder containing it is an error.
+pub fn list_files(dir: &Path) -> io::Result<Vec<(String, fs::Metadata)>> {
+    let mut listed = Vec::new();
+    collect_files(dir, "", 0, &mut listed)?;
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(listed)
+}
+
+fn collect_files(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    out: &mut Vec<(String, fs::Metadata)>,
+) -> io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(io::Error::other(format!(
+            "{} is nested more than {MAX_DEPTH} folders deep (a symlink loop?)",
+            dir.display()
+        )));
+    }
+    for entry in fs::read_dir(dir).map_err(|e| with_path(e, dir))? {
+        let entry = entry.map_err(|e| with_path(e, dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(io::Error::other(format!(
+                "{} is not a UTF-8 name",
+                entry.path().display()
+            )));
+        };
+        let rel = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let meta = fs::metadata(entry.path()).map_err(|e| with_path(e, &entry.path()))?;
+        if meta.is_dir() {
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                refuse_loop(dir, &entry.path())?;
+            }
+            collect_files(&entry.path(), &rel, depth + 1, out)?;
+        } else if meta.is_file() {
+            out.push((rel, meta));
+        }
+    }
+    Ok(())
+}
+
+/// Fails if the folder link `link` inside `dir` points at `dir` or a folder above it.
+fn refuse_loop(dir: &Path, link: &Path) -> io::Result<()> {
+    let target = fs::canonicalize(link).map_err(|e| with_path(e, link))?;
+    let here = fs::canonicalize(dir).map_err(|e| with_path(e, dir))?;
+    if here.starts_with(&target) {
+        return Err(io::Error::other(format!(
+            "symbolic link loop: {} leads back to {}, which contains it",
+            link.display(),
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Adds the path to an I/O error's message.
+pub fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touched_file_keeps_its_hash_and_edited_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.txt");
+        fs::write(&f, "hello").unwrap();
+        let cache = StatCache::load(dir.path().join("stat"));
+        let first = cache.hash_tree(&f).unwrap();
+        assert_eq!(first.hash, blake3::hash(b"hello").to_hex().to_string());
+        fs::write(&f, "hello").unwrap(); // same bytes, new mtime
+        assert_eq!(cache.hash_tree(&f).unwrap().hash, first.hash);
+        fs::write(&f, "hellp").unwrap();
+        assert_ne!(cache.hash_tree(&f).unwrap().hash, first.hash);
+    }
+
+    #[test]
+    fn folder_hash_depends_on_names_and_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("d");
+        fs::create_dir_all(d.join("sub")).unwrap();
+        fs::write(d.join("sub/x"), "1").unwrap();
+        fs::write(d.join("y"), "2").unwrap();
+        let cache = StatCache::load(dir.path().join("stat"));
+        let t = cache.hash_tree(&d).unwrap();
+        assert_eq!(
+            t.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["sub/x", "y"]
+        );
+        fs::rename(d.join("y"), d.join("z")).unwrap();
+        assert_ne!(cache.hash_tree(&d).unwrap().hash, t.hash);
+    }
+
+    #[test]
+    fn stat_cache_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a b.txt");
+        fs::write(&f, "x").unwrap();
+        let cache = StatCache::load(dir.path().join("stat"));
+        let h = cache.hash_tree(&f).unwrap().hash;
+        cache.save().unwrap();
+        let again = StatCache::load(dir.path().join("stat"));
+        let meta = fs::metadata(&f).unwrap();
+        assert_eq!(again.get(&f, Stat::of(&meta)), Some(h));
+    }
+}

@@ -1,0 +1,387 @@
+//! The store's objects and entries: stage outputs saved after success and restored on a hit.
+//!
+//! Every write is temp-then-rename and an entry is written only after all its objects, so a killed
+//! `pipe` leaves no entry that points at missing data. A corrupt object (its bytes no longer match its
+//! name) is found while restoring: the entry is dropped and the stage reruns.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::hash::{StatCache, Tree, TreeKind, with_path};
+use crate::util::fsutil;
+
+/// Version of the entry format; entries of another version are misses.
+const ENTRY_FORMAT: u32 = 1;
+
+/// What the store knows about one stage key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// [`ENTRY_FORMAT`].
+    pub format: u32,
+    /// The stage key.
+    pub key: String,
+    /// The stage that produced it.
+    pub stage: String,
+    /// Output path -> content. Outputs with `cache: false` are listed but have no objects.
+    pub outputs: BTreeMap<String, Tree>,
+    /// Which outputs have their objects in the store.
+    pub cached: Vec<String>,
+    /// How long the stage ran, so a hit can report the time it saved.
+    pub duration_s: f64,
+}
+
+/// Why a restore did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The store's copy is damaged or gone; the entry has been dropped.
+    #[error("store object for `{path}` is {problem}")]
+    Corrupt {
+        /// The output being restored.
+        path: String,
+        /// What is wrong with the object.
+        problem: String,
+    },
+    /// An output that is not cached is missing or different in the workspace.
+    #[error("output `{0}` is not cached (`cache: false`) and is missing or changed")]
+    Uncached(String),
+    /// The workspace could not be written.
+    #[error("cannot restore `{path}`: {source}")]
+    Io {
+        /// The output being restored.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A handle on one store directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// The store at `dir` (created on first write).
+    pub fn new(dir: PathBuf) -> Store {
+        Store { dir }
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn object_path(&self, hash: &str) -> PathBuf {
+        self.dir.join("objects").join(&hash[..2]).join(hash)
+    }
+
+    fn entry_path(&self, key: &str) -> PathBuf {
+        self.dir
+            .join("stages")
+            .join(&key[..2])
+            .join(format!("{key}.json"))
+    }
+
+    fn tmp_path(&self, what: &str) -> PathBuf {
+        self.dir
+            .join("tmp")
+            .join(format!("{what}.{}", fsutil::unique_suffix()))
+    }
+
+    /// The entry for `key`. A missing entry is `Ok(None)`; an unreadable one is a warning and a miss.
+    pub fn lookup(&self, key: &str) -> Result<Option<Entry>, String> {
+        let path = self.entry_path(key);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read store entry {}: {e}", path.display())),
+        };
+        match serde_json::from_slice::<Entry>(&bytes) {
+            Ok(entry) if entry.format == ENTRY_FORMAT && entry.key == key => Ok(Some(entry)),
+            Ok(_) => Err(format!(
+                "store entry {} is for another key or format",
+                path.display()
+            )),
+            Err(e) => Err(format!("store entry {} is corrupt ({e})", path.display())),
+        }
+    }
+
+    /// Removes the entry for `key` (after finding it corrupt).
+    pub fn drop_entry(&self, key: &str) {
+        let _ = fs::remove_file(self.entry_path(key));
+    }
+
+    /// Saves a finished stage's outputs: objects first, then the entry.
+    pub fn commit(&self, root: &Path, entry: &Entry) -> io::Result<()> {
+        for path in &entry.cached {
+            let tree = &entry.outputs[path];
+            for file in &tree.files {
+                let source = if file.path.is_empty() {
+                    root.join(path)
+                } else {
+                    root.join(path).join(&file.path)
+                };
+                self.save_object(&source, &file.hash)?;
+            }
+        }
+        let json = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
+        fsutil::write_atomic(&self.entry_path(&entry.key), &json)
+    }
+
+    fn save_object(&self, source: &Path, hash: &str) -> io::Result<()> {
+        let target = self.object_path(hash);
+        if target.exists() {
+            return Ok(());
+        }
+        fs::create_dir_all(target.parent().expect("objects have a parent"))?;
+        fs::create_dir_all(self.dir.join("tmp"))?;
+        let tmp = self.tmp_path("object");
+        fs::copy(source, &tmp).map_err(|e| with_path(e, source))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
+        fs::rename(&tmp, &target)
+    }
+
+    /// Makes the workspace hold `entry`'s outputs. Outputs that already match are left alone (checked
+    /// through the stat cache, so this is cheap on a no-op run). Returns whether anything was written.
+    pub fn restore(
+        &self,
+        root: &Path,
+        entry: &Entry,
+        stats: &StatCache,
+    ) -> Result<bool, RestoreError> {
+        let mut wrote = false;
+        for (path, tree) in &entry.outputs {
+            let full = root.join(path);
+            let matches = stats
+                .hash_tree(&full)
+                .map(|t| t.hash == tree.hash)
+                .unwrap_or(false);
+            if matches {
+                continue;
+            }
+            if !entry.cached.contains(path) {
+                return Err(RestoreError::Uncached(path.clone()));
+            }
+            self.restore_one(&full, path, tree, stats)?;
+            wrote = true;
+        }
+        Ok(wrote)
+    }
+
+    fn restore_one(
+        &self,
+        full: &Path,
+        path: &str,
+        tree: &Tree,
+        stats: &StatCache,
+    ) -> Result<(), RestoreError> {
+        let io_err = |source| RestoreError::Io {
+            path: path.to_string(),
+            source,
+        };
+        fs::create_dir_all(self.dir.join("tmp")).map_err(io_err)?;
+        let staging = self.tmp_path("restore");
+        let result = (|| {
+            for file in &tree.files {
+                let target = match tree.kind {
+                    TreeKind::File => staging.clone(),
+                    TreeKind::Dir => staging.join(&file.path),
+                };
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).map_err(io_err)?;
+                }
+                self.copy_verified(&file.hash, &target, path)?;
+                let mode = if file.exec { 0o755 } else { 0o644 };
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+            }
+            if tree.kind == TreeKind::Dir && tree.files.is_empty() {
+                fs::create_dir_all(&staging).map_err(io_err)?;
+            }
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent).map_err(io_err)?;
+            }
+            fsutil::remove_path(full).map_err(io_err)?;
+            fs::rename(&staging, full).map_err(io_err)
+        })();
+        if result.is_err() {
+            let _ = fsutil::remove_path(&staging);
+            return result;
+        }
+        for file in &tree.files {
+            let target = if file.path.is_empty() {
+                full.to_path_buf()
+            } else {
+                full.join(&file.path)
+            };
+            if let Ok(meta) = fs::metadata(&target) {
+                stats.remember(&target, &meta, &file.hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies object `hash` to `target`, hashing the bytes on the way: a mismatch is corruption.
+    fn copy_verified(&self, hash: &str, target: &Path, path: &str) -> Result<(), RestoreError> {
+        let object = self.object_path(hash);
+        let corrupt = |problem: String| RestoreError::Corrupt {
+            path: path.to_string(),
+            problem,
+        };
+        let mut input =
+            fs::File::open(&object).map_err(|e| corrupt(format!("unreadable ({e})")))?;
+        let mut output = fs::File::create(target).map_err(|source| RestoreError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = input
+                .read(&mut buf)
+                .map_err(|e| corrupt(format!("unreadable ({e})")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            output
+                .write_all(&buf[..n])
+                .map_err(|source| RestoreError::Io {
+                    path: path.to_string(),
+                    source,
+                })?;
+        }
+        let actual = hasher.finalize().to_hex();
+        if actual.as_str() != hash {
+            let _ = fs::remove_file(&object);
+            return Err(corrupt(format!(
+                "damaged (content hash {} instead of {})",
+                &actual[..12],
+                &hash[..12]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every entry key in the store.
+    pub fn entry_keys(&self) -> Vec<String> {
+        walk_names(&self.dir.join("stages"))
+            .into_iter()
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+            .collect()
+    }
+
+    /// Removes entries not in `keep` and objects no kept entry uses. Returns (entries, objects, bytes)
+    /// removed (or that would be, with `dry_run`).
+    pub fn gc(
+        &self,
+        keep: &std::collections::HashSet<String>,
+        dry_run: bool,
+    ) -> io::Result<(usize, usize, u64)> {
+        let mut live_objects = std::collections::HashSet::new();
+        let mut dropped = 0;
+        for key in self.entry_keys() {
+            let entry = self.lookup(&key).ok().flatten();
+            match entry {
+                Some(e) if keep.contains(&key) => {
+                    for path in &e.cached {
+                        live_objects.extend(e.outputs[path].files.iter().map(|f| f.hash.clone()));
+                    }
+                }
+                _ => {
+                    dropped += 1;
+                    if !dry_run {
+                        fs::remove_file(self.entry_path(&key))?;
+                    }
+                }
+            }
+        }
+        let mut objects = 0;
+        let mut bytes = 0;
+        for hash in walk_names(&self.dir.join("objects")) {
+            if !live_objects.contains(&hash) {
+                let path = self.object_path(&hash);
+                objects += 1;
+                bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if !dry_run {
+                    fs::remove_file(&path)?;
+                }
+            }
+        }
+        if !dry_run {
+            // The caller holds the gc lock: no stage is being committed, and no key lock is held.
+            let _ = fs::remove_dir_all(self.dir.join("tmp"));
+            let _ = fs::remove_dir_all(self.dir.join("locks"));
+        }
+        Ok((dropped, objects, bytes))
+    }
+}
+
+/// File names two levels down (`<shard>/<name>`).
+fn walk_names(dir: &Path) -> Vec<String> {
+    let Ok(shards) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    shards
+        .flatten()
+        .filter_map(|shard| fs::read_dir(shard.path()).ok())
+        .flat_map(|files| files.flatten())
+        .filter_map(|f| f.file_name().to_str().map(str::to_string))
+        .filter(|n| !n.starts_with('.'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::hash::StatCache;
+
+    fn commit_one(root: &Path, store: &Store, stats: &StatCache) -> Entry {
+        fs::write(root.join("out.txt"), "result").unwrap();
+        let tree = stats.hash_tree(&root.join("out.txt")).unwrap();
+        let entry = Entry {
+            format: ENTRY_FORMAT,
+            key: "ab".repeat(32),
+            stage: "s".into(),
+            outputs: [("out.txt".to_string(), tree)].into(),
+            cached: vec!["out.txt".into()],
+            duration_s: 1.0,
+        };
+        store.commit(root, &entry).unwrap();
+        entry
+    }
+
+    #[test]
+    fn restore_brings_back_a_deleted_output() {
+        let ws = tempfile::tempdir().unwrap();
+        let store = Store::new(ws.path().join(".pipe"));
+        let stats = StatCache::load(ws.path().join("stat"));
+        let entry = commit_one(ws.path(), &store, &stats);
+        fs::remove_file(ws.path().join("out.txt")).unwrap();
+        assert!(store.restore(ws.path(), &entry, &stats).unwrap());
+        assert_eq!(
+            fs::read_to_string(ws.path().join("out.txt")).unwrap(),
+            "result"
+        );
+        assert!(!store.restore(ws.path(), &entry, &stats).unwrap());
+    }
+
+    #[test]
+    fn corrupt_object_is_an_error_not_a_wrong_output() {
+        let ws = tempfile::tempdir().unwrap();
+        let store = Store::new(ws.path().join(".pipe"));
+        let stats = StatCache::load(ws.path().join("stat"));
+        let entry = commit_one(ws.path(), &store, &stats);
+        let object = store.object_path(&entry.outputs["out.txt"].hash);
+        fs::set_permissions(&object, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&object, "resulT").unwrap();
+        fs::remove_file(ws.path().join("out.txt")).unwrap();
+        let err = store.restore(ws.path(), &entry, &stats).unwrap_err();
+        assert!(matches!(err, RestoreError::Corrupt { .. }), "{err}");
+        assert!(!ws.path().join("out.txt").exists());
+    }
+}
