@@ -227,6 +227,8 @@ fn compare_writes_markdown_with_overlaid_curves() {
     // `pipe runs` still lists exactly the two runs.
     let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"]).stdout).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 2);
+    // Reports, comparisons, logs and records are all where the record owner puts them.
+    ws.assert_runs_follow_layout();
 }
 
 #[test]

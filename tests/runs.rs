@@ -1,6 +1,6 @@
 //! `pipe runs`, `show`, `compare` and `gc` over real run records.
 
-use crate::test::chain;
+use crate::test::{CHAIN, chain};
 
 #[test]
 fn runs_lists_newest_first_with_metrics_and_json() {
@@ -115,4 +115,52 @@ fn gc_keeps_what_recent_runs_need_and_drops_the_rest() {
     assert!(ws.with_status("ran").is_empty());
     ws.ok(&["run", "p.yaml", "--set", "lr=1"]);
     assert_eq!(ws.with_status("ran"), ["train", "evaluate"]);
+}
+
+#[test]
+fn everything_under_runs_is_where_the_record_owner_puts_it() {
+    let ws = chain();
+    ws.ok(&["run", "p.yaml"]);
+    let first = ws.latest()["id"].as_str().unwrap().to_string();
+    ws.ok(&["run", "p.yaml", "--set", "epochs=4"]);
+    ws.write(
+        "p.yaml",
+        &CHAIN.replace("echo other > other.txt", "echo broken >&2; exit 3"),
+    );
+    ws.fails(&["run", "p.yaml"], 1, &["exited with code 3"]);
+    ws.ok(&["status", "p.yaml"]);
+    ws.ok(&["compare", "latest", &first]);
+    ws.ok(&["show", "latest"]);
+    ws.ok(&["gc", "--keep", "2"]);
+    ws.assert_runs_follow_layout();
+    // A stray file is caught, so the check can fail.
+    ws.write("runs/notes.txt", "mine");
+    let caught = std::panic::catch_unwind(|| ws.assert_runs_follow_layout());
+    assert!(caught.is_err(), "a stray file under runs/ went unnoticed");
+}
+
+#[test]
+fn the_pipeline_file_is_one_name_however_it_is_typed() {
+    let ws = chain();
+    ws.ok(&["run", "./p.yaml"]);
+    assert_eq!(ws.latest()["pipeline"], "p.yaml");
+    let absolute = ws.file("p.yaml").display().to_string();
+    // The state saved by `./p.yaml` explains `p.yaml`'s and the absolute path's changes.
+    for typed in ["p.yaml", absolute.as_str(), "data/../p.yaml"] {
+        let status = ws.ok(&["status", typed, "--set", "lr=0.01"]).stdout;
+        assert!(
+            status.contains("param lr 0.001 -> 0.01"),
+            "{typed}: {status}"
+        );
+    }
+}
+
+#[test]
+fn a_stage_state_that_cannot_be_saved_is_an_io_error() {
+    let ws = chain();
+    ws.ok(&["run", "p.yaml"]);
+    // `.pipe/state` as a file: the run's stages work, but their state cannot be written.
+    std::fs::remove_dir_all(ws.file(".pipe/state")).unwrap();
+    ws.write(".pipe/state", "not a folder");
+    ws.fails(&["run", "p.yaml", "--set", "lr=0.01"], 3, &["stage state"]);
 }

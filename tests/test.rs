@@ -139,6 +139,33 @@ impl Ws {
         n
     }
 
+    /// Asserts that every file under `runs/` is one the run-folder layout provides for: nothing but
+    /// the record owner's paths (`run.json`, stage logs, reports, Slurm job files, comparisons).
+    pub fn assert_runs_follow_layout(&self) {
+        let runs = self.file("runs");
+        let mut files = Vec::new();
+        let mut stack = vec![runs.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push(path.strip_prefix(&runs).unwrap().to_path_buf());
+                }
+            }
+        }
+        assert!(!files.is_empty(), "nothing under runs/");
+        let stray: Vec<_> = files
+            .iter()
+            .filter(|f| !pipe::records::layout::is_expected(f))
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "files under runs/ outside its layout: {stray:?}"
+        );
+    }
+
     /// The reason recorded for `stage` in the newest record.
     pub fn reason(&self, stage: &str) -> String {
         let record = self.latest();

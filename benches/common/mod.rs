@@ -1,7 +1,7 @@
 //! Helpers shared by the benchmarks: run a command and take its wall time and peak RSS, medians, and
 //! the machine's load average (printed with every result, since 2 busy cores change everything).
 
-#![allow(dead_code)] // each benchmark uses only some of these helpers
+#![expect(dead_code, reason = "each benchmark uses only some of these helpers")]
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -15,7 +15,10 @@ pub struct Measured {
 }
 
 /// Runs `cmd` to completion; its wall time and the peak RSS of it or its largest child.
-#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the child's peak RSS
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4 below, which also gives the child's peak RSS"
+)]
 pub fn measure(cmd: &mut Command) -> Measured {
     let start = Instant::now();
     let child = cmd

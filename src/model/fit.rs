@@ -272,7 +272,10 @@ impl Engine {
     }
 
     /// Starts a phase: the network as it is now (which layers train) with a fresh optimiser.
-    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))] // `net` goes to the GPU only
+    #[cfg_attr(
+        not(feature = "cuda"),
+        expect(unused_variables, reason = "`net` goes to the GPU only")
+    )]
     fn start_phase(self, net: &mut MobileNetV2, adam: Adam) -> anyhow::Result<Engine> {
         Ok(match self {
             Engine::CpuIdle | Engine::Cpu(_) => Engine::Cpu(adam),
@@ -315,7 +318,10 @@ impl Engine {
     }
 
     /// Brings `net` up to date with the engine's parameters (the GPU's copy).
-    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))] // the CPU trains `net` itself
+    #[cfg_attr(
+        not(feature = "cuda"),
+        expect(unused_variables, reason = "the CPU trains `net` itself")
+    )]
     fn copy_to(&self, net: &mut MobileNetV2) -> anyhow::Result<()> {
         match self {
             #[cfg(feature = "cuda")]

@@ -21,7 +21,6 @@ const SERIAL_GEMM: usize = 1 << 18;
 
 /// `c = a * b` (or `c += a * b` when `accumulate`), with `a` an `m x k` matrix and `b` a `k x n`
 /// matrix, row-major; `a_t` / `b_t` say the buffer holds the transpose (`k x m`, `n x k`).
-#[allow(clippy::too_many_arguments)]
 pub fn matmul(
     dims: (usize, usize, usize),
     a: &[f32],
@@ -109,7 +108,10 @@ pub fn matmul_then(
 /// # Safety
 /// `c` must be valid for writes of `m * n` values (and reads, when `accumulate`) and alias neither
 /// `a` nor `b`.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "gemm's own parameters: dims, three buffers with their layouts, the mode"
+)]
 unsafe fn gemm_into(
     (m, n, k): (usize, usize, usize),
     a: &[f32],

@@ -10,7 +10,7 @@ use super::tape::{Slot, slot};
 
 /// How a parameter's numbers are laid out here, and so how they map to PyTorch's layout. Fields: `k`
 /// the kernel side, `c`, `cin`, `cout` channels, `len` numbers.
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "the fields are named in the doc comment above")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// A k x k convolution: here `[k, k, cin, cout]`, in PyTorch `[cout, cin, k, k]`.

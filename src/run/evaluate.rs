@@ -374,8 +374,6 @@ impl RunContext<'_> {
             .collect()
     }
 
-    /// Runs the stage's command or built-in in this process. Errors carry the message and, for
-
     /// Values from the stage's metrics files (JSON or YAML), merged into one mapping.
     fn read_metrics(&self, stage: &Stage) -> Option<Value> {
         let mut merged = serde_json::Map::new();

@@ -25,9 +25,8 @@ impl Workspace {
     ) -> Result<(Pipeline, Vec<StageResult>), Error> {
         let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
         let options = self.options(request, Mode::Plan, String::new());
-        // A stat cache that cannot be saved only costs speed next time; plan mode says nothing.
-        let (results, _) = self.walk(&pipeline, &dag, &options, &Local, observer);
-        Ok((pipeline, results?))
+        let walked = self.walk(&pipeline, &dag, &options, &Local, observer)?;
+        Ok((pipeline, walked.results))
     }
 
     /// Runs a pipeline, loaded by [`Workspace::load`] from `request.file`, and records it. Waits (calling `on_wait`) while another run holds the workspace.
@@ -95,9 +94,24 @@ impl Workspace {
             };
             return slurm::run(self, submission, record, lock, observer);
         }
-        let (results, warning) = self.walk(&pipeline, &dag, &options, &Local, observer);
-        record.warnings.extend(warning);
-        recorder::complete(self, &pipeline, &results?, &mut record, started, false)?;
-        Ok(record)
+        let walked = self.walk(&pipeline, &dag, &options, &Local, observer)?;
+        record.warnings.extend(walked.warnings);
+        record.warnings.extend(walked.state_error.clone());
+        recorder::complete(
+            self,
+            &pipeline,
+            &walked.results,
+            &mut record,
+            started,
+            false,
+        )?;
+        match walked.state_error {
+            // The record is complete; the exit code says the workspace could not be written.
+            Some(error) => Err(Error::Io(format!(
+                "{error} (the run finished: runs/{}/run.json)",
+                record.id
+            ))),
+            None => Ok(record),
+        }
     }
 }

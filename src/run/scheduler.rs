@@ -13,8 +13,8 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Condvar, Mutex};
 
-use super::context::{Force, Mode, RunContext};
-use super::evaluate::{Job, save_state};
+use super::context::{Force, RunContext};
+use super::evaluate::Job;
 use super::events::{Event, Observer};
 use super::outcome::{StageResult, Status};
 use crate::error::Error;
@@ -109,16 +109,13 @@ impl RunContext<'_> {
                 scope.spawn(|| self.work(&pool));
             }
         });
-        let mut results: Vec<StageResult> = board
+        let results: Vec<StageResult> = board
             .into_inner()
             .expect("scheduler lock")
             .results
             .into_iter()
             .flatten()
             .collect();
-        if self.options.mode == Mode::Run {
-            save_state(self.store, &self.pipeline.file, &mut results).map_err(Error::Io)?;
-        }
         Ok(results)
     }
 

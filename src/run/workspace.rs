@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::context::{Mode, Options, RunContext, RunRequest};
+use super::evaluate::save_state;
 use super::events::Observer;
 use super::executor::Executor;
 use super::outcome::StageResult;
@@ -14,6 +15,16 @@ use crate::pipeline::{self, Diagnostics, Override, Pipeline};
 use crate::records::Runs;
 use crate::store::Store;
 use crate::store::hash::StatCache;
+
+/// What a walk of a pipeline's graph gives back.
+pub struct Walked {
+    /// One result per selected stage, in pipeline order.
+    pub results: Vec<StageResult>,
+    /// Problems that cost nothing but speed (a stat cache that could not be saved).
+    pub warnings: Vec<String>,
+    /// Why the stages' state could not be saved (`pipe status` cannot explain them next time).
+    pub state_error: Option<String>,
+}
 
 /// Where pipe keeps things.
 pub struct Workspace {
@@ -47,8 +58,8 @@ impl Workspace {
         StatCache::load(self.store.dir().join("stat-cache"))
     }
 
-    /// Evaluates the pipeline with the workspace's stat cache, then saves the cache. Returns the
-    /// results and, if the cache could not be saved, a warning.
+    /// Evaluates the pipeline with the workspace's stat cache, then saves the cache and (in run
+    /// mode) what the stages' keys were made of.
     pub fn walk(
         &self,
         pipeline: &Pipeline,
@@ -56,7 +67,7 @@ impl Workspace {
         options: &Options,
         executor: &dyn Executor,
         observer: &dyn Observer,
-    ) -> (Result<Vec<StageResult>, Error>, Option<String>) {
+    ) -> Result<Walked, Error> {
         let stats = self.stat_cache();
         let context = RunContext {
             root: &self.root,
@@ -68,11 +79,23 @@ impl Workspace {
             executor,
         };
         let results = context.schedule(observer);
-        let warning = stats
+        // A stat cache that cannot be saved only costs speed next time.
+        let warnings = stats
             .save()
             .err()
-            .map(|e| format!("cannot save the stat cache: {e}"));
-        (results, warning)
+            .map(|e| format!("cannot save the stat cache: {e}"))
+            .into_iter()
+            .collect();
+        let mut results = results?;
+        let state_error = match options.mode {
+            Mode::Run => save_state(&self.store, &pipeline.file, &mut results).err(),
+            Mode::Plan => None,
+        };
+        Ok(Walked {
+            results,
+            warnings,
+            state_error,
+        })
     }
 
     /// The scheduler's options for a request.

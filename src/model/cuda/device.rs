@@ -149,7 +149,10 @@ impl Gpu {
 
     /// `c = a * b` (`accumulate`: `c += a * b`) for row-major `a` (`m x k`, or its transpose `k x m`
     /// stored when `a_t`) and `b` (`k x n`, or `n x k` when `b_t`), as [`crate::model::kernels::matmul`].
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a CUDA kernel launch: its buffers and sizes"
+    )]
     pub fn matmul(
         &self,
         dims: (usize, usize, usize),
@@ -291,7 +294,10 @@ impl Gpu {
 
     /// BatchNorm's `[mean, inv_std, scale, shift]` (4 c) from the batch's sums (moving the running
     /// statistics) or, without `batch_stats`, from the running statistics.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a CUDA kernel launch: its buffers and sizes"
+    )]
     pub fn batch_norm_statistics(
         &self,
         sums: &CudaSlice<f64>,
@@ -377,7 +383,10 @@ impl Gpu {
 
     /// The gradient of BatchNorm's (and ReLU6's) input from its output's gradient `dy`; `y` is the
     /// output, `x` the input, `sums` the backward sums.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a CUDA kernel launch: its buffers and sizes"
+    )]
     pub fn batch_norm_backward_input(
         &self,
         dy: &CudaSlice<f32>,
@@ -458,7 +467,10 @@ impl Gpu {
     }
 
     /// One Adam(W) update of `w` from gradient `g` with moments `m`, `v` (see `optim.rs`).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a CUDA kernel launch: its buffers and sizes"
+    )]
     pub fn adam(
         &self,
         w: &mut CudaSlice<f32>,
@@ -499,7 +511,10 @@ impl Gpu {
 
     /// A kernel with the depthwise signature: `(in, weights, out, n, h, w, c, stride, pad_top,
     /// pad_left, out_h, out_w)`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a CUDA kernel launch: its buffers and sizes"
+    )]
     fn window_kernel(
         &self,
         name: &str,

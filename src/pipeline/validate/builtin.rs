@@ -12,7 +12,6 @@ use crate::pipeline::yaml::{Node, Pos};
 use crate::pipeline::{Action, Out, PathRef, is_outside, normalize};
 
 impl Checker<'_> {
-    #[allow(clippy::type_complexity)]
     pub(super) fn builtin(
         &mut self,
         name: &str,

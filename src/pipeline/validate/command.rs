@@ -113,7 +113,6 @@ impl Checker<'_> {
         })
     }
 
-    #[allow(clippy::type_complexity)]
     pub(super) fn command(
         &mut self,
         name: &str,

@@ -371,9 +371,12 @@ fn submit(
         .map_err(|e| format!("cannot create {}: {e}", files.dir.display()))?;
     fsutil::write_atomic(&files.pipeline(), pipeline.source.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", files.pipeline().display()))?;
-    let (results, warning) = ws.walk(pipeline, dag, options, slurm, observer);
-    record.warnings.extend(warning);
-    let mut results = results.map_err(|e| e.to_string())?;
+    let walked = ws
+        .walk(pipeline, dag, options, slurm, observer)
+        .map_err(|e| e.to_string())?;
+    record.warnings.extend(walked.warnings);
+    record.warnings.extend(walked.state_error);
+    let mut results = walked.results;
     let queued: Vec<String> = results.iter().filter_map(|r| r.job_id.clone()).collect();
     let stopped = results.iter().any(|r| r.status == Status::Failed) && !request.keep_going;
     let cancelled = interrupted.load(Ordering::SeqCst);
