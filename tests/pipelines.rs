@@ -77,3 +77,49 @@ fn fracture_pipeline_runs_end_to_end_and_then_only_what_changed() {
     run(&["--set", "split.mode=random", "--force", "ingest"]);
     assert_eq!(ws.with_status("ran"), ["ingest"]);
 }
+
+#[test]
+fn a_terminal_gets_progress_bars_and_anything_else_plain_lines() {
+    let ws = Ws::new();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"),
+        &ws.file("pipelines"),
+    );
+    let args = [
+        &["run", "pipelines/fracture.yaml", "train"],
+        crate::model::SMALL,
+    ]
+    .concat();
+    // Not a terminal (a pipe): one plain line per stage, no bars, no cursor movement.
+    let plain = ws.ok(&args).stderr;
+    assert!(plain.contains("ran      train"), "{plain}");
+    assert!(!plain.contains('\r') && !plain.contains('\x1b'), "{plain:?}");
+    // A terminal: `script` gives pipe a pseudo-terminal (util-linux; skipped where it is missing).
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped the terminal half: `script` (util-linux) is not installed");
+        return;
+    }
+    let command = [env!("CARGO_BIN_EXE_pipe")]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--force", "train"])
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(ws.path())
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{drawn}");
+    assert!(drawn.contains("train (steps) ["), "no training bar: {drawn:?}");
+    assert!(drawn.contains("epoch 1/"), "no epoch in the bar: {drawn:?}");
+    assert!(drawn.contains("running: train"), "no run bar: {drawn:?}");
+    assert!(drawn.contains("ran      train"), "no stage line: {drawn:?}");
+}

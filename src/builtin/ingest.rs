@@ -104,9 +104,14 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         bail!("no images found in {origin}");
     }
     let labels = class_labels(ctx, &found)?;
+    let counter = ctx.counter(found.len(), "images", "reading and copying");
     let rows: Vec<ImageRow> = found
         .par_iter()
-        .map(|f| read_and_copy(f, &images, labels[&f.class]))
+        .map(|f| {
+            let row = read_and_copy(f, &images, labels[&f.class]);
+            counter.tick();
+            row
+        })
         .collect::<anyhow::Result<_>>()?;
     tables::write(
         &mut image_rows::to_frame(&rows),
@@ -131,8 +136,10 @@ fn generate(ctx: &Context, images: &Path) -> anyhow::Result<Vec<Found>> {
     let jobs: Vec<(usize, u64)> = (0..SYNTHETIC_CLASSES.len())
         .flat_map(|c| (0..per_class).map(move |i| (c, i)))
         .collect();
+    let counter = ctx.counter(jobs.len(), "images", "generating");
     jobs.par_iter()
         .map(|&(class, index)| {
+            counter.tick();
             let fractured = SYNTHETIC_CLASSES[class] == "fractured";
             let mut rng = Rng::derive(seed, "synthetic", class as u64, index);
             let image = synth::render(params, fractured, &mut rng);

@@ -93,7 +93,7 @@ mod tests {
             root: dir.path(),
             stage: "m",
             settings: &settings,
-            log: None,
+            reporter: &crate::builtin::Unreported,
         })
         .unwrap();
         let csv = std::fs::read_to_string(dir.path().join("m.csv")).unwrap();

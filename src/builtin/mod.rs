@@ -13,6 +13,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use serde_json::Value;
@@ -25,8 +26,60 @@ pub struct Context<'a> {
     pub stage: &'a str,
     /// Every declared setting, resolved (inputs and outputs as normalised paths).
     pub settings: &'a BTreeMap<String, Value>,
-    /// Where the stage's log goes (`runs/<id>/logs/<stage>.stdout`); `None` keeps no log.
-    pub log: Option<PathBuf>,
+    /// Where its log lines and progress go.
+    pub reporter: &'a dyn Reporter,
+}
+
+/// Where a built-in stage's log lines and progress go while it works. The executor that runs the
+/// stage provides it: the local one writes the lines to the stage's log and passes progress on to
+/// the run's events, which the terminal draws.
+pub trait Reporter: Sync {
+    /// Appends a line to the stage's log (a failure to log never fails the stage).
+    fn log(&self, line: &str);
+    /// Says how far the stage has come.
+    fn progress(&self, progress: &Progress);
+}
+
+/// How far a stage has come: `done` of `total` `unit`s, and what it is doing now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Units done so far.
+    pub done: u64,
+    /// Units in all.
+    pub total: u64,
+    /// What is counted (`images`, `steps`).
+    pub unit: &'static str,
+    /// What it is doing now (`epoch 3/32, loss 0.4121`).
+    pub message: String,
+}
+
+/// Units of a stage's work done so far, from any thread (see [`Context::counter`]).
+pub struct Counter<'a> {
+    ctx: &'a Context<'a>,
+    done: AtomicU64,
+    total: u64,
+    every: u64,
+    unit: &'static str,
+    what: &'static str,
+}
+
+impl Counter<'_> {
+    /// One more unit done.
+    pub fn tick(&self) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if done.is_multiple_of(self.every) || done == self.total {
+            self.ctx
+                .progress(done, self.total, self.unit, self.what.to_string());
+        }
+    }
+}
+
+/// A reporter that keeps nothing: for a stage run outside a pipeline run.
+pub struct Unreported;
+
+impl Reporter for Unreported {
+    fn log(&self, _: &str) {}
+    fn progress(&self, _: &Progress) {}
 }
 
 impl Context<'_> {
@@ -110,21 +163,29 @@ impl Context<'_> {
 
     /// Appends `text` to the stage's log (a failure to log never fails the stage).
     pub fn log(&self, text: &str) {
-        let Some(path) = &self.log else { return };
-        let appended = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-            })
-            .and_then(|mut file| {
-                std::io::Write::write_all(&mut file, format!("{text}\n").as_bytes())
-            });
-        if let Err(e) = appended {
-            eprintln!("warning: cannot write log `{}`: {e}", path.display());
+        self.reporter.log(text);
+    }
+
+    /// Says that `done` of `total` `unit`s are done, and what the stage is doing now.
+    pub fn progress(&self, done: u64, total: u64, unit: &'static str, message: String) {
+        self.reporter.progress(&Progress {
+            done,
+            total,
+            unit,
+            message,
+        });
+    }
+
+    /// A counter for `total` `unit`s of work that parallel workers tick off, reported as progress
+    /// (`what` the stage is doing) about 200 times in all.
+    pub fn counter(&self, total: usize, unit: &'static str, what: &'static str) -> Counter<'_> {
+        Counter {
+            ctx: self,
+            done: AtomicU64::new(0),
+            total: total as u64,
+            every: (total as u64 / 200).max(1),
+            unit,
+            what,
         }
     }
 

@@ -2,7 +2,6 @@
 //! from pretrained weights), runs the training loop, and writes the best checkpoint with its resolved
 //! config, the history table every epoch, and a summary for `run.json`.
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -101,12 +100,11 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     )
     .with_context(|| format!("cannot write `{}`", model_dir.join("config.json").display()))?;
 
-    let mut observer = Progress {
+    let mut observer = Training {
         ctx,
         history: Vec::new(),
         checkpoint: model_dir.join(CHECKPOINT),
         history_dir,
-        terminal: std::io::stderr().is_terminal(),
         started: Instant::now(),
         epochs: settings.epochs,
     };
@@ -140,42 +138,35 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     )
 }
 
-/// Logs each epoch, writes the history table, saves the best checkpoint, and draws a progress line on
-/// a terminal.
-struct Progress<'a> {
+/// Logs each epoch, writes the history table, saves the best checkpoint, and reports each step's
+/// progress (the terminal draws it as a bar: at most `epochs` epochs, fewer if training stops early).
+struct Training<'a> {
     ctx: &'a Context<'a>,
     history: Vec<Epoch>,
     checkpoint: std::path::PathBuf,
     history_dir: std::path::PathBuf,
-    terminal: bool,
     started: Instant,
     epochs: usize,
 }
 
-impl Observer for Progress<'_> {
+impl Observer for Training<'_> {
     fn step(&mut self, epoch: usize, step: usize, steps: usize, loss: f64) {
-        if !self.terminal {
-            return;
-        }
-        let done = (epoch - 1) * steps + step;
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let eta = elapsed / done as f64 * (self.epochs * steps - done) as f64;
-        let width = 24;
-        let filled = step * width / steps.max(1);
-        eprint!(
-            "\r  {} epoch {epoch}/{} [{}{}] {step}/{steps} loss {loss:.4} ETA {:.0}s (at most)",
-            self.ctx.stage,
-            self.epochs,
-            "=".repeat(filled),
-            " ".repeat(width - filled),
-            eta,
+        let done = ((epoch - 1) * steps + step) as u64;
+        let images_per_second = self.history.last().map_or(String::new(), |e| {
+            format!(", {:.0} img/s", e.images_per_second)
+        });
+        self.ctx.progress(
+            done,
+            (self.epochs * steps) as u64,
+            "steps",
+            format!(
+                "epoch {epoch}/{}, loss {loss:.4}{images_per_second}",
+                self.epochs
+            ),
         );
     }
 
     fn epoch(&mut self, e: &Epoch, best: bool, net: &mut MobileNetV2) -> anyhow::Result<()> {
-        if self.terminal {
-            eprint!("\r{}\r", " ".repeat(100));
-        }
         self.ctx.log(&format!(
             "epoch {:>3}  train loss {:.4} acc {:.3}  val loss {:.4} acc {:.3}  lr {:.2e}  {:.1}s ({:.1} img/s){}",
             e.epoch,

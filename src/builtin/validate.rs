@@ -61,9 +61,14 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         max_bits: u32::try_from(ctx.count("near_duplicate_distance")?).unwrap_or(64),
         min_correlation: ctx.number_in("near_duplicate_correlation", 0.0, 1.0)? as f32,
     };
+    let counter = ctx.counter(rows.len(), "images", "decoding and checking");
     let checks: Vec<Check> = rows
         .par_iter()
-        .map(|row| check(&images, row, &limits))
+        .map(|row| {
+            let checked = check(&images, row, &limits);
+            counter.tick();
+            checked
+        })
         .collect();
 
     let mut kept = Vec::new();

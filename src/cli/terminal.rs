@@ -1,11 +1,17 @@
-//! The only terminal writer for runs: one line per finished stage, a live "running: …" line on a
-//! terminal (plain lines otherwise, e.g. in CI), colours unless `NO_COLOR` is set or stderr is not a
-//! terminal, and aligned tables for the listing commands.
+//! The only terminal writer for runs: one line per finished stage; on a terminal, progress bars
+//! (indicatif) for the run and for each stage that reports its progress (training steps, images),
+//! which also keep moving while a Slurm run waits for its jobs; plain lines otherwise (in CI, in a
+//! file). Colours unless `NO_COLOR` is set or stderr is not a terminal; aligned tables for the listing
+//! commands.
 
-use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
+use std::collections::{BTreeSet, HashMap};
+use std::io::IsTerminal;
 use std::sync::Mutex;
+use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::builtin::Progress;
 use crate::pipeline::Stage;
 use crate::run::events::{Event, Observer};
 use crate::run::outcome::{StageResult, Status};
@@ -25,15 +31,22 @@ pub enum Verbosity {
 pub struct Terminal {
     verbosity: Verbosity,
     color: bool,
-    live: bool,
     name_width: usize,
-    progress: Mutex<Progress>,
+    /// The bars, when stderr is a terminal.
+    bars: Option<Bars>,
 }
 
-struct Progress {
+/// The live part of a terminal: the run's bar and one bar per stage reporting progress.
+struct Bars {
+    multi: MultiProgress,
+    run: ProgressBar,
+    state: Mutex<BarState>,
+}
+
+#[derive(Default)]
+struct BarState {
     running: BTreeSet<String>,
-    done: usize,
-    total: usize,
+    stages: HashMap<String, ProgressBar>,
 }
 
 /// Whether to colour output written to stderr.
@@ -63,54 +76,26 @@ fn status_color(status: Status) -> &'static str {
 impl Terminal {
     /// A reporter for `total` stages whose longest name is `name_width` long.
     pub fn new(verbosity: Verbosity, total: usize, name_width: usize) -> Terminal {
-        let color = use_color();
+        let live = std::io::stderr().is_terminal() && verbosity > Verbosity::Quiet;
         Terminal {
             verbosity,
-            color,
-            live: color && verbosity > Verbosity::Quiet,
+            color: use_color(),
             name_width,
-            progress: Mutex::new(Progress {
-                running: BTreeSet::new(),
-                done: 0,
-                total,
-            }),
+            bars: live.then(|| Bars::new(total)),
         }
     }
 
-    /// Prints a message line (clearing the live line first).
+    /// Prints a message line (above the bars, if any).
     pub fn line(&self, text: &str) {
-        let mut err = std::io::stderr().lock();
-        if self.live {
-            let _ = write!(err, "\r\x1b[K");
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
         }
-        let _ = writeln!(err, "{text}");
     }
 
     /// Prints a warning.
     pub fn warn(&self, text: &str) {
         self.line(&format!("{} {text}", paint(self.color, "33;1", "warning:")));
-    }
-
-    fn redraw(&self, progress: &Progress) {
-        if !self.live || progress.running.is_empty() {
-            return;
-        }
-        let names: Vec<&str> = progress.running.iter().map(String::as_str).collect();
-        let mut text = format!(
-            "[{}/{}] running: {}",
-            progress.done,
-            progress.total,
-            names.join(", ")
-        );
-        if text.len() > 100 {
-            text.truncate(97);
-            text.push_str("...");
-        }
-        let _ = write!(
-            std::io::stderr().lock(),
-            "\r\x1b[K{}",
-            paint(self.color, "2", &text)
-        );
     }
 
     /// A stage's line: status word, name, time and reason.
@@ -135,28 +120,97 @@ impl Terminal {
     }
 }
 
+impl Bars {
+    fn new(total: usize) -> Bars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let run = multi.add(ProgressBar::new(total as u64));
+        run.set_style(
+            ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed} {wide_msg}")
+                .expect("a valid template"),
+        );
+        run.enable_steady_tick(Duration::from_millis(120));
+        Bars {
+            multi,
+            run,
+            state: Mutex::new(BarState::default()),
+        }
+    }
+
+    fn started(&self, stage: &str) {
+        let mut state = self.state.lock().expect("bar state");
+        state.running.insert(stage.to_string());
+        self.show_running(&state);
+    }
+
+    fn finished(&self, result: &StageResult) {
+        let mut state = self.state.lock().expect("bar state");
+        state.running.remove(&result.name);
+        if let Some(bar) = state.stages.remove(&result.name) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        if result.status != Status::Queued {
+            self.run.inc(1);
+        }
+        self.show_running(&state);
+    }
+
+    fn progress(&self, stage: &str, progress: &Progress) {
+        let mut state = self.state.lock().expect("bar state");
+        let bar = state.stages.entry(stage.to_string()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(progress.total));
+            bar.set_style(
+                ProgressStyle::with_template("  {prefix} [{bar:24}] {pos}/{len} {msg} (ETA {eta})")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{stage} ({})", progress.unit));
+            bar
+        });
+        bar.set_length(progress.total);
+        bar.set_position(progress.done);
+        bar.set_message(progress.message.clone());
+    }
+
+    fn show_running(&self, state: &BarState) {
+        let names: Vec<&str> = state.running.iter().map(String::as_str).collect();
+        self.run.set_message(if names.is_empty() {
+            String::new()
+        } else {
+            format!("running: {}", names.join(", "))
+        });
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.run.finish_and_clear();
+    }
+}
+
 impl Observer for Terminal {
     fn on(&self, event: Event<'_>) {
         match event {
             Event::Started(stage) => self.started(stage),
             Event::Finished(result) => self.finished(result),
+            Event::Progress { stage, progress } => {
+                if let Some(bars) = &self.bars {
+                    bars.progress(stage, progress);
+                }
+            }
+            Event::Warning { stage, message } => self.warn(&format!("{stage}: {message}")),
         }
     }
 }
 
 impl Terminal {
     fn started(&self, stage: &Stage) {
-        let mut p = self.progress.lock().expect("progress lock");
-        p.running.insert(stage.name.clone());
-        self.redraw(&p);
+        if let Some(bars) = &self.bars {
+            bars.started(&stage.name);
+        }
     }
 
     fn finished(&self, r: &StageResult) {
-        let mut p = self.progress.lock().expect("progress lock");
-        p.running.remove(&r.name);
-        if r.status != Status::Queued {
-            p.done += 1;
-        }
         let show = match self.verbosity {
             Verbosity::Quiet => r.status == Status::Failed,
             _ => true,
@@ -182,7 +236,9 @@ impl Terminal {
         for w in &r.warnings {
             self.warn(&format!("{}: {w}", r.name));
         }
-        self.redraw(&p);
+        if let Some(bars) = &self.bars {
+            bars.finished(r);
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::events::Observer;
 use super::executor::{Executor, StageEnv};
 use crate::pipeline::graph::Dag;
 use crate::pipeline::{ExecutorKind, Override};
@@ -85,12 +86,13 @@ impl RunContext<'_> {
         }
     }
 
-    /// What an executor needs to carry out a stage.
-    pub fn stage_env(&self) -> StageEnv<'_> {
+    /// What an executor needs to carry out a stage, reporting its progress to `events`.
+    pub fn stage_env<'e>(&'e self, events: &'e dyn Observer) -> StageEnv<'e> {
         StageEnv {
             root: self.root,
             run_dir: &self.options.run_dir,
             run_id: &self.options.run_id,
+            events,
         }
     }
 }

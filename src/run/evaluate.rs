@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::context::{Mode, RunContext};
+use super::events::Observer;
 use super::executor::Launch;
 use super::outcome::{StageResult, Status};
 use crate::pipeline::{Action, ExecutorKind, Stage, is_within};
@@ -33,12 +34,17 @@ pub struct Job {
 impl RunContext<'_> {
     /// Evaluates one stage whose upstream stages are settled or queued: restores it, runs it, or
     /// queues it, and says which (a failure is a result, not an error).
-    pub fn evaluate(&self, job: Job, last_state: &PipelineState) -> StageResult {
+    pub fn evaluate(
+        &self,
+        job: Job,
+        last_state: &PipelineState,
+        events: &dyn Observer,
+    ) -> StageResult {
         let index = job.index;
         let stage = &self.pipeline.stages[index];
         let start = Instant::now();
         let mut result = self
-            .evaluate_inner(job, stage, last_state)
+            .evaluate_inner(job, stage, last_state, events)
             .unwrap_or_else(|error| {
                 let mut r = StageResult::new(index, stage, Status::Failed, "failed".into());
                 r.error = Some(error);
@@ -53,6 +59,7 @@ impl RunContext<'_> {
         job: Job,
         stage: &Stage,
         last_state: &PipelineState,
+        events: &dyn Observer,
     ) -> Result<StageResult, String> {
         let i = job.index;
         if stage.frozen {
@@ -64,7 +71,7 @@ impl RunContext<'_> {
         }
         if !job.queued_upstream.is_empty() {
             // Its key needs its upstream stages' outputs: the cluster job computes it.
-            return Ok(self.queue_after(i, stage, job.queued_upstream));
+            return Ok(self.queue_after(i, stage, job.queued_upstream, events));
         }
         let deps = self.hash_deps(stage, &job.upstream)?;
         let input = self.key_input(stage, &deps, &job.upstream);
@@ -111,11 +118,17 @@ impl RunContext<'_> {
         if self.options.mode == Mode::Plan {
             return Ok(r);
         }
-        self.run_and_commit(r, stage, key, new_state)
+        self.run_and_commit(r, stage, key, new_state, events)
     }
 
     /// Queues a stage to start after the cluster jobs of its upstream stages (name, job id).
-    fn queue_after(&self, i: usize, stage: &Stage, upstream: Vec<(String, String)>) -> StageResult {
+    fn queue_after(
+        &self,
+        i: usize,
+        stage: &Stage,
+        upstream: Vec<(String, String)>,
+        events: &dyn Observer,
+    ) -> StageResult {
         let names: Vec<String> = upstream
             .iter()
             .map(|(name, id)| format!("`{name}` (job {id})"))
@@ -127,7 +140,7 @@ impl RunContext<'_> {
             Status::Queued,
             format!("after {}", names.join(", ")),
         );
-        match self.executor.launch(&self.stage_env(), stage, &after) {
+        match self.executor.launch(&self.stage_env(events), stage, &after) {
             Launch::Queued(job_id) => r.job_id = Some(job_id),
             Launch::Finished(Err(failure)) => {
                 r.status = Status::Failed;
@@ -148,9 +161,10 @@ impl RunContext<'_> {
         stage: &Stage,
         key: String,
         new_state: StageState,
+        events: &dyn Observer,
     ) -> Result<StageResult, String> {
         let started = Instant::now();
-        match self.executor.launch(&self.stage_env(), stage, &[]) {
+        match self.executor.launch(&self.stage_env(events), stage, &[]) {
             Launch::Finished(Ok(())) => {}
             Launch::Finished(Err(failure)) => {
                 r.status = Status::Failed;

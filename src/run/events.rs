@@ -1,7 +1,9 @@
 //! A run as a stream of events: the scheduler (and, for a Slurm run, the watcher of its jobs) emits
-//! one event as each stage starts and one as it finishes; observers (the terminal, a test) consume them.
+//! one event as each stage starts and one as it finishes, and a stage at work reports its progress;
+//! observers (the terminal, a test) consume them.
 
 use super::outcome::StageResult;
+use crate::builtin::Progress;
 use crate::pipeline::Stage;
 
 /// Something that happened in a run.
@@ -11,6 +13,20 @@ pub enum Event<'a> {
     Started(&'a Stage),
     /// A stage is done, in any way (ran, restored, failed, skipped, queued as a job).
     Finished(&'a StageResult),
+    /// A stage at work says how far it has come.
+    Progress {
+        /// The stage.
+        stage: &'a str,
+        /// How far.
+        progress: &'a Progress,
+    },
+    /// Something went wrong that does not fail the stage (its log could not be written).
+    Warning {
+        /// The stage.
+        stage: &'a str,
+        /// What went wrong.
+        message: &'a str,
+    },
 }
 
 /// Receives a run's events, from any worker thread.

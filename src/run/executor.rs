@@ -5,12 +5,13 @@
 
 use std::path::Path;
 
+use super::events::Observer;
 use crate::pipeline::{ExecutorKind, Stage};
 use crate::records::RunDir;
 
 /// What an executor needs to carry out a stage: the workspace root, where the stage's logs go, and
 /// the run it belongs to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct StageEnv<'a> {
     /// The workspace root: stage paths are relative to it.
     pub root: &'a Path,
@@ -18,6 +19,8 @@ pub struct StageEnv<'a> {
     pub run_dir: &'a RunDir,
     /// The run id, passed to commands as `PIPE_RUN_ID`.
     pub run_id: &'a str,
+    /// Where a stage's progress goes.
+    pub events: &'a dyn Observer,
 }
 
 /// Why a stage failed: what went wrong and, for a command, its exit code.

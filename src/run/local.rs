@@ -2,11 +2,13 @@
 //! under `sh -c` with their output in the run's logs, or its built-in kind's implementation.
 
 use std::fs;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::events::{Event, Observer};
 use super::executor::{Executor, Launch, StageEnv, StageFailure};
-use crate::builtin;
+use crate::builtin::{self, Progress, Reporter};
 use crate::pipeline::{Action, ExecutorKind, Stage};
 use crate::records::LogStream;
 use crate::util::fsutil;
@@ -51,11 +53,16 @@ pub fn execute(env: &StageEnv, stage: &Stage) -> Result<(), StageFailure> {
         Action::Builtin { kind, settings, .. } => {
             let implementation =
                 builtin::implementation(kind).expect("declared kinds have implementations");
+            let reporter = StageReporter {
+                stage: &stage.name,
+                log: env.run_dir.stage_log(&stage.name, LogStream::Stdout),
+                events: env.events,
+            };
             let ctx = builtin::Context {
                 root: env.root,
                 stage: &stage.name,
                 settings,
-                log: Some(env.run_dir.stage_log(&stage.name, LogStream::Stdout)),
+                reporter: &reporter,
             };
             implementation(&ctx).map_err(|e| StageFailure::new(format!("{e:#}")))
         }
@@ -115,6 +122,43 @@ fn run_commands(env: &StageEnv, stage: &Stage, cmds: &[String]) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// A built-in stage's reporter: log lines to its log in the run folder, progress to the run's events.
+struct StageReporter<'a> {
+    stage: &'a str,
+    log: PathBuf,
+    events: &'a dyn Observer,
+}
+
+impl Reporter for StageReporter<'_> {
+    fn log(&self, line: &str) {
+        let appended = self
+            .log
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|()| {
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log)
+            })
+            .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = appended {
+            let message = format!("cannot write log `{}`: {e}", self.log.display());
+            self.events.on(Event::Warning {
+                stage: self.stage,
+                message: &message,
+            });
+        }
+    }
+
+    fn progress(&self, progress: &Progress) {
+        self.events.on(Event::Progress {
+            stage: self.stage,
+            progress,
+        });
+    }
 }
 
 /// The last `n` lines of a file, or "" when it cannot be read.

@@ -155,7 +155,7 @@ impl RunContext<'_> {
                         board.in_flight += 1;
                         drop(board);
                         pool.observer.on(Event::Started(&self.pipeline.stages[i]));
-                        let result = self.evaluate(job, pool.last_state);
+                        let result = self.evaluate(job, pool.last_state, pool.observer);
                         board = pool.board.lock().expect("scheduler lock");
                         board.in_flight -= 1;
                         if result.status == Status::Failed

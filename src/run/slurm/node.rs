@@ -7,6 +7,7 @@ use super::{JobFiles, RESULT_GRACE, client, finish};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::run::context::{Mode, Options, RunContext};
 use crate::run::evaluate::Job;
+use crate::run::events::{Event, Observer};
 use crate::run::local::Local;
 use crate::run::outcome::{StageResult, Status};
 use crate::run::workspace::Workspace;
@@ -78,7 +79,7 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
             r.error = Some(error);
             r
         }
-        None => runner.evaluate(job, &last_state),
+        None => runner.evaluate(job, &last_state, &JobLog),
     };
     result.job_id = std::env::var("SLURM_JOB_ID").ok();
     if let Err(e) = stats.save() {
@@ -110,6 +111,18 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
         let _ = client::cancel(&others, true);
     }
     Ok(EXIT_STAGE_FAILED)
+}
+
+/// What a stage's job shows of its events: warnings, in the job's Slurm log (progress bars are for
+/// the terminal of the `pipe run` that waits; the stage's own log has its lines).
+struct JobLog;
+
+impl Observer for JobLog {
+    fn on(&self, event: Event<'_>) {
+        if let Event::Warning { stage, message } = event {
+            eprintln!("pipe: stage `{stage}`: warning: {message}");
+        }
+    }
 }
 
 /// Says which upstream output no longer has the content its job recorded, if one does not.
