@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use crate::builtin::train::CHECKPOINT;
 use crate::images::decode;
 use crate::model::dataset::ModelInfo;
-use crate::model::{checkpoint, logits, ops::sigmoid};
+use crate::model::{self, checkpoint};
 use crate::run::workspace::Workspace;
 use crate::store::hash::StatCache;
 
@@ -113,10 +113,7 @@ fn predict_with(model_dir: &Path, images: &[PathBuf]) -> anyhow::Result<(Vec<f64
                 .tensor(&info.preprocess.resize(&decoded.grey)))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let probabilities = logits(&mut net, &inputs, 32)
-        .iter()
-        .map(|z| f64::from(sigmoid(z[0])))
-        .collect();
+    let probabilities = model::probabilities(&mut net, &inputs, 32);
     Ok((probabilities, info.classes))
 }
 

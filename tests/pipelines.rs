@@ -93,7 +93,10 @@ fn a_terminal_gets_progress_bars_and_anything_else_plain_lines() {
     // Not a terminal (a pipe): one plain line per stage, no bars, no cursor movement.
     let plain = ws.ok(&args).stderr;
     assert!(plain.contains("ran      train"), "{plain}");
-    assert!(!plain.contains('\r') && !plain.contains('\x1b'), "{plain:?}");
+    assert!(
+        !plain.contains('\r') && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
     // A terminal: `script` gives pipe a pseudo-terminal (util-linux; skipped where it is missing).
     if std::process::Command::new("script")
         .arg("--version")
@@ -118,7 +121,10 @@ fn a_terminal_gets_progress_bars_and_anything_else_plain_lines() {
         .unwrap();
     let drawn = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{drawn}");
-    assert!(drawn.contains("train (steps) ["), "no training bar: {drawn:?}");
+    assert!(
+        drawn.contains("train (steps) ["),
+        "no training bar: {drawn:?}"
+    );
     assert!(drawn.contains("epoch 1/"), "no epoch in the bar: {drawn:?}");
     assert!(drawn.contains("running: train"), "no run bar: {drawn:?}");
     assert!(drawn.contains("ran      train"), "no stage line: {drawn:?}");

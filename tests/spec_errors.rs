@@ -88,3 +88,24 @@ fn missing_pipeline_file_is_one_clear_error() {
         run.stderr
     );
 }
+
+#[test]
+fn a_setting_outside_its_declared_range_is_refused_when_the_pipeline_loads() {
+    // The flagship, with a width no MobileNetV2 here can have: refused with the line that sets it,
+    // before any stage runs (nothing is generated, nothing recorded).
+    let ws = Ws::new();
+    crate::pipelines::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"),
+        &ws.file("pipelines"),
+    );
+    let run = ws.fails(
+        &["run", "pipelines/fracture.yaml", "--set", "model.width=5"],
+        2,
+        &[
+            "`width` must be from 0.1 to 2, not 5",
+            "--> pipelines/fracture.yaml:",
+        ],
+    );
+    assert!(!run.stderr.contains("ran "), "{}", run.stderr);
+    assert!(!ws.file("runs").exists() && !ws.file("data").exists());
+}

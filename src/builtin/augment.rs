@@ -25,14 +25,14 @@ const PREVIEW_VERSIONS: u64 = 5;
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let policy = Policy {
-        rotation: ctx.number_in("rotation", 0.0, 180.0)?,
+        rotation: ctx.number("rotation"),
         hflip: ctx.flag("hflip"),
         vflip: ctx.flag("vflip"),
-        zoom: ctx.number_in("zoom", 0.0, 0.9)?,
-        brightness: ctx.number_in("brightness", 0.0, 1.0)?,
-        contrast: ctx.number_in("contrast", 0.0, 1.0)?,
+        zoom: ctx.number("zoom"),
+        brightness: ctx.number("brightness"),
+        contrast: ctx.number("contrast"),
     };
-    let size = ctx.count_in("size", 16, 1024)?;
+    let size = ctx.count("size")?;
     let preprocess = Preprocess {
         size: size as u32,
         resize: serde_json::from_value::<Resize>(json!(ctx.text("resize")))?,

@@ -9,14 +9,14 @@ use super::Context;
 use super::train::CHECKPOINT;
 use crate::metrics::{self, Confusion};
 use crate::model::dataset::{self, Example, ModelInfo};
-use crate::model::{checkpoint, logits, ops::sigmoid};
+use crate::model::{self, checkpoint};
 use crate::tables;
 use crate::tables::image_rows::{self, ImageRow};
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
-    let threshold = ctx.number_in("threshold", 0.0, 1.0)?;
+    let threshold = ctx.number("threshold");
     let split = ctx.text("metrics_split");
-    let batch = ctx.count_in("batch", 1, 4096)? as usize;
+    let batch = ctx.count("batch")? as usize;
     let model_dir = ctx.path("model");
     let mut net = checkpoint::load(&model_dir.join(CHECKPOINT))?;
     let preprocess = ModelInfo::read(&model_dir)?.preprocess;
@@ -30,10 +30,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
         .iter()
         .map(|e| preprocess.tensor(&e.image))
         .collect();
-    let probabilities: Vec<f64> = logits(&mut net, &inputs, batch)
-        .iter()
-        .map(|z| f64::from(sigmoid(z[0])))
-        .collect();
+    let probabilities = model::probabilities(&mut net, &inputs, batch);
     tables::write(
         &mut predictions_frame(&examples, &probabilities),
         &ctx.path("predictions"),

@@ -126,8 +126,8 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
 /// Writes the synthetic set into `images` and lists it.
 fn generate(ctx: &Context, images: &Path) -> anyhow::Result<Vec<Found>> {
     let per_class = ctx.count("images_per_class")?;
-    let size = ctx.count_in("size", 16, 1024)?;
-    let difficulty = ctx.number_in("difficulty", 0.0, 1.0)?;
+    let size = ctx.count("size")?;
+    let difficulty = ctx.number("difficulty");
     let params = SynthParams {
         size: size as u32,
         difficulty,

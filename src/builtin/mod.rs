@@ -104,7 +104,8 @@ impl Context<'_> {
         self.settings[name].as_bool().expect("declared as a bool")
     }
 
-    /// A whole-number setting that must not be negative.
+    /// A whole-number setting that must not be negative (every int declares a range, checked when the
+    /// pipeline loaded; this says so again for a caller outside a pipeline).
     pub fn count(&self, name: &str) -> anyhow::Result<u64> {
         let value = &self.settings[name];
         value.as_u64().ok_or_else(|| {
@@ -115,33 +116,9 @@ impl Context<'_> {
         })
     }
 
-    /// A number setting.
+    /// A number setting (its declared range was checked when the pipeline loaded).
     pub fn number(&self, name: &str) -> f64 {
         self.settings[name].as_f64().expect("declared as a number")
-    }
-
-    /// A number setting that must lie in `low..=high`.
-    pub fn number_in(&self, name: &str, low: f64, high: f64) -> anyhow::Result<f64> {
-        let value = self.number(name);
-        if !(low..=high).contains(&value) {
-            anyhow::bail!(
-                "stage `{}`: `{name}` must be from {low} to {high}, not {value}",
-                self.stage
-            );
-        }
-        Ok(value)
-    }
-
-    /// A whole-number setting that must lie in `low..=high`.
-    pub fn count_in(&self, name: &str, low: u64, high: u64) -> anyhow::Result<u64> {
-        let value = self.count(name)?;
-        if !(low..=high).contains(&value) {
-            anyhow::bail!(
-                "stage `{}`: `{name}` must be from {low} to {high}, not {value}",
-                self.stage
-            );
-        }
-        Ok(value)
     }
 
     /// A list-of-text setting.

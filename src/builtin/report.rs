@@ -13,7 +13,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
             classes.len()
         )
     })?;
-    let threshold = ctx.number_in("threshold", 0.0, 1.0)?;
+    let threshold = ctx.number("threshold");
     let previews = [
         ("ingest_preview", "Ingested images, one row per class"),
         (

@@ -11,7 +11,6 @@ use serde_json::json;
 use super::Context;
 use crate::model::dataset::{self, PolicyFile};
 use crate::model::fit::{self, Epoch, Observer, Settings};
-use crate::model::mobilenet::BLOCKS;
 use crate::model::{Config, MobileNetV2, checkpoint, optim};
 use crate::tables;
 use crate::tables::image_rows::{self, ImageRow};
@@ -20,29 +19,12 @@ use crate::tables::image_rows::{self, ImageRow};
 pub const CHECKPOINT: &str = "model.safetensors";
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
-    let settings = Settings {
-        epochs: ctx.count_in("epochs", 1, 10_000)? as usize,
-        batch: ctx.count_in("batch", 1, 4096)? as usize,
-        lr: ctx.number_in("lr", 1e-7, 10.0)? as f32,
-        optimizer: serde_json::from_value::<optim::Kind>(json!(ctx.text("optimizer")))?,
-        weight_decay: ctx.number_in("weight_decay", 0.0, 1.0)? as f32,
-        schedule: serde_json::from_value::<optim::Schedule>(json!(ctx.text("schedule")))?,
-        patience: ctx.count("patience")? as usize,
-        freeze: ctx.count_in("freeze", 0, BLOCKS as u64)? as usize,
-        head_epochs: ctx.count("head_epochs")? as usize,
-        fine_tune_lr: ctx.number_in("fine_tune_lr", 0.0, 10.0)? as f32,
-        balance_classes: ctx.flag("balance_classes"),
-        seed: ctx.count("seed")?,
-        device: serde_json::from_value::<fit::Device>(json!(ctx.text("device")))?,
-    };
+    let settings = settings(ctx)?;
     let policy = PolicyFile::read(&ctx.path("policy"))?;
     let preprocess = policy.preprocess;
-    let mut config = Config::binary(
-        ctx.number_in("width", 0.1, 2.0)? as f32,
-        preprocess.size as usize,
-    );
-    config.dropout = ctx.number_in("dropout", 0.0, 0.95)? as f32;
-    config.bn_momentum = ctx.number_in("bn_momentum", 0.0, 1.0)? as f32;
+    let mut config = Config::binary(ctx.number("width") as f32, preprocess.size as usize);
+    config.dropout = ctx.number("dropout") as f32;
+    config.bn_momentum = ctx.number("bn_momentum") as f32;
     config.running_stats = ctx.text("batch_norm") == "running";
 
     let rows = image_rows::read(&ctx.path("split").join("split.parquet"))?;
@@ -55,20 +37,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let train = dataset::load(&of("train"), &images, &preprocess)?;
     let val = dataset::load(&of("val"), &images, &preprocess)?;
 
-    let (mut net, start) = match ctx.optional_path("weights") {
-        Some(path) => {
-            let pretrained = pretrained(&path)?;
-            config.same_padding = pretrained.config.same_padding;
-            let mut net = MobileNetV2::new(config.clone(), settings.seed);
-            net.copy_features_from(pretrained)
-                .with_context(|| format!("weights `{}`", path.display()))?;
-            (net, format!("fine-tuned from `{}`", ctx.text("weights")))
-        }
-        None => (
-            MobileNetV2::new(config.clone(), settings.seed),
-            "from scratch".to_string(),
-        ),
-    };
+    let (mut net, start) = network(ctx, &mut config, settings.seed)?;
     let description = format!(
         "MobileNetV2 width {} at {} px, {start}",
         config.width, config.input
@@ -136,6 +105,44 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
             "seed": settings.seed,
         }),
     )
+}
+
+/// The training settings, as declared and checked when the pipeline loaded.
+fn settings(ctx: &Context) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        epochs: ctx.count("epochs")? as usize,
+        batch: ctx.count("batch")? as usize,
+        lr: ctx.number("lr") as f32,
+        optimizer: serde_json::from_value::<optim::Kind>(json!(ctx.text("optimizer")))?,
+        weight_decay: ctx.number("weight_decay") as f32,
+        schedule: serde_json::from_value::<optim::Schedule>(json!(ctx.text("schedule")))?,
+        patience: ctx.count("patience")? as usize,
+        freeze: ctx.count("freeze")? as usize,
+        head_epochs: ctx.count("head_epochs")? as usize,
+        fine_tune_lr: ctx.number("fine_tune_lr") as f32,
+        balance_classes: ctx.flag("balance_classes"),
+        seed: ctx.count("seed")?,
+        device: serde_json::from_value::<fit::Device>(json!(ctx.text("device")))?,
+    })
+}
+
+/// The network to train, from scratch or from the pretrained weights (whose padding it takes on),
+/// and a phrase saying which.
+fn network(ctx: &Context, config: &mut Config, seed: u64) -> anyhow::Result<(MobileNetV2, String)> {
+    Ok(match ctx.optional_path("weights") {
+        Some(path) => {
+            let pretrained = pretrained(&path)?;
+            config.same_padding = pretrained.config.same_padding;
+            let mut net = MobileNetV2::new(config.clone(), seed);
+            net.copy_features_from(pretrained)
+                .with_context(|| format!("weights `{}`", path.display()))?;
+            (net, format!("fine-tuned from `{}`", ctx.text("weights")))
+        }
+        None => (
+            MobileNetV2::new(config.clone(), seed),
+            "from scratch".to_string(),
+        ),
+    })
 }
 
 /// Logs each epoch, writes the history table, saves the best checkpoint, and reports each step's
@@ -234,5 +241,18 @@ fn pretrained(path: &std::path::Path) -> anyhow::Result<MobileNetV2> {
         crate::weights::convert::mobilenet_from_tflite(&model).with_context(context)
     } else {
         checkpoint::load_pretrained(path).with_context(context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::BLOCKS;
+    use crate::pipeline::kinds;
+
+    #[test]
+    fn the_declared_freeze_range_is_the_networks_blocks() {
+        let decl = kinds::find("train").expect("train is declared");
+        assert_eq!(decl.params["freeze"].min, Some(0.0));
+        assert_eq!(decl.params["freeze"].max, Some(BLOCKS as f64));
     }
 }

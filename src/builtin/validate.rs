@@ -59,7 +59,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     };
     let near = Nearness {
         max_bits: u32::try_from(ctx.count("near_duplicate_distance")?).unwrap_or(64),
-        min_correlation: ctx.number_in("near_duplicate_correlation", 0.0, 1.0)? as f32,
+        min_correlation: ctx.number("near_duplicate_correlation") as f32,
     };
     let counter = ctx.counter(rows.len(), "images", "decoding and checking");
     let checks: Vec<Check> = rows

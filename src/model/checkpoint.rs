@@ -20,7 +20,7 @@ pub fn save(net: &mut MobileNetV2, path: &Path) -> anyhow::Result<()> {
         .into_iter()
         .map(|(name, layout, value)| {
             let bytes = layout
-                .to_torch(value)
+                .in_torch_layout(value)
                 .iter()
                 .flat_map(|v| v.to_le_bytes())
                 .collect();
@@ -111,7 +111,7 @@ pub fn load_state(net: &mut MobileNetV2, bytes: &[u8], with_head: bool) -> anyho
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
-        *value = layout.from_torch(&torch);
+        *value = layout.in_our_layout(&torch);
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::tape::Shape;
+use super::shape::Shape;
 
 /// Products smaller than this many multiply-adds run on one thread: splitting them costs more than
 /// it saves.

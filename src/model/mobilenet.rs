@@ -479,7 +479,7 @@ fn conv_layers<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tape::Shape;
+    use crate::model::shape::Shape;
 
     #[test]
     fn channels_round_like_the_reference() {

@@ -2,10 +2,13 @@
 //! tape, with this module's own CPU ops (dfdx 0.13 has no stable-Rust convolution and its layers need
 //! compile-time shapes; width and input size here come from the pipeline's params).
 //!
+//! The front door, what stages use: build a network ([`MobileNetV2::new`] with a [`Config`]), train it
+//! ([`fit`], with [`optim`]'s settings, on [`dataset`]'s examples), run it ([`probabilities`],
+//! [`logits`]), and load or save it ([`checkpoint`]). Behind it, private to this module:
+//!
 //! ```text
-//!   tape (Var, Graph on dfdx's tape) <- ops (differentiable) <- kernels (gemm, depthwise, BatchNorm)
-//!   param (torchvision names) -> mobilenet (the network) -> checkpoint (safetensors), optim (Adam/AdamW)
-//!   dataset (images of a split table) -> fit (the training loop); memory (allocator reuse while running)
+//!   shape (NHWC) <- kernels (gemm, depthwise, BatchNorm) <- ops (differentiable) <- tape (Var, Graph
+//!   on dfdx's tape); param (torchvision names) -> mobilenet (the network); memory (allocator reuse)
 //!   cuda (feature `cuda`): the same network's training and inference on an NVIDIA GPU
 //! ```
 
@@ -14,17 +17,28 @@ pub mod checkpoint;
 pub mod cuda;
 pub mod dataset;
 pub mod fit;
-pub mod kernels;
-pub mod memory;
-pub mod mobilenet;
-pub mod ops;
+mod kernels;
+mod memory;
+mod mobilenet;
+mod ops;
 pub mod optim;
-pub mod param;
-pub mod tape;
+mod param;
+mod shape;
+mod tape;
 
-pub use mobilenet::{Config, MobileNetV2};
+pub use mobilenet::{BLOCKS, Config, MobileNetV2};
 
-use tape::{Graph, Shape};
+use shape::Shape;
+use tape::Graph;
+
+/// The probability of the positive class for each of `images`, from a one-logit (binary) network in
+/// inference mode.
+pub fn probabilities(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -> Vec<f64> {
+    logits(net, images, batch)
+        .iter()
+        .map(|z| f64::from(ops::sigmoid(z[0])))
+        .collect()
+}
 
 /// The network's outputs for `images` (each `input x input x 3`, channels last), in batches of
 /// `batch`, in inference mode: one row of `classes` logits per image.

@@ -10,7 +10,8 @@ use rayon::prelude::*;
 
 use super::kernels::{self, Epilogue, Window, matmul, matmul_new, matmul_then};
 use super::param::Param;
-use super::tape::{BackwardError, Grads, Graph, Shape, Slot, Var, accumulate, gradient, put, take};
+use super::shape::Shape;
+use super::tape::{BackwardError, Grads, Graph, Slot, Var, accumulate, gradient, put, take};
 use crate::util::rng::Rng;
 
 fn trains(g: &Graph, p: &Param) -> bool {

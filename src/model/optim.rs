@@ -161,7 +161,7 @@ mod tests {
         let mut adam = Adam::new(Kind::Adamw, 0.0);
         for _ in 0..500 {
             let g = Graph::training();
-            let loss = g.var(vec![0.0], crate::model::tape::Shape::new(1, 1, 1, 1), true);
+            let loss = g.var(vec![0.0], crate::model::shape::Shape::new(1, 1, 1, 1), true);
             let mut grads = g.backward(&loss);
             let values = w.value.clone();
             let gw = accumulate(&mut grads, &w.slot).unwrap();

@@ -10,7 +10,6 @@ use super::tape::{Slot, slot};
 
 /// How a parameter's numbers are laid out here, and so how they map to PyTorch's layout. Fields: `k`
 /// the kernel side, `c`, `cin`, `cout` channels, `len` numbers.
-#[expect(missing_docs, reason = "the fields are named in the doc comment above")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// A k x k convolution: here `[k, k, cin, cout]`, in PyTorch `[cout, cin, k, k]`.
@@ -73,14 +72,14 @@ impl Layout {
     }
 
     /// The numbers in PyTorch's layout.
-    pub fn to_torch(&self, here: &[f32]) -> Vec<f32> {
+    pub fn in_torch_layout(&self, here: &[f32]) -> Vec<f32> {
         (0..self.len())
             .map(|i| here[self.index_from_torch(i)])
             .collect()
     }
 
     /// Numbers in PyTorch's layout, in this layout.
-    pub fn from_torch(&self, torch: &[f32]) -> Vec<f32> {
+    pub fn in_our_layout(&self, torch: &[f32]) -> Vec<f32> {
         let mut here = vec![0.0; self.len()];
         for (i, &v) in torch.iter().enumerate().take(self.len()) {
             here[self.index_from_torch(i)] = v;
@@ -146,8 +145,8 @@ mod tests {
             Layout::Linear { cin: 4, cout: 3 },
         ] {
             let torch: Vec<f32> = (0..layout.len()).map(|i| i as f32).collect();
-            let here = layout.from_torch(&torch);
-            assert_eq!(layout.to_torch(&here), torch, "{layout:?}");
+            let here = layout.in_our_layout(&torch);
+            assert_eq!(layout.in_torch_layout(&here), torch, "{layout:?}");
             assert_eq!(layout.torch_shape().iter().product::<usize>(), layout.len());
         }
         // PyTorch conv weight [cout=4, cin=2, 3, 3]: element (o=1, ci=0, ky=0, kx=2) is index 18+2.
@@ -157,7 +156,7 @@ mod tests {
             cout: 4,
         };
         let torch: Vec<f32> = (0..conv.len()).map(|i| i as f32).collect();
-        let here = conv.from_torch(&torch);
+        let here = conv.in_our_layout(&torch);
         assert_eq!(here[(2 * 2) * 4 + 1], 20.0, "here [ky, kx, cin, cout]");
     }
 }

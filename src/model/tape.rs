@@ -13,6 +13,8 @@ use rayon::prelude::*;
 use dfdx::prelude::{Cpu, Gradients, OwnedTape, PutTape, Tape, Tensor, TensorFrom, TensorFromVec};
 use dfdx::tensor_ops::Backward;
 
+use super::shape::Shape;
+
 /// The gradient store after a backward pass.
 pub type Grads = Gradients<f32, Cpu>;
 
@@ -28,41 +30,6 @@ pub type BackwardError = dfdx::prelude::CpuError;
 pub struct Slot {
     name: Tensor<(usize,), f32, Cpu>,
     len: usize,
-}
-
-/// An activation's shape in the model's layout, NHWC (a vector per image is `[n, 1, 1, c]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    /// Images in the batch.
-    pub n: usize,
-    /// Rows.
-    pub h: usize,
-    /// Columns.
-    pub w: usize,
-    /// Channels.
-    pub c: usize,
-}
-
-impl Shape {
-    /// A shape from its four sides.
-    pub fn new(n: usize, h: usize, w: usize, c: usize) -> Shape {
-        Shape { n, h, w, c }
-    }
-
-    /// Elements in total.
-    pub fn len(&self) -> usize {
-        self.n * self.h * self.w * self.c
-    }
-
-    /// Pixels in total (rows of the `[n*h*w, c]` matrix view).
-    pub fn pixels(&self) -> usize {
-        self.n * self.h * self.w
-    }
-
-    /// Whether the shape holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A value in the graph.

@@ -65,6 +65,28 @@ pub struct ParamDecl {
     /// The allowed values, when only some are.
     #[serde(default)]
     pub choices: Vec<Value>,
+    /// The smallest number allowed (numbers only).
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The largest number allowed (numbers only).
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+impl ParamDecl {
+    /// What the declared range asks of `value` when `value` lies outside it (`from 0 to 1`, `at
+    /// least 1`); `None` when it lies inside, has no range, or is not a number.
+    pub fn out_of_range(&self, value: &Value) -> Option<String> {
+        let v = value.as_f64()?;
+        match (self.min, self.max) {
+            (Some(low), Some(high)) if !(low..=high).contains(&v) => {
+                Some(format!("from {low} to {high}"))
+            }
+            (Some(low), None) if v < low => Some(format!("at least {low}")),
+            (None, Some(high)) if v > high => Some(format!("at most {high}")),
+            _ => None,
+        }
+    }
 }
 
 /// The types a kind's param may have.
@@ -170,6 +192,26 @@ mod tests {
             for (name, param) in &kind.params {
                 if let Some(default) = &param.default {
                     assert!(param.ty.admits(default), "{}.{name}", kind.kind);
+                    assert_eq!(
+                        param.out_of_range(default),
+                        None,
+                        "{}.{name}: the default lies outside the declared range",
+                        kind.kind
+                    );
+                }
+                let numeric = matches!(param.ty, ParamType::Int | ParamType::Float);
+                assert!(
+                    numeric || (param.min.is_none() && param.max.is_none()),
+                    "{}.{name}: only numbers have a range",
+                    kind.kind
+                );
+                if param.ty == ParamType::Int {
+                    // An int read as a count must not be negative: every int declares its minimum.
+                    assert!(
+                        param.min.is_some(),
+                        "{}.{name}: an int without `min`",
+                        kind.kind
+                    );
                 }
             }
             assert!(

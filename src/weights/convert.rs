@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use anyhow::{Context, bail};
 
 use super::tflite::{Model, Tensor};
-use crate::model::MobileNetV2;
-use crate::model::mobilenet::{BLOCKS, Config};
+use crate::model::{BLOCKS, Config, MobileNetV2};
 
 /// The network that a TF-slim MobileNetV2 file describes, with its weights.
 pub fn mobilenet_from_tflite(model: &Model) -> anyhow::Result<MobileNetV2> {
@@ -71,7 +70,7 @@ pub fn mobilenet_from_tflite(model: &Model) -> anyhow::Result<MobileNetV2> {
         *value = match (layer == conv.as_deref().unwrap_or_default(), field) {
             (true, "weight") => {
                 let w = weights.with_context(|| format!("no weights for `{name}`"))?;
-                layout.from_torch(&to_torch(w, &layout.torch_shape())?)
+                layout.in_our_layout(&to_torch(w, &layout.torch_shape())?)
             }
             (true, "bias") | (false, "bias") => {
                 dequantise(bias.with_context(|| format!("no bias for `{name}`"))?)?

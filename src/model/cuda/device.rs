@@ -16,7 +16,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
 
 use crate::model::kernels::Window;
-use crate::model::tape::Shape;
+use crate::model::shape::Shape;
 
 /// The kernels' source.
 pub const SOURCE: &str = include_str!("kernels.cu");

@@ -16,7 +16,7 @@ use crate::model::kernels::Window;
 use crate::model::mobilenet::{BlockPlan, Kind, LayerPlan, MobileNetV2};
 use crate::model::ops::{binary_cross_entropy_gradient, binary_cross_entropy_value, dropout_mask};
 use crate::model::optim;
-use crate::model::tape::Shape;
+use crate::model::shape::Shape;
 use crate::util::rng::Rng;
 
 /// Tensors per convolution layer in [`MobileNetV2::state_mut`]: weight, gamma, beta, running mean and

@@ -149,6 +149,25 @@ impl Checker<'_> {
                 }
             }
         }
+        self.builtin_params(name, kind, &given, with_pos, &mut settings);
+        let action = Action::Builtin {
+            kind: kind.kind.clone(),
+            version: kind.version,
+            settings,
+        };
+        Some((action, deps, outs, ".".to_string()))
+    }
+
+    /// Checks each declared param of `kind` as given (or its default) against its type, choices and
+    /// range, and puts it into `settings`.
+    fn builtin_params(
+        &mut self,
+        name: &str,
+        kind: &kinds::KindDecl,
+        given: &BTreeMap<String, (Value, Pos)>,
+        with_pos: Pos,
+        settings: &mut BTreeMap<String, Value>,
+    ) {
         for (param, decl) in &kind.params {
             let (value, pos) = match given.get(param) {
                 Some((v, pos)) => (v.clone(), *pos),
@@ -175,6 +194,14 @@ impl Checker<'_> {
                 );
                 continue;
             }
+            if let Some(range) = decl.out_of_range(&value) {
+                self.error(
+                    pos,
+                    format!("`{param}` must be {range}, not {value}"),
+                    Some(decl.description.clone()),
+                );
+                continue;
+            }
             if !decl.choices.is_empty() && !decl.choices.contains(&value) {
                 let choices: Vec<String> = decl.choices.iter().map(Value::to_string).collect();
                 self.error(
@@ -189,11 +216,5 @@ impl Checker<'_> {
             }
             settings.insert(param.clone(), value);
         }
-        let action = Action::Builtin {
-            kind: kind.kind.clone(),
-            version: kind.version,
-            settings,
-        };
-        Some((action, deps, outs, ".".to_string()))
     }
 }

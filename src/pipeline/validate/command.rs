@@ -11,6 +11,36 @@ use crate::pipeline::yaml::{self, Node, NodeKind, Pos};
 use crate::pipeline::{Action, Out, PathRef, Stage, is_outside, normalize};
 
 impl Checker<'_> {
+    /// Each key of stage `name` must belong to its sort of stage (built-in or command).
+    fn check_stage_keys(&mut self, name: &str, entries: &[(Node, Node)], builtin: bool) {
+        let allowed = if builtin { BUILTIN_KEYS } else { COMMAND_KEYS };
+        for (key, _) in entries {
+            let key_name = key.as_scalar().unwrap_or_default();
+            if !allowed.contains(&key_name) {
+                let all: Vec<&str> = COMMAND_KEYS.iter().chain(BUILTIN_KEYS).copied().collect();
+                let help = if all.contains(&key_name) {
+                    Some(format!(
+                        "`{key_name}` belongs to {} stages",
+                        if builtin {
+                            "command (`cmd`)"
+                        } else {
+                            "built-in (`uses`)"
+                        }
+                    ))
+                } else {
+                    did_you_mean(key_name, all)
+                };
+                self.error(
+                    key.pos,
+                    format!("unknown key `{key_name}` in stage `{name}`"),
+                    help,
+                );
+            }
+        }
+    }
+
+    /// One stage as written (after `foreach`/`matrix` expansion): interpolated, every key and value
+    /// checked, paths normalised; `None` when it has errors (they are collected).
     pub(super) fn stage(
         &mut self,
         name: String,
@@ -45,30 +75,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        let allowed = if builtin { BUILTIN_KEYS } else { COMMAND_KEYS };
-        for (key, _) in entries {
-            let key_name = key.as_scalar().unwrap_or_default();
-            if !allowed.contains(&key_name) {
-                let all: Vec<&str> = COMMAND_KEYS.iter().chain(BUILTIN_KEYS).copied().collect();
-                let help = if all.contains(&key_name) {
-                    Some(format!(
-                        "`{key_name}` belongs to {} stages",
-                        if builtin {
-                            "command (`cmd`)"
-                        } else {
-                            "built-in (`uses`)"
-                        }
-                    ))
-                } else {
-                    did_you_mean(key_name, all)
-                };
-                self.error(
-                    key.pos,
-                    format!("unknown key `{key_name}` in stage `{name}`"),
-                    help,
-                );
-            }
-        }
+        self.check_stage_keys(&name, entries, builtin);
         let always_changed = self.flag(&body, "always_changed");
         let frozen = self.flag(&body, "frozen");
         let desc = body

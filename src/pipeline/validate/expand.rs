@@ -65,117 +65,142 @@ impl Checker<'_> {
             item: None,
             key: None,
         };
-        let mut unused = BTreeMap::new();
         if let Some(foreach) = body.get("foreach") {
-            for (k, _) in entries {
-                self.check_key(
-                    k,
-                    &["foreach", "do"],
-                    "a `foreach` stage has only `foreach` and `do`, not",
-                );
-            }
-            let Some(template) = body.get("do") else {
-                self.error(
-                    body.pos,
-                    format!("stage `{name}` has `foreach` but no `do`"),
-                    None,
-                );
-                return Vec::new();
-            };
-            let items = match scope.apply(foreach, &mut unused) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.interpolation_error(e);
-                    return Vec::new();
-                }
-            };
-            return match items.to_value() {
-                Value::Array(list) => list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        let suffix = scalar_suffix(item).unwrap_or_else(|| i.to_string());
-                        (
-                            format!("{name}@{suffix}"),
-                            template.clone(),
-                            Some(item.clone()),
-                            None,
-                        )
-                    })
-                    .collect(),
-                Value::Object(map) => map
-                    .into_iter()
-                    .map(|(k, item)| (format!("{name}@{k}"), template.clone(), Some(item), Some(k)))
-                    .collect(),
-                _ => {
-                    self.error(foreach.pos, "`foreach` must be a list or a mapping", None);
-                    Vec::new()
-                }
-            };
+            return self.expand_foreach(name, body, entries, foreach, &scope);
         }
         if let Some(matrix) = body.get("matrix") {
-            let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
-            match scope.apply(matrix, &mut unused).map(|n| n.to_value()) {
-                Ok(Value::Object(map)) if !map.is_empty() => {
-                    for (axis, values) in map {
-                        match values {
-                            Value::Array(v) if !v.is_empty() => axes.push((axis, v)),
-                            _ => self.error(
-                                matrix.pos,
-                                format!("matrix axis `{axis}` must be a non-empty list"),
-                                None,
-                            ),
-                        }
-                    }
-                }
-                Ok(_) => self.error(
-                    matrix.pos,
-                    "`matrix` must be a mapping of names to lists",
-                    None,
-                ),
-                Err(e) => self.interpolation_error(e),
-            }
-            let template = Node {
-                kind: NodeKind::Map(
-                    entries
-                        .iter()
-                        .filter(|(k, _)| k.as_scalar() != Some("matrix"))
-                        .cloned()
-                        .collect(),
-                ),
-                pos: body.pos,
-            };
-            let mut combos: Vec<(Vec<String>, serde_json::Map<String, Value>)> =
-                vec![(Vec::new(), serde_json::Map::new())];
-            for (axis, values) in &axes {
-                combos = combos
-                    .into_iter()
-                    .flat_map(|(suffix, item)| {
-                        values.iter().enumerate().map(move |(i, v)| {
-                            let mut suffix = suffix.clone();
-                            suffix.push(scalar_suffix(v).unwrap_or_else(|| i.to_string()));
-                            let mut item = item.clone();
-                            item.insert(axis.clone(), v.clone());
-                            (suffix, item)
-                        })
-                    })
-                    .collect();
-            }
-            if axes.is_empty() {
+            return self.expand_matrix(name, body, entries, matrix, &scope);
+        }
+        plain
+    }
+
+    /// A `foreach` stage: one stage per item of the list (or entry of the mapping), named `name@item`.
+    fn expand_foreach(
+        &mut self,
+        name: &str,
+        body: &Node,
+        entries: &[(Node, Node)],
+        foreach: &Node,
+        scope: &Scope,
+    ) -> Vec<Expanded> {
+        let mut unused = BTreeMap::new();
+        for (k, _) in entries {
+            self.check_key(
+                k,
+                &["foreach", "do"],
+                "a `foreach` stage has only `foreach` and `do`, not",
+            );
+        }
+        let Some(template) = body.get("do") else {
+            self.error(
+                body.pos,
+                format!("stage `{name}` has `foreach` but no `do`"),
+                None,
+            );
+            return Vec::new();
+        };
+        let items = match scope.apply(foreach, &mut unused) {
+            Ok(n) => n,
+            Err(e) => {
+                self.interpolation_error(e);
                 return Vec::new();
             }
-            return combos
-                .into_iter()
-                .map(|(suffix, item)| {
+        };
+        match items.to_value() {
+            Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let suffix = scalar_suffix(item).unwrap_or_else(|| i.to_string());
                     (
-                        format!("{name}@{}", suffix.join("-")),
+                        format!("{name}@{suffix}"),
                         template.clone(),
-                        Some(Value::Object(item)),
+                        Some(item.clone()),
                         None,
                     )
                 })
+                .collect(),
+            Value::Object(map) => map
+                .into_iter()
+                .map(|(k, item)| (format!("{name}@{k}"), template.clone(), Some(item), Some(k)))
+                .collect(),
+            _ => {
+                self.error(foreach.pos, "`foreach` must be a list or a mapping", None);
+                Vec::new()
+            }
+        }
+    }
+
+    /// A `matrix` stage: one stage per combination of its axes, named `name@a-b`.
+    fn expand_matrix(
+        &mut self,
+        name: &str,
+        body: &Node,
+        entries: &[(Node, Node)],
+        matrix: &Node,
+        scope: &Scope,
+    ) -> Vec<Expanded> {
+        let mut unused = BTreeMap::new();
+        let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
+        match scope.apply(matrix, &mut unused).map(|n| n.to_value()) {
+            Ok(Value::Object(map)) if !map.is_empty() => {
+                for (axis, values) in map {
+                    match values {
+                        Value::Array(v) if !v.is_empty() => axes.push((axis, v)),
+                        _ => self.error(
+                            matrix.pos,
+                            format!("matrix axis `{axis}` must be a non-empty list"),
+                            None,
+                        ),
+                    }
+                }
+            }
+            Ok(_) => self.error(
+                matrix.pos,
+                "`matrix` must be a mapping of names to lists",
+                None,
+            ),
+            Err(e) => self.interpolation_error(e),
+        }
+        let template = Node {
+            kind: NodeKind::Map(
+                entries
+                    .iter()
+                    .filter(|(k, _)| k.as_scalar() != Some("matrix"))
+                    .cloned()
+                    .collect(),
+            ),
+            pos: body.pos,
+        };
+        let mut combos: Vec<(Vec<String>, serde_json::Map<String, Value>)> =
+            vec![(Vec::new(), serde_json::Map::new())];
+        for (axis, values) in &axes {
+            combos = combos
+                .into_iter()
+                .flat_map(|(suffix, item)| {
+                    values.iter().enumerate().map(move |(i, v)| {
+                        let mut suffix = suffix.clone();
+                        suffix.push(scalar_suffix(v).unwrap_or_else(|| i.to_string()));
+                        let mut item = item.clone();
+                        item.insert(axis.clone(), v.clone());
+                        (suffix, item)
+                    })
+                })
                 .collect();
         }
-        plain
+        if axes.is_empty() {
+            return Vec::new();
+        }
+        combos
+            .into_iter()
+            .map(|(suffix, item)| {
+                (
+                    format!("{name}@{}", suffix.join("-")),
+                    template.clone(),
+                    Some(Value::Object(item)),
+                    None,
+                )
+            })
+            .collect()
     }
 }

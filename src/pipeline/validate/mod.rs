@@ -99,53 +99,12 @@ pub(super) fn validate(
     for (key, _) in entries {
         c.check_key(key, TOP_KEYS, "unknown top-level key");
     }
-    let executor = node.get("executor").and_then(|n| {
-        let parsed = n.as_scalar().ok_or_else(|| {
-            format!(
-                "`executor` must be `local` or `slurm`, not {}",
-                n.type_name()
-            )
-        });
-        match parsed.and_then(str::parse::<ExecutorKind>) {
-            Ok(kind) => Some(kind),
-            Err(message) => {
-                c.error(n.pos, message, None);
-                None
-            }
-        }
-    });
+    let executor = node.get("executor").and_then(|n| c.executor(n));
     if let Some(r) = node.get("resources") {
         c.default_resources = c.resources(r, "the pipeline");
     }
-    let mut params = match node.get("params") {
-        None => Value::Object(Default::default()),
-        Some(p) if p.as_map().is_some() => p.to_value(),
-        Some(p) => {
-            c.error(
-                p.pos,
-                format!("`params` must be a mapping, not {}", p.type_name()),
-                None,
-            );
-            Value::Object(Default::default())
-        }
-    };
-    let stage_nodes: &[(Node, Node)] = match node.get("stages") {
-        Some(s) => match s.as_map() {
-            Some(m) if !m.is_empty() => m,
-            _ => {
-                c.error(
-                    s.pos,
-                    "`stages` must be a non-empty mapping of stage names to stages",
-                    None,
-                );
-                &[]
-            }
-        },
-        None => {
-            c.error(node.pos, "the pipeline has no `stages`", None);
-            &[]
-        }
-    };
+    let mut params = c.params_mapping(node);
+    let stage_nodes = c.stage_nodes(node);
     let stage_overrides = c.apply_overrides(&mut params, overrides, stage_nodes);
     c.params = params.clone();
     let mut stages = Vec::new();
@@ -189,6 +148,60 @@ pub(super) fn validate(
 }
 
 impl Checker<'_> {
+    /// The top-level `executor:`, if it is given and valid.
+    fn executor(&mut self, n: &Node) -> Option<ExecutorKind> {
+        let parsed = n.as_scalar().ok_or_else(|| {
+            format!(
+                "`executor` must be `local` or `slurm`, not {}",
+                n.type_name()
+            )
+        });
+        match parsed.and_then(str::parse::<ExecutorKind>) {
+            Ok(kind) => Some(kind),
+            Err(message) => {
+                self.error(n.pos, message, None);
+                None
+            }
+        }
+    }
+
+    /// The top-level `params:` as a value (an empty mapping when absent or invalid).
+    fn params_mapping(&mut self, node: &Node) -> Value {
+        match node.get("params") {
+            None => Value::Object(Default::default()),
+            Some(p) if p.as_map().is_some() => p.to_value(),
+            Some(p) => {
+                self.error(
+                    p.pos,
+                    format!("`params` must be a mapping, not {}", p.type_name()),
+                    None,
+                );
+                Value::Object(Default::default())
+            }
+        }
+    }
+
+    /// The top-level `stages:` entries (none when absent or invalid).
+    fn stage_nodes<'n>(&mut self, node: &'n Node) -> &'n [(Node, Node)] {
+        match node.get("stages") {
+            Some(s) => match s.as_map() {
+                Some(m) if !m.is_empty() => m,
+                _ => {
+                    self.error(
+                        s.pos,
+                        "`stages` must be a non-empty mapping of stage names to stages",
+                        None,
+                    );
+                    &[]
+                }
+            },
+            None => {
+                self.error(node.pos, "the pipeline has no `stages`", None);
+                &[]
+            }
+        }
+    }
+
     fn error(&mut self, pos: Pos, message: impl Into<String>, help: Option<String>) {
         let mut d = Diagnostic::at(self.file, self.source, pos, message);
         d.help = help;

@@ -70,6 +70,47 @@ pub struct Watch<'a> {
     pub finisher: &'a str,
 }
 
+/// What asking Slurm for its queue gave.
+enum QueuePoll {
+    /// It was asked too recently to ask again.
+    NotYet,
+    /// Each job's state.
+    States(HashMap<String, JobState>),
+    /// It has not answered for [`QUEUE_GIVE_UP`]: why, the last time.
+    GaveUp(String),
+}
+
+/// When the queue was last asked, and since when it has not answered.
+#[derive(Default)]
+struct QueueWatch {
+    last_poll: Option<Instant>,
+    failing_since: Option<Instant>,
+}
+
+impl QueueWatch {
+    /// Asks the queue, at most every [`QUEUE_POLL`].
+    fn poll(&mut self) -> QueuePoll {
+        if self.last_poll.is_some_and(|t| t.elapsed() < QUEUE_POLL) {
+            return QueuePoll::NotYet;
+        }
+        self.last_poll = Some(Instant::now());
+        match client::states() {
+            Ok(states) => {
+                self.failing_since = None;
+                QueuePoll::States(states)
+            }
+            Err(e) => {
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= QUEUE_GIVE_UP {
+                    QueuePoll::GaveUp(e)
+                } else {
+                    QueuePoll::NotYet
+                }
+            }
+        }
+    }
+}
+
 /// Waits until every queued stage has a final result.
 pub fn wait(
     watch: &Watch,
@@ -90,8 +131,7 @@ pub fn wait(
     let mut running: HashSet<usize> = HashSet::new();
     let mut ended_at: HashMap<usize, Instant> = HashMap::new();
     let mut stop = Stop::None;
-    let mut last_queue_poll: Option<Instant> = None;
-    let mut queue_failing_since: Option<Instant> = None;
+    let mut queue = QueueWatch::default();
     while !open.is_empty() {
         if stop != Stop::Cancelled && interrupted.load(Ordering::SeqCst) {
             stop = Stop::Cancelled;
@@ -99,34 +139,23 @@ pub fn wait(
             jobs.push(finisher.to_string());
             let _ = client::cancel(&jobs, false);
         }
-        let states = if last_queue_poll.is_none_or(|t| t.elapsed() >= QUEUE_POLL) {
-            last_queue_poll = Some(Instant::now());
-            match client::states() {
-                Ok(states) => {
-                    queue_failing_since = None;
-                    Some(states)
+        let states = match queue.poll() {
+            QueuePoll::NotYet => None,
+            QueuePoll::States(states) => Some(states),
+            QueuePoll::GaveUp(e) => {
+                // Slurm does not answer: what has no result is reported, not waited for.
+                for k in std::mem::take(&mut open) {
+                    let mut r = results[k].clone();
+                    r.status = Status::Failed;
+                    r.error = Some(format!(
+                        "no result, and Slurm has not answered for {}s: {e}",
+                        QUEUE_GIVE_UP.as_secs()
+                    ));
+                    observer.on(Event::Finished(&r));
+                    results[k] = r;
                 }
-                Err(e) => {
-                    let since = *queue_failing_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= QUEUE_GIVE_UP {
-                        // Slurm does not answer: what has no result is reported, not waited for.
-                        for k in std::mem::take(&mut open) {
-                            let mut r = results[k].clone();
-                            r.status = Status::Failed;
-                            r.error = Some(format!(
-                                "no result, and Slurm has not answered for {}s: {e}",
-                                QUEUE_GIVE_UP.as_secs()
-                            ));
-                            observer.on(Event::Finished(&r));
-                            results[k] = r;
-                        }
-                        break;
-                    }
-                    None
-                }
+                break;
             }
-        } else {
-            None
         };
         // First the results jobs wrote, so a failure is known before the jobs it stopped are settled.
         let mut written = Vec::new();
