@@ -147,6 +147,8 @@ fn a_fan_runs_as_jobs_ordered_by_dependencies_and_a_second_run_submits_nothing()
     assert!(!again.stderr.contains("queued"), "{}", again.stderr);
     assert_eq!(ws.with_status("cached").len(), 5);
     assert!(stage(&ws.latest(), "agg")["job_id"].is_null());
+    // Job scripts, Slurm logs, results and records are all where the run-folder layout puts them.
+    ws.assert_runs_follow_layout();
 }
 
 #[test]
@@ -211,6 +213,7 @@ fn pipe_cancel_stops_a_detached_run_and_leaves_no_entry_for_the_cancelled_stage(
     });
     assert_eq!(ws.store_entries("slow"), 0);
     ws.fails(&["cancel", "latest"], 2, &["already been cancelled"]);
+    ws.assert_runs_follow_layout();
 }
 
 #[test]
