@@ -52,16 +52,12 @@ pub fn predict(
         .key
         .as_deref()
         .with_context(|| format!("stage `{}` of run {} did not finish", train.name, record.id))?;
-    let entry = ws
-        .store
-        .lookup(key)
-        .map_err(anyhow::Error::msg)?
-        .with_context(|| {
-            format!(
-                "the store no longer has stage `{}` of run {} (removed by gc?)",
-                train.name, record.id
-            )
-        })?;
+    let entry = ws.store.lookup(key)?.with_context(|| {
+        format!(
+            "the store no longer has stage `{}` of run {} (removed by gc?)",
+            train.name, record.id
+        )
+    })?;
     let scratch = scratch_dir(ws)?;
     ws.store
         .restore(&scratch, &entry, &StatCache::load(scratch.join("no-cache")))

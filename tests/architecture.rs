@@ -14,15 +14,6 @@ type ModPath = Vec<String>;
 
 /// Files outside tests that may be longer: the numeric kernels, whose loops read best whole.
 const LONG_FILES_ALLOWED: &[&str] = &["model/kernels.rs", "model/ops.rs", "model/cuda/device.rs"];
-/// Functions over the limit that are yet to be split (`file: name`). The list only shrinks: the test
-/// fails when one of them is short, so that it comes off.
-const LONG_FUNCTIONS_TO_SPLIT: &[&str] = &[
-    "model/fit.rs: fit",
-    "model/mobilenet.rs: new",
-    "pipeline/validate/builtin.rs: builtin",
-    "pipeline/yaml.rs: parse",
-    "report/figures.rs: test_figures",
-];
 const MAX_FILE_LINES: usize = 600;
 const MAX_FUNCTION_LINES: usize = 100;
 
@@ -263,7 +254,6 @@ fn the_circle_check_sees_circles() {
 #[test]
 fn files_and_functions_stay_short() {
     let mut long = Vec::new();
-    let mut still_long = BTreeSet::new();
     for (file, text) in modules().into_values() {
         let allowed = LONG_FILES_ALLOWED.contains(&file.as_str());
         let lines = text.lines().count();
@@ -273,13 +263,7 @@ fn files_and_functions_stay_short() {
             ));
         }
         for (name, line, length) in functions(&text) {
-            let known = format!("{file}: {name}");
-            if length <= MAX_FUNCTION_LINES || allowed {
-                continue;
-            }
-            if LONG_FUNCTIONS_TO_SPLIT.contains(&known.as_str()) {
-                still_long.insert(known);
-            } else {
+            if length > MAX_FUNCTION_LINES && !allowed {
                 long.push(format!(
                     "src/{file}:{line}: `{name}` has {length} lines (at most {MAX_FUNCTION_LINES})"
                 ));
@@ -287,14 +271,6 @@ fn files_and_functions_stay_short() {
         }
     }
     assert!(long.is_empty(), "too long:\n{}", long.join("\n"));
-    let split: Vec<_> = LONG_FUNCTIONS_TO_SPLIT
-        .iter()
-        .filter(|f| !still_long.contains(**f))
-        .collect();
-    assert!(
-        split.is_empty(),
-        "these are short now (or gone): take them off LONG_FUNCTIONS_TO_SPLIT: {split:?}"
-    );
 }
 
 /// Each function in `text`: its name, first line and length. A function starts at a line `fn name(`

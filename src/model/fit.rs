@@ -102,6 +102,46 @@ pub trait Observer {
     fn epoch(&mut self, record: &Epoch, best: bool, net: &mut MobileNetV2) -> anyhow::Result<()>;
 }
 
+/// The learning rate of (0-based) `epoch`: the head phase at `lr`, the fine-tuning phase after it at
+/// `lr * fine_tune_lr`, each on its own schedule.
+fn learning_rate(settings: &Settings, epoch: usize) -> f32 {
+    let (phase_start, phase_epochs, base) = if epoch < settings.head_epochs {
+        (0, settings.head_epochs, settings.lr)
+    } else if settings.head_epochs > 0 {
+        let rest = settings.epochs - settings.head_epochs;
+        (
+            settings.head_epochs,
+            rest,
+            settings.lr * settings.fine_tune_lr,
+        )
+    } else {
+        (0, settings.epochs, settings.lr)
+    };
+    settings
+        .schedule
+        .rate(base, epoch - phase_start, phase_epochs)
+}
+
+/// The training images at `indices`, augmented afresh for `epoch` and preprocessed, as one batch.
+fn augmented_batch(
+    train: &[Example],
+    indices: &[usize],
+    augment: (&Policy, u64),
+    preprocess: &Preprocess,
+    epoch: usize,
+) -> Vec<f32> {
+    let inputs: Vec<Vec<f32>> = indices
+        .par_iter()
+        .map(|&i| {
+            let image = augment
+                .0
+                .apply(&train[i].image, augment.1, epoch as u64, i as u64);
+            preprocess.tensor(&image)
+        })
+        .collect();
+    inputs.concat()
+}
+
 /// Trains `net` on `train`, validating on `val`. Training images are augmented afresh each epoch: image
 /// `i` (its position in `train`) in epoch `e` gets the policy's draw for (seed, e, i).
 pub fn fit(
@@ -143,21 +183,7 @@ pub fn fit(
             let adam = Adam::new(settings.optimizer, settings.weight_decay);
             engine = engine.start_phase(net, adam)?;
         }
-        let (phase_start, phase_epochs, base) = if head_phase {
-            (0, settings.head_epochs, settings.lr)
-        } else if settings.head_epochs > 0 {
-            let rest = settings.epochs - settings.head_epochs;
-            (
-                settings.head_epochs,
-                rest,
-                settings.lr * settings.fine_tune_lr,
-            )
-        } else {
-            (0, settings.epochs, settings.lr)
-        };
-        let lr = settings
-            .schedule
-            .rate(base, epoch - phase_start, phase_epochs);
+        let lr = learning_rate(settings, epoch);
         let started = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
         Rng::derive(settings.seed, "shuffle", epoch as u64, 0).shuffle(&mut order);
@@ -165,21 +191,12 @@ pub fn fit(
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let steps = order.len().div_ceil(settings.batch);
         for (step, indices) in order.chunks(settings.batch).enumerate() {
-            let inputs: Vec<Vec<f32>> = indices
-                .par_iter()
-                .map(|&i| {
-                    let image = augment
-                        .0
-                        .apply(&train[i].image, augment.1, epoch as u64, i as u64);
-                    preprocess.tensor(&image)
-                })
-                .collect();
+            let images = augmented_batch(train, indices, augment, preprocess, epoch);
             let labels: Vec<f32> = indices.iter().map(|&i| train[i].label as f32).collect();
             let weights: Vec<f32> = indices
                 .iter()
                 .map(|&i| class_weights[train[i].label as usize])
                 .collect();
-            let images = inputs.concat();
             let (loss, logits) = engine.step(net, images, (&labels, &weights), lr, &mut dropout)?;
             loss_sum += f64::from(loss) * indices.len() as f64;
             correct += logits

@@ -232,6 +232,67 @@ pub struct MobileNetV2 {
     head_bias: Param,
 }
 
+/// One inverted residual block at `at`: expand (unless `t` is 1), depthwise, project; a block whose
+/// input and output agree is residual and starts as the identity.
+fn inverted_residual(
+    at: &str,
+    (cin, cout): (usize, usize),
+    t: usize,
+    stride: usize,
+    c: &Config,
+    rng: &mut Rng,
+) -> Block {
+    let hidden = cin * t;
+    let mut names = (0..).map(|i| format!("{at}.{i}"));
+    let mut layers = Vec::new();
+    if t != 1 {
+        let n = names.next().unwrap_or_default();
+        let layout = Layout::Pointwise { cin, cout: hidden };
+        layers.push(ConvBn::new(
+            &format!("{n}.0"),
+            &format!("{n}.1"),
+            layout,
+            Kind::Pointwise,
+            true,
+            c,
+            rng,
+        ));
+    }
+    let n = names.next().unwrap_or_default();
+    let layout = Layout::Depthwise { k: 3, c: hidden };
+    layers.push(ConvBn::new(
+        &format!("{n}.0"),
+        &format!("{n}.1"),
+        layout,
+        Kind::Depthwise { stride },
+        true,
+        c,
+        rng,
+    ));
+    let (conv, bn) = (
+        names.next().unwrap_or_default(),
+        names.next().unwrap_or_default(),
+    );
+    let layout = Layout::Pointwise { cin: hidden, cout };
+    layers.push(ConvBn::new(
+        &conv,
+        &bn,
+        layout,
+        Kind::Pointwise,
+        false,
+        c,
+        rng,
+    ));
+    let residual = stride == 1 && cin == cout;
+    if residual {
+        // Zero-init residual (Goyal et al. 2017): the block's last BatchNorm starts at
+        // gamma 0, so the block starts as the identity and the signal reaches the head.
+        let last = layers.last_mut().expect("a block has layers");
+        last.bn.gamma.value_mut().fill(0.0);
+    }
+    Block { layers, residual }
+}
+
 impl MobileNetV2 {
     /// A network with torchvision's random initialisation, seeded, except that residual blocks start as
     /// the identity (their last BatchNorm's gamma is 0). From scratch on (an earlier version of) the
@@ -260,55 +321,7 @@ impl MobileNetV2 {
             for r in 0..repeats {
                 let stride = if r == 0 { first_stride } else { 1 };
                 let at = format!("features.{}.conv", blocks.len() + 1);
-                let hidden = cin * t;
-                let mut names = (0..).map(|i| format!("{at}.{i}"));
-                let mut layers = Vec::new();
-                if t != 1 {
-                    let n = names.next().unwrap_or_default();
-                    let layout = Layout::Pointwise { cin, cout: hidden };
-                    layers.push(ConvBn::new(
-                        &format!("{n}.0"),
-                        &format!("{n}.1"),
-                        layout,
-                        Kind::Pointwise,
-                        true,
-                        c,
-                        rng,
-                    ));
-                }
-                let n = names.next().unwrap_or_default();
-                let layout = Layout::Depthwise { k: 3, c: hidden };
-                layers.push(ConvBn::new(
-                    &format!("{n}.0"),
-                    &format!("{n}.1"),
-                    layout,
-                    Kind::Depthwise { stride },
-                    true,
-                    c,
-                    rng,
-                ));
-                let (conv, bn) = (
-                    names.next().unwrap_or_default(),
-                    names.next().unwrap_or_default(),
-                );
-                let layout = Layout::Pointwise { cin: hidden, cout };
-                layers.push(ConvBn::new(
-                    &conv,
-                    &bn,
-                    layout,
-                    Kind::Pointwise,
-                    false,
-                    c,
-                    rng,
-                ));
-                let residual = stride == 1 && cin == cout;
-                if residual {
-                    // Zero-init residual (Goyal et al. 2017): the block's last BatchNorm starts at
-                    // gamma 0, so the block starts as the identity and the signal reaches the head.
-                    let last = layers.last_mut().expect("a block has layers");
-                    last.bn.gamma.value_mut().fill(0.0);
-                }
-                blocks.push(Block { layers, residual });
+                blocks.push(inverted_residual(&at, (cin, cout), t, stride, c, rng));
                 cin = cout;
             }
         }

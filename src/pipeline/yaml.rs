@@ -232,25 +232,7 @@ pub fn parse(source: &str) -> Result<Option<Node>, YamlError> {
                     anchor,
                 ))
             }
-            Event::Alias(id) => {
-                let target = anchors.get(&id).ok_or_else(|| YamlError {
-                    pos,
-                    message: "alias to an unknown anchor".to_string(),
-                })?;
-                let size = target.count();
-                if size > budget {
-                    return Err(YamlError {
-                        pos,
-                        message: format!(
-                            "aliases expand to more than {MAX_NODES} nodes; refusing to expand (a YAML alias bomb?)"
-                        ),
-                    });
-                }
-                budget -= size;
-                let mut copy = target.clone();
-                copy.pos = pos;
-                Some((copy, 0))
-            }
+            Event::Alias(id) => Some((expand_alias(&anchors, id, pos, &mut budget)?, 0)),
             Event::SequenceStart(anchor, _) => {
                 stack.push(Open::Seq(pos, anchor, Vec::new()));
                 None
@@ -296,8 +278,46 @@ pub fn parse(source: &str) -> Result<Option<Node>, YamlError> {
         }
         match stack.last_mut() {
             None => root = Some(node),
-            Some(Open::Seq(_, _, items)) => items.push(node),
-            Some(Open::Map(_, _, entries, pending_key)) => match pending_key.take() {
+            Some(open) => open.add(node)?,
+        }
+    }
+    Ok(root)
+}
+
+/// A copy of the node anchor `id` names, at `pos`, its size taken from `budget` (an alias bomb runs
+/// out of budget instead of memory).
+fn expand_alias(
+    anchors: &HashMap<usize, Node>,
+    id: usize,
+    pos: Pos,
+    budget: &mut usize,
+) -> Result<Node, YamlError> {
+    let target = anchors.get(&id).ok_or_else(|| YamlError {
+        pos,
+        message: "alias to an unknown anchor".to_string(),
+    })?;
+    let size = target.count();
+    if size > *budget {
+        return Err(YamlError {
+            pos,
+            message: format!(
+                "aliases expand to more than {MAX_NODES} nodes; refusing to expand (a YAML alias bomb?)"
+            ),
+        });
+    }
+    *budget -= size;
+    let mut copy = target.clone();
+    copy.pos = pos;
+    Ok(copy)
+}
+
+impl Open {
+    /// Adds a finished node: an item of a sequence, or a mapping's key (a plain string, not seen
+    /// before in it) or the value of its pending key.
+    fn add(&mut self, node: Node) -> Result<(), YamlError> {
+        match self {
+            Open::Seq(_, _, items) => items.push(node),
+            Open::Map(_, _, entries, pending_key) => match pending_key.take() {
                 None => {
                     let Some(key) = node.as_scalar() else {
                         return Err(YamlError {
@@ -316,8 +336,8 @@ pub fn parse(source: &str) -> Result<Option<Node>, YamlError> {
                 Some(key) => entries.push((key, node)),
             },
         }
+        Ok(())
     }
-    Ok(root)
 }
 
 #[cfg(test)]

@@ -266,6 +266,46 @@ fn read_predictions(path: &Path) -> anyhow::Result<Vec<Prediction>> {
         .collect()
 }
 
+/// The mistakes and the most confident right answers on the `split` test images, most confident
+/// first, as two image grids.
+fn galleries(
+    inputs: &Inputs,
+    images: &Path,
+    test: &[&Prediction],
+    (split, threshold): (&str, f64),
+    out: &Path,
+    figures: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let (mut wrong, mut right): (Vec<&Prediction>, Vec<&Prediction>) = test
+        .iter()
+        .partition(|x| (x.probability >= threshold) != x.label);
+    for list in [&mut wrong, &mut right] {
+        list.sort_by(|a, b| {
+            confidence(b, threshold)
+                .total_cmp(&confidence(a, threshold))
+                .then(a.path.cmp(&b.path))
+        });
+    }
+    let tiles = |chosen: &[&Prediction]| -> anyhow::Result<Vec<gallery::Tile>> {
+        chosen
+            .iter()
+            .take(inputs.gallery)
+            .map(|x| tile(inputs, images, x, threshold))
+            .collect()
+    };
+    let title = format!(
+        "{split} images the model got wrong ({} of {}), most confident first",
+        wrong.len(),
+        test.len()
+    );
+    gallery::grid(&out.join("mistakes.png"), &title, &tiles(&wrong)?, 6)?;
+    figures.insert("mistakes.png".into(), title);
+    let title = format!("Most confident right answers on {split}");
+    gallery::grid(&out.join("confident.png"), &title, &tiles(&right)?, 6)?;
+    figures.insert("confident.png".into(), title);
+    Ok(())
+}
+
 fn test_figures(
     inputs: &Inputs,
     path: &Path,
@@ -346,33 +386,7 @@ fn test_figures(
         );
     }
     if let Some(images) = &inputs.images {
-        let (mut wrong, mut right): (Vec<&Prediction>, Vec<&Prediction>) = test
-            .iter()
-            .partition(|x| (x.probability >= threshold) != x.label);
-        for list in [&mut wrong, &mut right] {
-            list.sort_by(|a, b| {
-                confidence(b, threshold)
-                    .total_cmp(&confidence(a, threshold))
-                    .then(a.path.cmp(&b.path))
-            });
-        }
-        let tiles = |chosen: &[&Prediction]| -> anyhow::Result<Vec<gallery::Tile>> {
-            chosen
-                .iter()
-                .take(inputs.gallery)
-                .map(|x| tile(inputs, images, x, threshold))
-                .collect()
-        };
-        let title = format!(
-            "{split} images the model got wrong ({} of {}), most confident first",
-            wrong.len(),
-            test.len()
-        );
-        gallery::grid(&out.join("mistakes.png"), &title, &tiles(&wrong)?, 6)?;
-        figures.insert("mistakes.png".into(), title);
-        let title = format!("Most confident right answers on {split}");
-        gallery::grid(&out.join("confident.png"), &title, &tiles(&right)?, 6)?;
-        figures.insert("confident.png".into(), title);
+        galleries(inputs, images, &test, (&split, threshold), out, figures)?;
     }
     Ok(())
 }

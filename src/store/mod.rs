@@ -22,4 +22,4 @@ mod objects;
 pub mod state;
 
 pub use locks::FileLock;
-pub use objects::{Entry, RestoreError, Store};
+pub use objects::{Entry, EntryError, RestoreError, Store};

@@ -35,6 +35,33 @@ pub struct Entry {
     pub duration_s: f64,
 }
 
+/// Why a store entry cannot be used (the stage runs again).
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// It exists but cannot be read.
+    #[error("cannot read store entry {}: {source}", path.display())]
+    Unreadable {
+        /// The entry's file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// It is for another key or another entry format.
+    #[error("store entry {} is for another key or format", path.display())]
+    Foreign {
+        /// The entry's file.
+        path: PathBuf,
+    },
+    /// It is not an entry.
+    #[error("store entry {} is corrupt ({source})", path.display())]
+    Corrupt {
+        /// The entry's file.
+        path: PathBuf,
+        /// What the JSON reader said.
+        source: serde_json::Error,
+    },
+}
+
 /// Why a restore did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -94,20 +121,17 @@ impl Store {
     }
 
     /// The entry for `key`. A missing entry is `Ok(None)`; an unreadable one is a warning and a miss.
-    pub fn lookup(&self, key: &str) -> Result<Option<Entry>, String> {
+    pub fn lookup(&self, key: &str) -> Result<Option<Entry>, EntryError> {
         let path = self.entry_path(key);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read store entry {}: {e}", path.display())),
+            Err(source) => return Err(EntryError::Unreadable { path, source }),
         };
         match serde_json::from_slice::<Entry>(&bytes) {
             Ok(entry) if entry.format == ENTRY_FORMAT && entry.key == key => Ok(Some(entry)),
-            Ok(_) => Err(format!(
-                "store entry {} is for another key or format",
-                path.display()
-            )),
-            Err(e) => Err(format!("store entry {} is corrupt ({e})", path.display())),
+            Ok(_) => Err(EntryError::Foreign { path }),
+            Err(source) => Err(EntryError::Corrupt { path, source }),
         }
     }
 

@@ -18,7 +18,22 @@ impl Checker<'_> {
         body: &Node,
         overrides: &[(String, Value)],
     ) -> Option<(Action, Vec<PathRef>, Vec<Out>, String)> {
-        let uses = body.get("uses")?;
+        let kind = self.builtin_kind(body.get("uses")?)?;
+        let with_pos = key_pos(body, "with").unwrap_or(body.pos);
+        let given = self.builtin_given(name, kind, body, with_pos, overrides);
+        let mut settings = BTreeMap::new();
+        let (deps, outs) = self.builtin_paths(name, kind, &given, with_pos, &mut settings);
+        self.builtin_params(name, kind, &given, with_pos, &mut settings);
+        let action = Action::Builtin {
+            kind: kind.kind.clone(),
+            version: kind.version,
+            settings,
+        };
+        Some((action, deps, outs, ".".to_string()))
+    }
+
+    /// The declaration of the kind `uses` names.
+    fn builtin_kind(&mut self, uses: &Node) -> Option<&'static kinds::KindDecl> {
         let kind_name = self.string(uses, "`uses`")?;
         let Some(kind) = kinds::find(&kind_name) else {
             let names = kinds::all().iter().map(|k| k.kind.as_str());
@@ -39,8 +54,21 @@ impl Checker<'_> {
             );
             return None;
         };
+        Some(kind)
+    }
+
+    /// The settings given in `with:` and by `--set`, each where it was written; a setting the kind
+    /// does not declare is an error.
+    fn builtin_given(
+        &mut self,
+        name: &str,
+        kind: &kinds::KindDecl,
+        body: &Node,
+        with_pos: Pos,
+        overrides: &[(String, Value)],
+    ) -> BTreeMap<String, (Value, Pos)> {
+        let kind_name = &kind.kind;
         let with = body.get("with");
-        let with_pos = key_pos(body, "with").unwrap_or(body.pos);
         let mut given: BTreeMap<String, (Value, Pos)> = BTreeMap::new();
         match with {
             None => {}
@@ -81,7 +109,19 @@ impl Checker<'_> {
                 );
             }
         }
-        let mut settings = BTreeMap::new();
+        given
+    }
+
+    /// The kind's input and output paths (given or defaulted), normalised into `settings`, as the
+    /// stage's deps and outs.
+    fn builtin_paths(
+        &mut self,
+        name: &str,
+        kind: &kinds::KindDecl,
+        given: &BTreeMap<String, (Value, Pos)>,
+        with_pos: Pos,
+        settings: &mut BTreeMap<String, Value>,
+    ) -> (Vec<PathRef>, Vec<Out>) {
         let mut deps = Vec::new();
         let mut outs = Vec::new();
         for (slots, is_output) in [(&kind.inputs, false), (&kind.outputs, true)] {
@@ -149,13 +189,7 @@ impl Checker<'_> {
                 }
             }
         }
-        self.builtin_params(name, kind, &given, with_pos, &mut settings);
-        let action = Action::Builtin {
-            kind: kind.kind.clone(),
-            version: kind.version,
-            settings,
-        };
-        Some((action, deps, outs, ".".to_string()))
+        (deps, outs)
     }
 
     /// Checks each declared param of `kind` as given (or its default) against its type, choices and
