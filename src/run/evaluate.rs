@@ -10,15 +10,19 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::context::{Mode, RunContext};
-use super::events::Observer;
+use super::events::{Event, Observer};
 use super::executor::Launch;
 use super::outcome::{StageResult, Status};
+use crate::builtin::Progress;
 use crate::pipeline::{Action, ExecutorKind, Stage, is_within};
 use crate::store::hash::{Tree, TreeKind};
 use crate::store::key::{KEY_VERSION, KeyInput};
 use crate::store::state::{self, PipelineState, StageState};
 use crate::store::{Entry, RestoreError, Store};
 use crate::util::fsutil;
+
+/// Hashing a dep with more bytes than this that the stat cache does not know shows its progress.
+const SHOWN_HASHING: u64 = 64 << 20;
 
 /// One stage handed to [`RunContext::evaluate`]: its settled upstream stages' outputs, and the upstream
 /// stages queued as cluster jobs (name, job id), which it must wait for.
@@ -73,7 +77,7 @@ impl RunContext<'_> {
             // Its key needs its upstream stages' outputs: the cluster job computes it.
             return Ok(self.queue_after(i, stage, job.queued_upstream, events));
         }
-        let deps = self.hash_deps(stage, &job.upstream)?;
+        let deps = self.hash_deps(stage, &job.upstream, events)?;
         let input = self.key_input(stage, &deps, &job.upstream);
         let key = input.key();
         let new_state = StageState::new(key.clone(), input.clone(), &deps);
@@ -290,6 +294,7 @@ impl RunContext<'_> {
         &self,
         stage: &Stage,
         upstream: &[(String, Arc<BTreeMap<String, Tree>>)],
+        events: &dyn Observer,
     ) -> Result<BTreeMap<String, Tree>, String> {
         let mut deps = BTreeMap::new();
         for dep in &stage.deps {
@@ -301,7 +306,19 @@ impl RunContext<'_> {
                 Some(t) => t,
                 None => self
                     .stats
-                    .hash_tree(&self.root.join(&dep.path))
+                    .hash_tree_reporting(&self.root.join(&dep.path), &|done, total| {
+                        if total >= SHOWN_HASHING {
+                            events.on(Event::Progress {
+                                stage: &stage.name,
+                                progress: &Progress {
+                                    done: done >> 20,
+                                    total: total >> 20,
+                                    unit: "MiB",
+                                    message: format!("hashing {}", dep.path),
+                                },
+                            });
+                        }
+                    })
                     .map_err(|e| {
                         format!(
                             "cannot read dep `{}` of stage `{}`: {e}",

@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -145,7 +146,7 @@ impl StatCache {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.dirty.load(Ordering::Relaxed) {
             return Ok(());
         }
         let entries = self.entries.lock().expect("stat cache lock");
@@ -176,26 +177,45 @@ impl StatCache {
             .lock()
             .expect("stat cache lock")
             .insert(path.to_path_buf(), (Stat::of(meta), hash.to_string()));
-        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Relaxed);
     }
 
-    /// The hash of one file, from the cache when its stat is unchanged.
-    pub fn hash_file(&self, path: &Path, meta: &fs::Metadata) -> io::Result<String> {
+    /// The hash of one file, from the cache when its stat is unchanged; `hashed` is told how many
+    /// bytes it reads, as it reads them.
+    fn hash_file(
+        &self,
+        path: &Path,
+        meta: &fs::Metadata,
+        hashed: &(dyn Fn(u64) + Sync),
+    ) -> io::Result<String> {
         let stat = Stat::of(meta);
         if let Some(hash) = self.get(path, stat) {
             return Ok(hash);
         }
-        let hash = hash_file_contents(path, meta.len())?;
+        let hash = hash_file_contents(path, meta.len(), hashed)?;
         self.remember(path, meta, &hash);
         Ok(hash)
     }
 
     /// Hashes the file or folder at `path`. Errors name the path.
     pub fn hash_tree(&self, path: &Path) -> io::Result<Tree> {
+        self.hash_tree_reporting(path, &|_, _| {})
+    }
+
+    /// [`StatCache::hash_tree`], telling `progress` how many bytes of those the cache does not know
+    /// are hashed so far, and of how many (`done`, `total`), as each chunk is read.
+    pub fn hash_tree_reporting(
+        &self,
+        path: &Path,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> io::Result<Tree> {
         let meta = fs::metadata(path).map_err(|e| with_path(e, path))?;
+        let done = AtomicU64::new(0);
         if meta.is_file() {
+            let total = meta.len();
+            let hashed = |n: u64| progress(done.fetch_add(n, Ordering::Relaxed) + n, total);
             let hash = self
-                .hash_file(path, &meta)
+                .hash_file(path, &meta, &hashed)
                 .map_err(|e| with_path(e, path))?;
             return Ok(Tree {
                 kind: TreeKind::File,
@@ -208,12 +228,19 @@ impl StatCache {
                 }],
             });
         }
-        let files = list_files(path)?
+        let listed = list_files(path)?;
+        let total: u64 = listed
+            .iter()
+            .filter(|(rel, meta)| self.get(&path.join(rel), Stat::of(meta)).is_none())
+            .map(|(_, meta)| meta.len())
+            .sum();
+        let hashed = |n: u64| progress(done.fetch_add(n, Ordering::Relaxed) + n, total);
+        let files = listed
             .into_par_iter()
             .map(|(rel, meta)| {
                 let full = path.join(&rel);
                 let hash = self
-                    .hash_file(&full, &meta)
+                    .hash_file(&full, &meta, &hashed)
                     .map_err(|e| with_path(e, &full))?;
                 Ok(FileEntry {
                     path: rel,
@@ -245,7 +272,8 @@ pub fn listing_hash(files: &[FileEntry]) -> String {
 
 /// blake3 of a file's bytes: read in one go when small; streamed in fixed chunks, each hashed on
 /// blake3's threads, when big (memory stays at one chunk whatever the file's size).
-pub fn hash_file_contents(path: &Path, len: u64) -> io::Result<String> {
+/// `hashed` is told each chunk's size once it is hashed.
+fn hash_file_contents(path: &Path, len: u64, hashed: &(dyn Fn(u64) + Sync)) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     if len >= CHUNK as u64 {
         let mut file = fs::File::open(path)?;
@@ -256,9 +284,12 @@ pub fn hash_file_contents(path: &Path, len: u64) -> io::Result<String> {
                 break;
             }
             hasher.update_rayon(&buf[..n]);
+            hashed(n as u64);
         }
     } else {
-        hasher.update(&fs::read(path)?);
+        let bytes = fs::read(path)?;
+        hasher.update(&bytes);
+        hashed(bytes.len() as u64);
     }
     Ok(hasher.finalize().to_hex().to_string())
 }
@@ -377,6 +408,33 @@ mod tests {
         );
         fs::rename(d.join("y"), d.join("z")).unwrap();
         assert_ne!(cache.hash_tree(&d).unwrap().hash, t.hash);
+    }
+
+    #[test]
+    fn hashing_reports_the_new_bytes_as_it_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("data");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("big.bin"), vec![7u8; CHUNK * 2 + 5]).unwrap();
+        fs::write(d.join("small.txt"), "hello").unwrap();
+        let cache = StatCache::in_memory();
+        let seen = Mutex::new(Vec::new());
+        let record = |done: u64, total: u64| seen.lock().unwrap().push((done, total));
+        let tree = cache.hash_tree_reporting(&d, &record).unwrap();
+        let total = (CHUNK * 2 + 10) as u64;
+        let mut seen = std::mem::take(&mut *seen.lock().unwrap());
+        seen.sort();
+        // Three chunks of the big file and the small one, ending at all of it.
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.iter().all(|&(_, t)| t == total));
+        assert_eq!(seen.last(), Some(&(total, total)));
+        assert_eq!(tree.hash, cache.hash_tree(&d).unwrap().hash);
+        // What the stat cache knows is not hashed again, so not reported.
+        let again = Mutex::new(0);
+        cache
+            .hash_tree_reporting(&d, &|_, _| *again.lock().unwrap() += 1)
+            .unwrap();
+        assert_eq!(*again.lock().unwrap(), 0);
     }
 
     #[test]
