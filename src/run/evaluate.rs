@@ -2,7 +2,7 @@
 //! it to the executor on a miss and commit what it wrote. A cluster executor queues it instead (status
 //! `Queued`), and the stages below it are queued after that job, since their keys need its outputs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::sync::Arc;
 use std::time::Instant;
@@ -296,12 +296,19 @@ impl RunContext<'_> {
         upstream: &[(String, Arc<BTreeMap<String, Tree>>)],
         events: &dyn Observer,
     ) -> Result<BTreeMap<String, Tree>, String> {
+        // Upstream outputs by path: a dep is one of them or lies inside one (they never overlap).
+        let produced: HashMap<&str, &Tree> = upstream
+            .iter()
+            .flat_map(|(_, outs)| outs.iter())
+            .map(|(path, tree)| (path.as_str(), tree))
+            .collect();
         let mut deps = BTreeMap::new();
         for dep in &stage.deps {
-            let known = upstream
-                .iter()
-                .flat_map(|(_, outs)| outs.iter())
-                .find_map(|(out, tree)| subtree(tree, out, &dep.path));
+            let known = ancestors(&dep.path).find_map(|out| {
+                produced
+                    .get(out)
+                    .and_then(|tree| subtree(tree, out, &dep.path))
+            });
             let tree = match known {
                 Some(t) => t,
                 None => self
@@ -463,6 +470,11 @@ pub fn outputs_hash(outputs: &BTreeMap<String, Tree>) -> String {
         hasher.update(b"\n");
     }
     hasher.finalize().to_hex().to_string()
+}
+
+/// `path` and the folders above it, nearest first: `a/b/c`, `a/b`, `a`.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(path), |p| p.rsplit_once('/').map(|(parent, _)| parent))
 }
 
 /// The part of output `tree` (at `out`) that is `dep`, when `dep` is `out` or lies inside it.
