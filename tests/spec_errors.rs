@@ -109,3 +109,56 @@ fn a_setting_outside_its_declared_range_is_refused_when_the_pipeline_loads() {
     assert!(!run.stderr.contains("ran "), "{}", run.stderr);
     assert!(!ws.file("runs").exists() && !ws.file("data").exists());
 }
+
+#[test]
+fn outputs_that_would_overwrite_the_store_records_or_pipeline_are_refused() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  s:\n    cmd: echo hi > out.txt\n    outs:\n      - out.txt\n",
+    );
+    ws.ok(&["run", "p.yaml"]);
+    let entries_before = ws.store_entries("s");
+    for (out, what) in [
+        (".pipe", "would overwrite the store"),
+        (".pipe/stages", "would overwrite the store"),
+        ("runs", "would overwrite the runs folder"),
+        ("p.yaml", "would overwrite the pipeline file"),
+        (
+            "params.yaml",
+            "would overwrite the params file `params.yaml`",
+        ),
+        (".", "is not inside the workspace"),
+    ] {
+        ws.write(
+            "bad.yaml",
+            &format!(
+                "stages:\n  wipe:\n    cmd: echo gone\n    params:\n      - lr\n    outs:\n      - {out}\n"
+            ),
+        );
+        ws.write("params.yaml", "lr: 0.1\n");
+        ws.write(
+            "p.yaml",
+            &format!("stages:\n  w:\n    cmd: 'true'\n    outs:\n      - {out}\n"),
+        );
+        let file = if out == "params.yaml" {
+            "bad.yaml"
+        } else {
+            "p.yaml"
+        };
+        ws.fails(&["run", file], 2, &[what, &format!("--> {file}:")]);
+    }
+    // Nothing was deleted: the store still has its entry, the records are still there.
+    assert_eq!(ws.store_entries("s"), entries_before);
+    assert!(ws.file("runs").is_dir());
+    // Another store folder is protected the same way.
+    ws.write(
+        "p.yaml",
+        "stages:\n  w:\n    cmd: 'true'\n    outs:\n      - cache/x\n",
+    );
+    ws.fails(
+        &["--cache-dir", "cache", "run", "p.yaml"],
+        2,
+        &["would overwrite the store"],
+    );
+}

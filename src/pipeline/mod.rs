@@ -264,6 +264,50 @@ impl Pipeline {
     pub fn stage(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().find(|s| s.name == name)
     }
+
+    /// Outputs that would overwrite what the workspace keeps: the `reserved` folders (path, what:
+    /// the store, the runs folder), this pipeline file or its params files. A
+    /// stage's outputs are deleted before it runs, so `outs: [.pipe]` would wipe the store.
+    pub fn reserved_output_errors(&self, reserved: &[(String, &str)]) -> Vec<Diagnostic> {
+        let mut kept: Vec<(String, String)> = reserved
+            .iter()
+            .map(|(path, what)| (path.clone(), what.to_string()))
+            .collect();
+        kept.push((self.file.clone(), "the pipeline file".into()));
+        for stage in &self.stages {
+            for key in stage.params.keys() {
+                if let Some((file, _)) = key.split_once(':') {
+                    kept.push((file.to_string(), format!("the params file `{file}`")));
+                }
+            }
+        }
+        let mut errors = Vec::new();
+        for stage in &self.stages {
+            for out in &stage.outs {
+                let path = &out.path.path;
+                // (The workspace root itself is refused earlier, as not inside the workspace.)
+                let clash = kept
+                    .iter()
+                    .find(|(r, _)| is_within(path, r) || is_within(r, path))
+                    .map(|(_, what)| what.clone());
+                if let Some(what) = clash {
+                    errors.push(
+                        self.diagnostic(
+                            out.path.pos,
+                            format!(
+                                "output `{path}` of stage `{}` would overwrite {what}",
+                                stage.name
+                            ),
+                        )
+                        .with_help(
+                            "a stage's outputs are deleted before it runs; write somewhere else",
+                        ),
+                    );
+                }
+            }
+        }
+        errors
+    }
 }
 
 impl Stage {

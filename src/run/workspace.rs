@@ -2,7 +2,7 @@
 //! the one walk of a pipeline's graph that every kind of run shares. What a subcommand does with it is
 //! in [`super::request`] (`pipe run`, `pipe status`) and [`super::gc`] (`pipe gc`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::context::{Mode, Options, RunContext, RunRequest};
 use super::evaluate::save_state;
@@ -46,9 +46,25 @@ impl Workspace {
         }
     }
 
-    /// Loads and checks a pipeline: spec errors, then graph errors, before anything is hashed.
+    /// Loads and checks a pipeline: spec errors, outputs that would overwrite the store, the run
+    /// records or the pipeline's own files, then graph errors, before anything is hashed.
     pub fn load(&self, file: &str, overrides: &[Override]) -> Result<(Pipeline, Dag), Error> {
         let pipeline = pipeline::load(file, &self.root, overrides)?;
+        let inside = |dir: &Path| {
+            let rel = dir.strip_prefix(&self.root).ok()?.to_str()?;
+            Some(pipeline::normalize(".", rel))
+        };
+        let reserved: Vec<(String, &str)> = [
+            (inside(self.store.dir()), "the store"),
+            (inside(self.runs.dir()), "the runs folder"),
+        ]
+        .into_iter()
+        .filter_map(|(path, what)| Some((path?, what)))
+        .collect();
+        let errors = pipeline.reserved_output_errors(&reserved);
+        if !errors.is_empty() {
+            return Err(Error::Spec(Diagnostics(errors)));
+        }
         let dag = Dag::build(&pipeline, &self.root).map_err(|d| Error::Spec(Diagnostics(d)))?;
         Ok((pipeline, dag))
     }

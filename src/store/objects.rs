@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::hash::{StatCache, Tree, TreeKind, with_path};
+use crate::store::hash::{StatCache, Tree, TreeKind, listing_hash, with_path};
 use crate::util::fsutil;
 
 /// Version of the entry format; entries of another version are misses.
@@ -35,6 +35,59 @@ pub struct Entry {
     pub duration_s: f64,
 }
 
+impl Entry {
+    /// Whether everything in the entry can be trusted before anything is restored from it: output
+    /// and file paths relative, normal and inside their output, hashes 64 hex digits, every folder's
+    /// hash that of its listing, and the cached outputs among the outputs.
+    fn check(&self) -> Result<(), String> {
+        for (output, tree) in &self.outputs {
+            if !is_plain_relative(output) {
+                return Err(format!(
+                    "output path `{output}` is not a plain relative path"
+                ));
+            }
+            if !is_hash(&tree.hash) {
+                return Err(format!("output `{output}` has a malformed hash"));
+            }
+            for file in &tree.files {
+                if !is_hash(&file.hash) {
+                    return Err(format!("a file of output `{output}` has a malformed hash"));
+                }
+                let path_ok = match tree.kind {
+                    TreeKind::File => file.path.is_empty() && file.hash == tree.hash,
+                    TreeKind::Dir => is_plain_relative(&file.path),
+                };
+                if !path_ok {
+                    return Err(format!(
+                        "output `{output}` lists the file `{}`, which is not inside it",
+                        file.path
+                    ));
+                }
+            }
+            let single_file = tree.kind == TreeKind::File && tree.files.len() == 1;
+            if !single_file
+                && (tree.kind == TreeKind::File || listing_hash(&tree.files) != tree.hash)
+            {
+                return Err(format!("output `{output}`'s files do not match its hash"));
+            }
+        }
+        match self.cached.iter().find(|c| !self.outputs.contains_key(*c)) {
+            Some(stray) => Err(format!("`{stray}` is cached but not an output")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether `text` is a blake3 hash as the store writes them: 64 lowercase hexadecimal digits.
+fn is_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `path` is relative and normal: no leading `/`, no empty, `.` or `..` parts.
+fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty() && path.split('/').all(|part| !matches!(part, "" | "." | ".."))
+}
+
 /// Why a store entry cannot be used (the stage runs again).
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
@@ -51,6 +104,14 @@ pub enum EntryError {
     Foreign {
         /// The entry's file.
         path: PathBuf,
+    },
+    /// It parses, but something in it cannot be trusted (a path out of its output, a malformed hash).
+    #[error("store entry {} is invalid: {problem}", path.display())]
+    Invalid {
+        /// The entry's file (or the key asked for, when the key itself is malformed).
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
     },
     /// It is not an entry.
     #[error("store entry {} is corrupt ({source})", path.display())]
@@ -122,6 +183,12 @@ impl Store {
 
     /// The entry for `key`. A missing entry is `Ok(None)`; an unreadable one is a warning and a miss.
     pub fn lookup(&self, key: &str) -> Result<Option<Entry>, EntryError> {
+        if !is_hash(key) {
+            return Err(EntryError::Invalid {
+                path: PathBuf::from(key),
+                problem: "a key must be 64 hexadecimal digits".into(),
+            });
+        }
         let path = self.entry_path(key);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -129,7 +196,10 @@ impl Store {
             Err(source) => return Err(EntryError::Unreadable { path, source }),
         };
         match serde_json::from_slice::<Entry>(&bytes) {
-            Ok(entry) if entry.format == ENTRY_FORMAT && entry.key == key => Ok(Some(entry)),
+            Ok(entry) if entry.format == ENTRY_FORMAT && entry.key == key => match entry.check() {
+                Ok(()) => Ok(Some(entry)),
+                Err(problem) => Err(EntryError::Invalid { path, problem }),
+            },
             Ok(_) => Err(EntryError::Foreign { path }),
             Err(source) => Err(EntryError::Corrupt { path, source }),
         }
@@ -407,5 +477,66 @@ mod tests {
         let err = store.restore(ws.path(), &entry, &stats).unwrap_err();
         assert!(matches!(err, RestoreError::Corrupt { .. }), "{err}");
         assert!(!ws.path().join("out.txt").exists());
+    }
+
+    /// Rewrites the committed entry's JSON with `tamper` and looks it up again.
+    fn tampered(
+        tamper: impl Fn(&mut serde_json::Value),
+    ) -> (tempfile::TempDir, Result<Option<Entry>, EntryError>) {
+        let ws = tempfile::tempdir().unwrap();
+        let store = Store::new(ws.path().join(".pipe"));
+        let stats = StatCache::load(ws.path().join("stat"));
+        let entry = commit_one(ws.path(), &store, &stats);
+        let path = store.entry_path(&entry.key);
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        tamper(&mut json);
+        fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let found = store.lookup(&entry.key);
+        (ws, found)
+    }
+
+    #[test]
+    fn an_entry_whose_paths_leave_the_output_is_refused_before_anything_is_written() {
+        for bad in [
+            "../escape.txt",
+            "/tmp/escape.txt",
+            "a/../../escape.txt",
+            "./out.txt",
+            "",
+        ] {
+            let (ws, found) = tampered(|json| {
+                let tree = json["outputs"]["out.txt"].take();
+                json["outputs"] = serde_json::json!({ bad: tree });
+                json["cached"] = serde_json::json!([bad]);
+            });
+            let err = found.expect_err(bad);
+            assert!(matches!(err, EntryError::Invalid { .. }), "{bad}: {err}");
+            assert!(!ws.path().parent().unwrap().join("escape.txt").exists());
+        }
+        // A folder output listing a file outside itself.
+        let (_ws, found) = tampered(|json| {
+            json["outputs"]["out.txt"]["kind"] = "dir".into();
+            json["outputs"]["out.txt"]["files"][0]["path"] = "../../escape.txt".into();
+        });
+        assert!(matches!(found, Err(EntryError::Invalid { .. })));
+    }
+
+    #[test]
+    fn malformed_hashes_and_keys_are_errors_not_panics() {
+        let (_ws, found) = tampered(|json| json["outputs"]["out.txt"]["hash"] = "zz".into());
+        assert!(matches!(found, Err(EntryError::Invalid { .. })));
+        let (_ws, found) = tampered(|json| {
+            json["outputs"]["out.txt"]["files"][0]["hash"] = "é".repeat(32).into();
+        });
+        assert!(matches!(found, Err(EntryError::Invalid { .. })));
+        let ws = tempfile::tempdir().unwrap();
+        let store = Store::new(ws.path().join(".pipe"));
+        for key in ["", "a", "../../etc/passwd", &"Z".repeat(64)] {
+            assert!(
+                matches!(store.lookup(key), Err(EntryError::Invalid { .. })),
+                "{key}"
+            );
+        }
     }
 }
