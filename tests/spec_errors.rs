@@ -162,3 +162,52 @@ fn outputs_that_would_overwrite_the_store_records_or_pipeline_are_refused() {
         &["would overwrite the store"],
     );
 }
+
+#[test]
+fn foreach_keys_that_cannot_name_a_stage_are_refused() {
+    for key in ["a/b", "\"line\\nbreak\""] {
+        let ws = Ws::new();
+        ws.write(
+            "p.yaml",
+            &format!(
+                "stages:\n  s:\n    foreach:\n      ok: 1\n      {key}: 2\n    do:\n      cmd: echo ${{item}}\n"
+            ),
+        );
+        ws.fails(
+            &["status", "p.yaml"],
+            2,
+            &["cannot be part of a stage name", "--> p.yaml:4:"],
+        );
+        assert!(!ws.file("runs").exists());
+    }
+}
+
+#[test]
+fn a_missing_dep_matters_only_to_the_stages_a_run_needs() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  a:\n    cmd: echo a > a.txt\n    outs:\n      - a.txt\n  b:\n    cmd: cat weights.bin a.txt > b.txt\n    deps:\n      - weights.bin\n      - a.txt\n    outs:\n      - b.txt\n  c:\n    cmd: echo c > c.txt\n    outs:\n      - c.txt\n    frozen: false\n",
+    );
+    // `a` needs nothing missing: it runs although `b` could not.
+    ws.ok(&["run", "p.yaml", "a"]);
+    assert_eq!(ws.read("a.txt"), "a\n");
+    ws.ok(&["status", "p.yaml", "a"]);
+    // The whole pipeline, or `b`, needs the missing file: refused before anything runs.
+    for args in [&["run", "p.yaml"][..], &["run", "p.yaml", "b"]] {
+        ws.fails(
+            args,
+            2,
+            &[
+                "dep `weights.bin` does not exist and no stage writes it",
+                "--> p.yaml:9:9",
+            ],
+        );
+    }
+    // Everything else is still checked for every stage.
+    ws.write(
+        "p.yaml",
+        &ws.read("p.yaml").replace("frozen: false", "frozen: maybe"),
+    );
+    ws.fails(&["run", "p.yaml", "a"], 2, &["frozen"]);
+}

@@ -39,7 +39,7 @@ pub(super) fn run_status(ws: &Workspace, run: &str) -> Result<i32, Error> {
 
 /// `pipe dag FILE`.
 pub(super) fn dag(ws: &Workspace, file: &str, format: DagFormat) -> Result<i32, Error> {
-    let (pipeline, dag) = ws.load(file, &[])?;
+    let (pipeline, dag) = ws.load(file, &[], &[])?;
     print!("{}", render_dag(&pipeline, &dag, format));
     Ok(EXIT_OK)
 }
@@ -222,7 +222,7 @@ pub(super) fn run_pipeline(
     request: &RunRequest,
     verbosity: Verbosity,
 ) -> Result<i32, Error> {
-    let loaded = ws.load(&request.file, &request.overrides)?;
+    let loaded = ws.load(&request.file, &request.overrides, &request.targets)?;
     let pipeline = &loaded.0;
     let term = Terminal::new(
         verbosity,

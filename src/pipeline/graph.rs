@@ -22,6 +22,9 @@ use crate::pipeline::{Diagnostic, Pipeline, is_within};
 pub struct Dag {
     graph: DiGraph<usize, Edge>,
     order: Vec<usize>,
+    /// Deps that do not exist and that no stage writes, by stage: an error only for a stage that a
+    /// run needs (see [`Dag::missing_deps`]).
+    missing: Vec<(usize, Diagnostic)>,
 }
 
 /// Why `from` must run before `to`: `to`'s dep reads `from`'s output.
@@ -38,6 +41,7 @@ impl Dag {
     pub fn build(pipeline: &Pipeline, root: &Path) -> Result<Dag, Vec<Diagnostic>> {
         let stages = &pipeline.stages;
         let mut errors = Vec::new();
+        let mut missing = Vec::new();
         let mut graph: DiGraph<usize, Edge> = DiGraph::new();
         let nodes: Vec<NodeIndex> = (0..stages.len()).map(|i| graph.add_node(i)).collect();
         // Every output path with its stage, sorted so nested paths sit next to each other.
@@ -95,11 +99,12 @@ impl Dag {
                     }
                 }
                 if producers.is_empty() && !root.join(&dep.path).exists() {
-                    errors.push(
+                    missing.push((
+                        to,
                         pipeline
                             .diagnostic(dep.pos, format!("dep `{}` does not exist and no stage writes it", dep.path))
                             .with_help("check the path (deps are relative to the workspace root, or to `wdir`)"),
-                    );
+                    ));
                 }
             }
         }
@@ -107,9 +112,22 @@ impl Dag {
             return Err(errors);
         }
         match file_ordered_toposort(&graph) {
-            Some(order) => Ok(Dag { graph, order }),
+            Some(order) => Ok(Dag {
+                graph,
+                order,
+                missing,
+            }),
             None => Err(vec![cycle_error(pipeline, &graph)]),
         }
+    }
+
+    /// The missing deps of the `selected` stages (what a run of them needs and cannot find).
+    pub fn missing_deps(&self, selected: &[bool]) -> Vec<Diagnostic> {
+        self.missing
+            .iter()
+            .filter(|(stage, _)| selected[*stage])
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     /// Stage indices, every stage after all of its upstream stages (file order among equals).

@@ -23,7 +23,7 @@ impl Workspace {
         request: &RunRequest,
         observer: &dyn Observer,
     ) -> Result<(Pipeline, Vec<StageResult>), Error> {
-        let (pipeline, dag) = self.load(&request.file, &request.overrides)?;
+        let (pipeline, dag) = self.load(&request.file, &request.overrides, &request.targets)?;
         let options = self.options(request, Mode::Plan, String::new());
         let walked = self.walk(&pipeline, &dag, &options, &Local, observer)?;
         Ok((pipeline, walked.results))

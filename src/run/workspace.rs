@@ -48,7 +48,14 @@ impl Workspace {
 
     /// Loads and checks a pipeline: spec errors, outputs that would overwrite the store, the run
     /// records or the pipeline's own files, then graph errors, before anything is hashed.
-    pub fn load(&self, file: &str, overrides: &[Override]) -> Result<(Pipeline, Dag), Error> {
+    /// Only the stages `targets` need (all when empty) must find their deps; the others are checked
+    /// for everything else.
+    pub fn load(
+        &self,
+        file: &str,
+        overrides: &[Override],
+        targets: &[String],
+    ) -> Result<(Pipeline, Dag), Error> {
         let pipeline = pipeline::load(file, &self.root, overrides)?;
         let inside = |dir: &Path| {
             let rel = dir.strip_prefix(&self.root).ok()?.to_str()?;
@@ -66,6 +73,11 @@ impl Workspace {
             return Err(Error::Spec(Diagnostics(errors)));
         }
         let dag = Dag::build(&pipeline, &self.root).map_err(|d| Error::Spec(Diagnostics(d)))?;
+        let selected = dag.select(&pipeline, targets).map_err(Error::Usage)?;
+        let missing = dag.missing_deps(&selected);
+        if !missing.is_empty() {
+            return Err(Error::Spec(Diagnostics(missing)));
+        }
         Ok((pipeline, dag))
     }
 

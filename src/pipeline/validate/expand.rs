@@ -120,10 +120,21 @@ impl Checker<'_> {
                     )
                 })
                 .collect(),
-            Value::Object(map) => map
-                .into_iter()
-                .map(|(k, item)| (format!("{name}@{k}"), template.clone(), Some(item), Some(k)))
-                .collect(),
+            Value::Object(map) => {
+                // A key names a stage, its logs and (on Slurm) its job: it must be a stage name.
+                let bad: Vec<&String> = map.keys().filter(|k| !valid_stage_name(k)).collect();
+                if let Some(key) = bad.first() {
+                    self.error(
+                        foreach.pos,
+                        format!("`foreach` key {key:?} cannot be part of a stage name"),
+                        Some("use letters, digits, `_`, `-` and `.` in the keys".into()),
+                    );
+                    return Vec::new();
+                }
+                map.into_iter()
+                    .map(|(k, item)| (format!("{name}@{k}"), template.clone(), Some(item), Some(k)))
+                    .collect()
+            }
             _ => {
                 self.error(foreach.pos, "`foreach` must be a list or a mapping", None);
                 Vec::new()
