@@ -66,10 +66,13 @@ impl Tree {
     }
 }
 
+/// What the stat cache compares to decide that a file is unchanged. ctime is in it because no one can
+/// set it: a rewrite that keeps size and mtime (`cp -p`, `touch -r`, an unpacker) still moves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
     size: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
     ino: u64,
 }
 
@@ -78,15 +81,39 @@ impl Stat {
         Stat {
             size: meta.len(),
             mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
             ino: meta.ino(),
         }
     }
+
+    /// Whether a hash taken at `hashed_at_ns` can stand for the file as it is now: it was last changed
+    /// safely before the hash was taken. A file changed in the same clock tick as its hashing (or
+    /// later) is "racily clean", as git calls it: a second write in that tick would leave every stat
+    /// field as it was, so it is hashed again.
+    fn settled_before(&self, hashed_at_ns: i128) -> bool {
+        self.mtime_ns.max(self.ctime_ns) + RACY_NS <= hashed_at_ns
+    }
 }
 
-/// Path -> (stat, hash), persisted in `.pipe/stat-cache` between runs.
+/// How long before its hashing a file must have last changed for its stat to be trusted: more than
+/// the coarsest file timestamp granularity in common use (FAT's 2 seconds).
+const RACY_NS: i128 = 2_000_000_000;
+
+/// The first line of the stat cache file; a cache without it (an older format) is not read.
+const STAT_CACHE_HEADER: &str = "pipe stat cache 2";
+
+/// A file's hash, with the stat it had and when (ns since the epoch) it was hashed.
+#[derive(Debug, Clone)]
+struct Cached {
+    stat: Stat,
+    hash: String,
+    hashed_at_ns: i128,
+}
+
+/// Path -> hash with the stat it had when hashed, persisted in `.pipe/stat-cache` between runs.
 pub struct StatCache {
     file: Option<PathBuf>,
-    entries: Mutex<HashMap<PathBuf, (Stat, String)>>,
+    entries: Mutex<HashMap<PathBuf, Cached>>,
     dirty: std::sync::atomic::AtomicBool,
 }
 
@@ -94,36 +121,10 @@ impl StatCache {
     /// Loads the cache from `file`; a missing or unreadable cache is an empty one (it is only a speed-up).
     pub fn load(file: PathBuf) -> StatCache {
         let mut entries = HashMap::new();
-        if let Ok(text) = fs::read_to_string(&file) {
-            for line in text.lines() {
-                let mut parts = line.splitn(5, ' ');
-                let (Some(hash), Some(size), Some(mtime), Some(ino), Some(path)) = (
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                ) else {
-                    continue;
-                };
-                let (Ok(size), Ok(mtime_ns), Ok(ino)) = (size.parse(), mtime.parse(), ino.parse())
-                else {
-                    continue;
-                };
-                if hash.len() == 64 {
-                    entries.insert(
-                        PathBuf::from(path),
-                        (
-                            Stat {
-                                size,
-                                mtime_ns,
-                                ino,
-                            },
-                            hash.to_string(),
-                        ),
-                    );
-                }
-            }
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let mut lines = text.lines();
+        if lines.next() == Some(STAT_CACHE_HEADER) {
+            entries.extend(lines.filter_map(parse_line));
         }
         StatCache {
             file: Some(file),
@@ -150,33 +151,45 @@ impl StatCache {
             return Ok(());
         }
         let entries = self.entries.lock().expect("stat cache lock");
-        let mut text = Vec::with_capacity(entries.len() * 100);
-        for (path, (stat, hash)) in entries.iter() {
+        let mut text = Vec::with_capacity(entries.len() * 120);
+        writeln!(text, "{STAT_CACHE_HEADER}")?;
+        for (path, cached) in entries.iter() {
+            let Cached {
+                stat,
+                hash,
+                hashed_at_ns,
+            } = cached;
             if let Some(p) = path.to_str().filter(|p| !p.contains('\n')) {
                 writeln!(
                     text,
-                    "{hash} {} {} {} {p}",
-                    stat.size, stat.mtime_ns, stat.ino
+                    "{hash} {} {} {} {} {hashed_at_ns} {p}",
+                    stat.size, stat.mtime_ns, stat.ctime_ns, stat.ino
                 )?;
             }
         }
         fsutil::write_atomic(file, &text)
     }
 
+    /// The cached hash of `path` if its stat is unchanged and settled before it was hashed.
     fn get(&self, path: &Path, stat: Stat) -> Option<String> {
         let entries = self.entries.lock().expect("stat cache lock");
         entries
             .get(path)
-            .filter(|(s, _)| *s == stat)
-            .map(|(_, h)| h.clone())
+            .filter(|c| c.stat == stat && stat.settled_before(c.hashed_at_ns))
+            .map(|c| c.hash.clone())
     }
 
     /// Records that `path`, with its current metadata, has `hash` (after writing or restoring it).
     pub fn remember(&self, path: &Path, meta: &fs::Metadata, hash: &str) {
+        let cached = Cached {
+            stat: Stat::of(meta),
+            hash: hash.to_string(),
+            hashed_at_ns: now_ns(),
+        };
         self.entries
             .lock()
             .expect("stat cache lock")
-            .insert(path.to_path_buf(), (Stat::of(meta), hash.to_string()));
+            .insert(path.to_path_buf(), cached);
         self.dirty.store(true, Ordering::Relaxed);
     }
 
@@ -256,6 +269,34 @@ impl StatCache {
             files,
         })
     }
+}
+
+/// One line of the stat cache file: `hash size mtime ctime inode hashed-at path`.
+fn parse_line(line: &str) -> Option<(PathBuf, Cached)> {
+    let mut parts = line.splitn(7, ' ');
+    let hash = parts.next().filter(|h| h.len() == 64)?;
+    let mut number = || parts.next()?.parse::<i128>().ok();
+    let (size, mtime_ns, ctime_ns, ino, hashed_at_ns) =
+        (number()?, number()?, number()?, number()?, number()?);
+    let stat = Stat {
+        size: u64::try_from(size).ok()?,
+        mtime_ns,
+        ctime_ns,
+        ino: u64::try_from(ino).ok()?,
+    };
+    let cached = Cached {
+        stat,
+        hash: hash.to_string(),
+        hashed_at_ns,
+    };
+    Some((PathBuf::from(parts.next()?), cached))
+}
+
+/// Now, in nanoseconds since the epoch.
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// The hash of a folder: blake3 over its sorted (path, hash, executable) lines.
@@ -429,7 +470,11 @@ mod tests {
         assert!(seen.iter().all(|&(_, t)| t == total));
         assert_eq!(seen.last(), Some(&(total, total)));
         assert_eq!(tree.hash, cache.hash_tree(&d).unwrap().hash);
-        // What the stat cache knows is not hashed again, so not reported.
+        // What the stat cache knows (hashed well after the files settled) is not hashed again, so
+        // not reported.
+        for cached in cache.entries.lock().unwrap().values_mut() {
+            cached.hashed_at_ns += 10 * RACY_NS;
+        }
         let again = Mutex::new(0);
         cache
             .hash_tree_reporting(&d, &|_, _| *again.lock().unwrap() += 1)
@@ -438,15 +483,88 @@ mod tests {
     }
 
     #[test]
+    fn a_rewrite_that_keeps_size_mtime_and_inode_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("params.txt");
+        fs::write(&f, "aaaa").unwrap();
+        let before = fs::metadata(&f).unwrap();
+        let cache = StatCache::in_memory();
+        // A hash taken long after the file settled is trusted...
+        let stat = Stat::of(&before);
+        let settled = Cached {
+            stat,
+            hash: "1".repeat(64),
+            hashed_at_ns: stat.mtime_ns.max(stat.ctime_ns) + 10 * RACY_NS,
+        };
+        cache.entries.lock().unwrap().insert(f.clone(), settled);
+        assert_eq!(cache.get(&f, stat), Some("1".repeat(64)));
+        // ...until the file is rewritten in place with its old size and mtime (`cp -p`, `touch -r`).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut file = fs::OpenOptions::new().write(true).open(&f).unwrap();
+        file.write_all(b"bbbb").unwrap();
+        file.set_modified(before.modified().unwrap()).unwrap();
+        drop(file);
+        let after = fs::metadata(&f).unwrap();
+        assert_eq!(
+            (after.len(), after.mtime_nsec(), after.ino()),
+            (before.len(), before.mtime_nsec(), before.ino())
+        );
+        assert_eq!(cache.get(&f, Stat::of(&after)), None);
+        assert_eq!(
+            cache.hash_tree(&f).unwrap().hash,
+            blake3::hash(b"bbbb").to_hex().to_string()
+        );
+    }
+
+    #[test]
+    fn a_file_changed_as_it_was_hashed_is_hashed_again() {
+        let second = 1_000_000_000;
+        let stat = Stat {
+            size: 4,
+            mtime_ns: 10 * second,
+            ctime_ns: 10 * second,
+            ino: 1,
+        };
+        // Hashed in the same second as the change: a second write then would leave the stat as is.
+        assert!(!stat.settled_before(10 * second + second / 2));
+        assert!(!stat.settled_before(11 * second));
+        assert!(stat.settled_before(12 * second));
+        // A freshly written file is never served from the cache on the run that wrote it.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("out.txt");
+        fs::write(&f, "x").unwrap();
+        let cache = StatCache::in_memory();
+        cache.hash_tree(&f).unwrap();
+        assert_eq!(cache.get(&f, Stat::of(&fs::metadata(&f).unwrap())), None);
+    }
+
+    #[test]
     fn stat_cache_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a b.txt");
         fs::write(&f, "x").unwrap();
         let cache = StatCache::load(dir.path().join("stat"));
-        let h = cache.hash_tree(&f).unwrap().hash;
+        cache.hash_tree(&f).unwrap();
         cache.save().unwrap();
         let again = StatCache::load(dir.path().join("stat"));
-        let meta = fs::metadata(&f).unwrap();
-        assert_eq!(again.get(&f, Stat::of(&meta)), Some(h));
+        let entry = |c: &StatCache| {
+            let entries = c.entries.lock().unwrap();
+            let e = &entries[&f];
+            (e.stat, e.hash.clone(), e.hashed_at_ns)
+        };
+        assert_eq!(entry(&again), entry(&cache));
+        // A cache in an older format (no header) is not read: it is only a speed-up.
+        fs::write(
+            dir.path().join("old"),
+            format!("{} 1 2 3 {}\n", "a".repeat(64), f.display()),
+        )
+        .unwrap();
+        assert!(
+            StatCache::load(dir.path().join("old"))
+                .entries
+                .lock()
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -12,7 +12,7 @@
 //!   lock                  held by the `pipe run` that is writing this workspace
 //!   gc.lock               shared by cluster jobs at work, taken whole by `pipe gc`
 //!   state/…               each pipeline's last state (what its stages' keys were made of)
-//!   stat-cache            size, mtime and inode -> hash, so unchanged files are not read again
+//!   stat-cache            size, mtime, ctime, inode and when hashed -> hash (unchanged files are not read again)
 //! ```
 
 pub mod hash;
