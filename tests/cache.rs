@@ -297,6 +297,32 @@ fn dvc_stages_block_runs_unchanged_with_params_yaml_and_wdir() {
     ws.ok(&["run", "dvc.yaml"]);
     assert_eq!(ws.with_status("ran"), ["train"]);
     assert_eq!(ws.reason("train"), "param params.yaml:train.epochs 2 -> 3");
+    // Values a YAML 1.1 reader (PyYAML, what most training scripts use) reads differently rerun the
+    // stage even where YAML 1.2 reads them alike: `1e-3` is a string to PyYAML, `yes` a boolean.
+    ws.write(
+        "dvc.yaml",
+        &ws.read("dvc.yaml")
+            .replace("- train.epochs\n", "- train.epochs\n      - train.lr\n"),
+    );
+    for (before, after, reason) in [
+        (
+            "lr: 0.001",
+            "lr: 1e-3",
+            "param params.yaml:train.lr 0.001 -> 1e-3",
+        ),
+        (
+            "lr: yes",
+            "lr: \"yes\"",
+            "param params.yaml:train.lr yes -> \"yes\"",
+        ),
+    ] {
+        ws.write("params.yaml", &format!("train:\n  epochs: 3\n  {before}\n"));
+        ws.ok(&["run", "dvc.yaml"]);
+        ws.write("params.yaml", &format!("train:\n  epochs: 3\n  {after}\n"));
+        ws.ok(&["run", "dvc.yaml"]);
+        assert_eq!(ws.with_status("ran"), ["train"], "{before} -> {after}");
+        assert_eq!(ws.reason("train"), reason);
+    }
 }
 
 #[test]

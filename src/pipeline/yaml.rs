@@ -124,6 +124,28 @@ impl Node {
         }
     }
 
+    /// The node with every scalar as it was written: a plain scalar as its text, a quoted one as its
+    /// text in double quotes. What a stage's key records of a params file, so that anything a YAML 1.1
+    /// reader (PyYAML) could read differently (`yes` and `"yes"`, `0.001` and `1e-3`) changes the key.
+    pub fn to_written_value(&self) -> Value {
+        match &self.kind {
+            NodeKind::Scalar { text, plain: true } => Value::String(text.clone()),
+            NodeKind::Scalar { text, plain: false } => Value::String(format!("{text:?}")),
+            NodeKind::Seq(items) => {
+                Value::Array(items.iter().map(Node::to_written_value).collect())
+            }
+            NodeKind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = k.as_scalar().unwrap_or_default().to_string();
+                        (key, v.to_written_value())
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     /// A node holding `value`, placed at `pos` (for values produced by interpolation).
     pub fn from_value(value: &Value, pos: Pos) -> Node {
         let kind = match value {

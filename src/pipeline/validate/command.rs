@@ -302,6 +302,8 @@ impl Checker<'_> {
         }
     }
 
+    /// A params file's values as written (see `Node::to_written_value`), read once per pipeline;
+    /// `None` when it cannot be read as YAML.
     pub(super) fn param_file(&mut self, file: &str) -> Option<Value> {
         if let Some(cached) = self.param_files.get(file) {
             return cached.clone();
@@ -309,7 +311,7 @@ impl Checker<'_> {
         let value = std::fs::read_to_string(self.root.join(file))
             .ok()
             .and_then(|text| yaml::parse(&text).ok().flatten())
-            .map(|n| n.to_value());
+            .map(|n| n.to_written_value());
         self.param_files.insert(file.to_string(), value.clone());
         value
     }
