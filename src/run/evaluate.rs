@@ -435,12 +435,22 @@ impl RunContext<'_> {
 }
 
 /// Saves what each evaluated stage's key was made of as the pipeline's last state, for the reasons
-/// `pipe status` gives; results give their part up (it is not needed twice).
+/// `pipe status` gives; results give their part up (it is not needed twice). `seen` is the state as
+/// the run read it when it started: when it already holds every key, nothing is read or written.
 pub fn save_state(
     store: &Store,
     pipeline_file: &str,
     results: &mut [StageResult],
+    seen: Option<&PipelineState>,
 ) -> Result<(), String> {
+    let unchanged = |r: &StageResult| {
+        seen.and_then(|s| s.stages.get(&r.name))
+            .zip(r.state.as_ref())
+            .is_some_and(|(old, new)| old.key == new.key)
+    };
+    if seen.is_some() && results.iter().all(|r| r.state.is_none() || unchanged(r)) {
+        return Ok(());
+    }
     let path = state::path(store.dir(), pipeline_file);
     // Several processes may finish runs of this pipeline at once (Slurm runs' finishing jobs).
     let _lock = crate::store::FileLock::acquire(&path.with_extension("lock"), |_| {})

@@ -18,7 +18,7 @@ use super::evaluate::Job;
 use super::events::{Event, Observer};
 use super::outcome::{StageResult, Status};
 use crate::error::Error;
-use crate::store::state::{self, PipelineState};
+use crate::store::state::PipelineState;
 
 /// The scheduler's shared state.
 struct Board {
@@ -46,7 +46,11 @@ struct Pool<'a> {
 
 impl RunContext<'_> {
     /// Evaluates every selected stage; returns one result per selected stage, in pipeline order.
-    pub fn schedule(&self, observer: &dyn Observer) -> Result<Vec<StageResult>, Error> {
+    pub fn schedule(
+        &self,
+        observer: &dyn Observer,
+        last_state: &PipelineState,
+    ) -> Result<Vec<StageResult>, Error> {
         let selected = self
             .dag
             .select(self.pipeline, &self.options.targets)
@@ -56,8 +60,6 @@ impl RunContext<'_> {
                 .select(self.pipeline, &names.iter().cloned().collect::<Vec<_>>())
                 .map_err(Error::Usage)?;
         }
-        let state_path = state::path(self.store.dir(), &self.pipeline.file);
-        let last_state = PipelineState::load(&state_path);
         let n = self.pipeline.stages.len();
         let waiting: Vec<usize> = (0..n)
             .map(|i| {
@@ -102,7 +104,7 @@ impl RunContext<'_> {
             selected: &selected,
             position: &position,
             observer,
-            last_state: &last_state,
+            last_state,
         };
         std::thread::scope(|scope| {
             for _ in 0..jobs {

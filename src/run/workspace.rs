@@ -15,6 +15,7 @@ use crate::pipeline::{self, Diagnostics, Override, Pipeline};
 use crate::records::Runs;
 use crate::store::Store;
 use crate::store::hash::StatCache;
+use crate::store::state::{self, PipelineState};
 
 /// What a walk of a pipeline's graph gives back.
 pub struct Walked {
@@ -106,7 +107,9 @@ impl Workspace {
             options,
             executor,
         };
-        let results = context.schedule(observer);
+        let state_path = state::path(self.store.dir(), &pipeline.file);
+        let last_state = PipelineState::load(&state_path);
+        let results = context.schedule(observer, &last_state);
         // A stat cache that cannot be saved only costs speed next time.
         let warnings = stats
             .save()
@@ -116,7 +119,9 @@ impl Workspace {
             .collect();
         let mut results = results?;
         let state_error = match options.mode {
-            Mode::Run => save_state(&self.store, &pipeline.file, &mut results).err(),
+            Mode::Run => {
+                save_state(&self.store, &pipeline.file, &mut results, Some(&last_state)).err()
+            }
             Mode::Plan => None,
         };
         Ok(Walked {

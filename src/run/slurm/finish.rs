@@ -64,7 +64,7 @@ pub(crate) fn complete(
     }
     let submission = read_submission(ws, id)?;
     let started = UNIX_EPOCH + Duration::from_secs_f64(submission.started_unix.max(0.0));
-    if let Err(e) = save_state(&ws.store, &pipeline.file, &mut results) {
+    if let Err(e) = save_state(&ws.store, &pipeline.file, &mut results, None) {
         record.warnings.push(e);
     }
     recorder::complete(ws, pipeline, &results, &mut record, started, cancelled)?;

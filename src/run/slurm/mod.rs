@@ -387,7 +387,7 @@ fn submit(
             r.status = Status::Skipped;
             r.reason = "not started: the submission stopped".into();
         }
-        save_state(&ws.store, &pipeline.file, &mut results)?;
+        save_state(&ws.store, &pipeline.file, &mut results, None)?;
         recorder::complete(ws, pipeline, &results, record, started, cancelled)
             .map_err(|e| e.to_string())?;
         return Ok(Submitted::Done);
