@@ -129,3 +129,27 @@ fn a_terminal_gets_progress_bars_and_anything_else_plain_lines() {
     assert!(drawn.contains("running: train"), "no run bar: {drawn:?}");
     assert!(drawn.contains("ran      train"), "no stage line: {drawn:?}");
 }
+
+#[test]
+fn the_folder_pipeline_needs_nothing_beside_the_repository_but_its_data() {
+    let ws = Ws::new();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"),
+        &ws.file("pipelines"),
+    );
+    // The weights ship with the pipelines; without images it says where they should be.
+    ws.fails(
+        &["status", "pipelines/fracture-folder.yaml"],
+        2,
+        &["dep `data/fracture-images` does not exist"],
+    );
+    ws.write("xrays/fractured/a.png", "")
+        .write("xrays/not fractured/b.png", "");
+    let plan = ws.ok(&[
+        "status",
+        "pipelines/fracture-folder.yaml",
+        "--set",
+        "data=xrays",
+    ]);
+    assert!(plan.stdout.contains("train"), "{}", plan.stdout);
+}
