@@ -491,12 +491,12 @@ fn sample() -> Option<PathBuf> {
     }
 }
 
+/// The shipped pipelines, with the weights folder beside them.
 fn pipelines(ws: &Ws) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    std::fs::create_dir_all(ws.file("pipelines")).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(entry.path(), ws.file("pipelines").join(entry.file_name())).unwrap();
-    }
+    crate::pipelines::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"),
+        &ws.file("pipelines"),
+    );
 }
 
 #[test]
