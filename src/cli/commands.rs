@@ -7,7 +7,10 @@ use polars::prelude::{AnyValue, CsvWriter, SerWriter};
 use serde_json::{Value, json};
 
 use super::args::DagFormat;
-use super::render::*;
+use super::render::{
+    format_number, name_width, plan_word, plural, render_compare, render_dag, render_run_status,
+    render_show, render_weights,
+};
 use super::terminal::{Terminal, Verbosity, paint, table, use_color};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::records::{RunStatus, Status};

@@ -264,7 +264,7 @@ pub(super) fn render_run_status(r: &RunRecord, stages: &[StageRecord]) -> String
     out
 }
 
-pub(super) fn indent(text: &str) -> String {
+fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
 

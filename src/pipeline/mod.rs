@@ -274,13 +274,18 @@ impl Pipeline {
             .map(|(path, what)| (path.clone(), what.to_string()))
             .collect();
         kept.push((self.file.clone(), "the pipeline file".into()));
-        for stage in &self.stages {
-            for key in stage.params.keys() {
-                if let Some((file, _)) = key.split_once(':') {
-                    kept.push((file.to_string(), format!("the params file `{file}`")));
-                }
-            }
-        }
+        // Each params file once, however many stages read it.
+        let params_files: std::collections::BTreeSet<&str> = self
+            .stages
+            .iter()
+            .flat_map(|s| s.params.keys())
+            .filter_map(|key| key.split_once(':').map(|(file, _)| file))
+            .collect();
+        kept.extend(
+            params_files
+                .into_iter()
+                .map(|file| (file.to_string(), format!("the params file `{file}`"))),
+        );
         let mut errors = Vec::new();
         for stage in &self.stages {
             for out in &stage.outs {

@@ -193,16 +193,16 @@ impl StatCache {
         self.dirty.store(true, Ordering::Relaxed);
     }
 
-    /// The hash of one file, from the cache when its stat is unchanged; `hashed` is told how many
-    /// bytes it reads, as it reads them.
+    /// The hash of one file: `known` (what the cache holds for it) or, when there is none, its
+    /// contents hashed and remembered; `hashed` is told how many bytes it reads, as it reads them.
     fn hash_file(
         &self,
         path: &Path,
         meta: &fs::Metadata,
+        known: Option<String>,
         hashed: &(dyn Fn(u64) + Sync),
     ) -> io::Result<String> {
-        let stat = Stat::of(meta);
-        if let Some(hash) = self.get(path, stat) {
+        if let Some(hash) = known {
             return Ok(hash);
         }
         let hash = hash_file_contents(path, meta.len(), hashed)?;
@@ -227,8 +227,9 @@ impl StatCache {
         if meta.is_file() {
             let total = meta.len();
             let hashed = |n: u64| progress(done.fetch_add(n, Ordering::Relaxed) + n, total);
+            let known = self.get(path, Stat::of(&meta));
             let hash = self
-                .hash_file(path, &meta, &hashed)
+                .hash_file(path, &meta, known, &hashed)
                 .map_err(|e| with_path(e, path))?;
             return Ok(Tree {
                 kind: TreeKind::File,
@@ -241,19 +242,26 @@ impl StatCache {
                 }],
             });
         }
-        let listed = list_files(path)?;
+        // One cache lookup per file: what it knows, and (for the progress) how much it does not.
+        let listed: Vec<_> = list_files(path)?
+            .into_iter()
+            .map(|(rel, meta)| {
+                let known = self.get(&path.join(&rel), Stat::of(&meta));
+                (rel, meta, known)
+            })
+            .collect();
         let total: u64 = listed
             .iter()
-            .filter(|(rel, meta)| self.get(&path.join(rel), Stat::of(meta)).is_none())
-            .map(|(_, meta)| meta.len())
+            .filter(|(_, _, known)| known.is_none())
+            .map(|(_, meta, _)| meta.len())
             .sum();
         let hashed = |n: u64| progress(done.fetch_add(n, Ordering::Relaxed) + n, total);
         let files = listed
             .into_par_iter()
-            .map(|(rel, meta)| {
+            .map(|(rel, meta, known)| {
                 let full = path.join(&rel);
                 let hash = self
-                    .hash_file(&full, &meta, &hashed)
+                    .hash_file(&full, &meta, known, &hashed)
                     .map_err(|e| with_path(e, &full))?;
                 Ok(FileEntry {
                     path: rel,
