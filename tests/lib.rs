@@ -7,6 +7,7 @@ mod dag;
 mod data_stages;
 mod model;
 mod pipelines;
+mod quoting;
 mod reliability;
 mod report;
 mod runs;

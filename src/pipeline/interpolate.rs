@@ -1,6 +1,11 @@
-//! `${...}` interpolation inside stage definitions: `${params.a.b}` (or DVC's bare `${a.b}`) for
-//! params, `${item}`, `${item.k}` and `${key}` inside `foreach`/`matrix` stages. A scalar that is exactly
+//! `${...}` interpolation inside stage definitions: `${params.a.b}` (or DVC's bare `${a.b}`, which
+//! falls back to `params.yaml`) for params, `${item}`, `${item.k}` and `${key}` inside `foreach`/`matrix` stages. A scalar that is exactly
 //! one `${...}` keeps the value's type; anything else is string substitution. `\${` is a literal `${`.
+//!
+//! Inside `cmd` a value is spliced in as literal text for the shell: quoted for the place it lands
+//! (bare, inside the author's `"..."` or `'...'`), a list as separate words, so no value from `--set`, a
+//! params file or a `foreach` item can run a command the author did not write. `${name:raw}` pastes
+//! the value unquoted, for an author who means it to be shell syntax.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +17,29 @@ use super::yaml::{Node, NodeKind};
 pub struct Scope<'a> {
     /// The pipeline's params (after `--set`).
     pub params: &'a Value,
+    /// DVC's `params.yaml` (`Null` without one): where a bare `${a.b}` the params lack is looked up.
+    pub dvc_params: &'a Value,
     /// The current `foreach`/`matrix` item.
     pub item: Option<&'a Value>,
     /// The current `foreach` key when iterating a mapping.
     pub key: Option<&'a str>,
+}
+
+/// Where the text of a value goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// A value: a path, a setting, a name.
+    Value,
+    /// Shell text run by `sh -c` (a stage's `cmd`).
+    Shell,
+}
+
+/// What the shell would make of the text before a reference: where a value spliced in there lands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Quoting {
+    Bare,
+    Single,
+    Double,
 }
 
 /// A failed reference, with the name that could not be resolved.
@@ -38,16 +62,50 @@ impl Scope<'_> {
         node: &Node,
         used: &mut BTreeMap<String, Value>,
     ) -> Result<Node, InterpolationError> {
+        self.walk(node, used, Target::Value)
+    }
+
+    /// Like [`Scope::apply`] for a stage's body: its `cmd` is shell text, whose references are quoted.
+    pub fn apply_stage(
+        &self,
+        body: &Node,
+        used: &mut BTreeMap<String, Value>,
+    ) -> Result<Node, InterpolationError> {
+        let NodeKind::Map(entries) = &body.kind else {
+            return self.apply(body, used);
+        };
+        let entries = entries
+            .iter()
+            .map(|(k, v)| {
+                let target = match k.as_scalar() {
+                    Some("cmd") => Target::Shell,
+                    _ => Target::Value,
+                };
+                Ok((k.clone(), self.walk(v, used, target)?))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Node {
+            kind: NodeKind::Map(entries),
+            pos: body.pos,
+        })
+    }
+
+    fn walk(
+        &self,
+        node: &Node,
+        used: &mut BTreeMap<String, Value>,
+        target: Target,
+    ) -> Result<Node, InterpolationError> {
         let kind = match &node.kind {
             NodeKind::Scalar { text, .. } if text.contains("${") => {
-                let value = self
-                    .substitute(text, used)
-                    .map_err(|(message, help, reference)| InterpolationError {
-                        pos: node.pos,
-                        message,
-                        help,
-                        reference,
-                    })?;
+                let value =
+                    self.substitute(text, used, target)
+                        .map_err(|(message, help, reference)| InterpolationError {
+                            pos: node.pos,
+                            message,
+                            help,
+                            reference,
+                        })?;
                 // A string result stays a string even if it looks like `true` or `3`.
                 Node::from_value(&value, node.pos).kind
             }
@@ -55,13 +113,13 @@ impl Scope<'_> {
             NodeKind::Seq(items) => NodeKind::Seq(
                 items
                     .iter()
-                    .map(|n| self.apply(n, used))
+                    .map(|n| self.walk(n, used, target))
                     .collect::<Result<_, _>>()?,
             ),
             NodeKind::Map(entries) => NodeKind::Map(
                 entries
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), self.apply(v, used)?)))
+                    .map(|(k, v)| Ok((k.clone(), self.walk(v, used, target)?)))
                     .collect::<Result<_, _>>()?,
             ),
         };
@@ -75,42 +133,56 @@ impl Scope<'_> {
         &self,
         text: &str,
         used: &mut BTreeMap<String, Value>,
+        target: Target,
     ) -> Result<Value, (String, Option<String>, Option<String>)> {
         let trimmed = text.trim();
-        if let Some(name) = trimmed.strip_prefix("${").and_then(|t| t.strip_suffix('}'))
-            && !name.contains(['{', '}'])
+        if let Some(inner) = trimmed.strip_prefix("${").and_then(|t| t.strip_suffix('}'))
+            && !inner.contains(['{', '}'])
         {
-            // The whole scalar is one reference: keep the value's type (a list stays a list).
-            return self
-                .lookup(name.trim(), used)
-                .map_err(|(m, h)| (m, h, Some(trimmed.to_string())));
+            // The whole scalar is one reference: keep the value's type (a list stays a list),
+            // except in shell text, where it becomes quoted words.
+            let reference = Some(trimmed.to_string());
+            let (name, raw) =
+                parse_reference(inner, target).map_err(|(m, h)| (m, h, reference.clone()))?;
+            let value = self
+                .lookup(name, used)
+                .map_err(|(m, h)| (m, h, reference.clone()))?;
+            if target == Target::Value || raw {
+                return Ok(value);
+            }
+            return splice(&value, Quoting::Bare)
+                .map(Value::String)
+                .map_err(|what| unspliceable(name, what, target, reference));
         }
         let mut out = String::new();
         let mut rest = text;
+        let mut quoting = Quoting::Bare;
         while let Some(start) = rest.find("${") {
             if start > 0 && rest.as_bytes()[start - 1] == b'\\' {
+                quoting = quoting.after(&rest[..start - 1]);
                 out.push_str(&rest[..start - 1]);
                 out.push_str("${");
                 rest = &rest[start + 2..];
                 continue;
             }
+            quoting = quoting.after(&rest[..start]);
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let end = after
                 .find('}')
                 .ok_or_else(|| (format!("unclosed `${{` in `{text}`"), None, None))?;
             let reference = Some(format!("${{{}}}", &after[..end]));
-            let name = after[..end].trim();
+            let (name, raw) = parse_reference(&after[..end], target)
+                .map_err(|(m, h)| (m, h, reference.clone()))?;
             let value = self
                 .lookup(name, used)
                 .map_err(|(m, h)| (m, h, reference.clone()))?;
-            out.push_str(&render(&value).map_err(|what| {
-                (
-                    format!("`${{{name}}}` is {what} and cannot be part of a string"),
-                    Some("use it as the whole value, or refer to one of its elements".to_string()),
-                    reference.clone(),
-                )
-            })?);
+            let spliced = if target == Target::Shell && !raw {
+                splice(&value, quoting)
+            } else {
+                render(&value)
+            };
+            out.push_str(&spliced.map_err(|what| unspliceable(name, what, target, reference))?);
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -142,7 +214,13 @@ impl Scope<'_> {
                 )
             }),
             "params" if !rest.is_empty() => self.param(rest, used),
-            _ => self.param(name, used),
+            _ => match get_path(self.dvc_params, name) {
+                Some(v) if get_path(self.params, name).is_none() => {
+                    used.insert(format!("params.yaml:{name}"), v.clone());
+                    Ok(v.clone())
+                }
+                _ => self.param(name, used),
+            },
         }
     }
 
@@ -202,6 +280,96 @@ pub fn flatten_names(value: &Value) -> Vec<String> {
     names
 }
 
+/// The name in a reference and whether it is marked `:raw` (allowed only in shell text).
+fn parse_reference(inner: &str, target: Target) -> Result<(&str, bool), (String, Option<String>)> {
+    let inner = inner.trim();
+    match inner.strip_suffix(":raw") {
+        Some(name) if target == Target::Shell => Ok((name.trim_end(), true)),
+        Some(_) => Err((
+            "`:raw` only applies inside `cmd`".to_string(),
+            Some("values elsewhere are never given to a shell; drop `:raw`".into()),
+        )),
+        None => Ok((inner, false)),
+    }
+}
+
+/// The error for a value that has no text form where it is used.
+fn unspliceable(
+    name: &str,
+    what: &str,
+    target: Target,
+    reference: Option<String>,
+) -> (String, Option<String>, Option<String>) {
+    let place = match target {
+        Target::Value => "part of a string",
+        Target::Shell => "part of a command",
+    };
+    (
+        format!("`${{{name}}}` is {what} and cannot be {place}"),
+        Some("use it as the whole value, or refer to one of its elements".to_string()),
+        reference,
+    )
+}
+
+impl Quoting {
+    /// Where the shell stands after reading `text` from here: quotes open and close, a backslash
+    /// escapes the next character outside single quotes.
+    fn after(self, text: &str) -> Quoting {
+        let mut quoting = self;
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            quoting = match (quoting, c) {
+                (Quoting::Bare | Quoting::Double, '\\') => {
+                    chars.next();
+                    quoting
+                }
+                (Quoting::Bare, '\'') => Quoting::Single,
+                (Quoting::Bare, '"') => Quoting::Double,
+                (Quoting::Single, '\'') | (Quoting::Double, '"') => Quoting::Bare,
+                _ => quoting,
+            };
+        }
+        quoting
+    }
+}
+
+/// A value as literal shell text at a place quoted as `quoting`: each word quoted when bare, escaped
+/// for the author's quotes otherwise. A list gives one word per element.
+fn splice(value: &Value, quoting: Quoting) -> Result<String, &'static str> {
+    let words = match value {
+        Value::Array(items) => items.iter().map(render).collect::<Result<Vec<_>, _>>()?,
+        Value::Object(_) => return Err("a mapping"),
+        scalar => vec![render(scalar)?],
+    };
+    Ok(match quoting {
+        Quoting::Bare => words
+            .iter()
+            .map(|w| quote_word(w))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Quoting::Double => words
+            .join(" ")
+            .chars()
+            .flat_map(|c| match c {
+                '\\' | '$' | '`' | '"' => vec!['\\', c],
+                _ => vec![c],
+            })
+            .collect(),
+        Quoting::Single => words.join(" ").replace('\'', r"'\''"),
+    })
+}
+
+/// One shell word that means exactly `text`: unchanged when it has only characters the shell takes
+/// literally (so DVC-style words, numbers and paths read as written), single-quoted otherwise.
+fn quote_word(text: &str) -> String {
+    let literal = |c: char| c.is_ascii_alphanumeric() || "_-.,/:=@%+".contains(c);
+    if !text.is_empty() && text.chars().all(literal) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// A value as it appears inside a string; lists and mappings have no string form.
 pub fn render(value: &Value) -> Result<String, &'static str> {
     match value {
@@ -227,6 +395,7 @@ mod tests {
         let params = json!({"train": {"epochs": 5}, "lr": 0.001});
         let scope = Scope {
             params: &params,
+            dvc_params: &Value::Null,
             item: None,
             key: None,
         };
@@ -247,6 +416,7 @@ mod tests {
         let params = json!({"lr": 0.1, "seed": 1});
         let scope = Scope {
             params: &params,
+            dvc_params: &Value::Null,
             item: None,
             key: None,
         };
@@ -255,5 +425,41 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.message, "unknown param `sed`");
         assert_eq!(err.help.unwrap(), "did you mean `seed`?");
+    }
+
+    fn command(template: &str, params: Value) -> String {
+        let scope = Scope {
+            params: &params,
+            dvc_params: &Value::Null,
+            item: None,
+            key: None,
+        };
+        let body = scalar(&format!("cmd: {template:?}"));
+        let out = scope.apply_stage(&body, &mut BTreeMap::new()).unwrap();
+        out.get("cmd").unwrap().as_scalar().unwrap().to_string()
+    }
+
+    #[test]
+    fn command_values_are_quoted_for_where_they_land() {
+        let v = json!({"a": "x y", "w": "data/file-1.txt", "q": "it's", "l": ["a b", 2]});
+        assert_eq!(
+            command("run ${w} ${a}", v.clone()),
+            "run data/file-1.txt 'x y'"
+        );
+        assert_eq!(command("run ${q}", v.clone()), r"run 'it'\''s'");
+        assert_eq!(command("run \"${q} $x\"", v.clone()), "run \"it's $x\"");
+        assert_eq!(
+            command("echo \"${l}\" '${q}' ${l}", v.clone()),
+            r#"echo "a b 2" 'it'\''s' 'a b' 2"#
+        );
+        assert_eq!(command("${a}", v.clone()), "'x y'");
+        assert_eq!(command("run ${a:raw}", v.clone()), "run x y");
+        // Quotes the author escaped do not open a quoted span.
+        assert_eq!(command(r"echo \' ${a}", v), r"echo \' 'x y'");
+        let dangerous = json!({"d": "$(id) `id` \\ \""});
+        assert_eq!(
+            command("echo \"${d}\"", dangerous),
+            r#"echo "\$(id) \`id\` \\ \"""#
+        );
     }
 }

@@ -59,7 +59,7 @@ impl Checker<'_> {
             return None;
         };
         let mut used = BTreeMap::new();
-        let body = match scope.apply(raw, &mut used) {
+        let body = match scope.apply_stage(raw, &mut used) {
             Ok(b) => b,
             Err(e) => {
                 self.interpolation_error(e);
@@ -302,17 +302,29 @@ impl Checker<'_> {
         }
     }
 
-    /// A params file's values as written (see `Node::to_written_value`), read once per pipeline;
-    /// `None` when it cannot be read as YAML.
+    /// A params file's values as written (see `Node::to_written_value`); `None` when it cannot be
+    /// read as YAML.
     pub(super) fn param_file(&mut self, file: &str) -> Option<Value> {
-        if let Some(cached) = self.param_files.get(file) {
-            return cached.clone();
-        }
-        let value = std::fs::read_to_string(self.root.join(file))
-            .ok()
-            .and_then(|text| yaml::parse(&text).ok().flatten())
-            .map(|n| n.to_written_value());
-        self.param_files.insert(file.to_string(), value.clone());
-        value
+        self.param_file_node(file).map(Node::to_written_value)
+    }
+
+    /// DVC's `params.yaml` as typed values, for bare `${name}` references the pipeline's own params
+    /// do not have (DVC reads it as default variables); `Null` when there is none.
+    pub(super) fn dvc_variables(&mut self) -> Value {
+        self.param_file_node(DVC_PARAMS_FILE)
+            .map_or(Value::Null, Node::to_value)
+    }
+
+    /// A params file parsed once per pipeline.
+    fn param_file_node(&mut self, file: &str) -> Option<&Node> {
+        let root = self.root;
+        self.param_files
+            .entry(file.to_string())
+            .or_insert_with(|| {
+                std::fs::read_to_string(root.join(file))
+                    .ok()
+                    .and_then(|text| yaml::parse(&text).ok().flatten())
+            })
+            .as_ref()
     }
 }

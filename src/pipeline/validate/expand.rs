@@ -55,13 +55,20 @@ impl Checker<'_> {
     }
 
     /// Expands `foreach` and `matrix` stages into (name, body, item, key); plain stages pass through.
-    pub(super) fn expand(&mut self, name: &str, body: &Node, params: &Value) -> Vec<Expanded> {
+    pub(super) fn expand(
+        &mut self,
+        name: &str,
+        body: &Node,
+        params: &Value,
+        dvc_params: &Value,
+    ) -> Vec<Expanded> {
         let plain = vec![(name.to_string(), body.clone(), None, None)];
         let Some(entries) = body.as_map() else {
             return plain;
         };
         let scope = Scope {
             params,
+            dvc_params,
             item: None,
             key: None,
         };

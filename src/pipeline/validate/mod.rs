@@ -59,7 +59,7 @@ struct Checker<'a> {
     /// The pipeline's params after `--set`, for command stages' `params:` lists.
     params: Value,
     /// Other params files (DVC's `params.yaml`, `{file: [keys]}`), read once each.
-    param_files: HashMap<String, Option<Value>>,
+    param_files: HashMap<String, Option<Node>>,
     /// The pipeline's top-level `resources:`, under every stage's own.
     default_resources: Resources,
 }
@@ -107,6 +107,7 @@ pub(super) fn validate(
     let stage_nodes = c.stage_nodes(node);
     let stage_overrides = c.apply_overrides(&mut params, overrides, stage_nodes);
     c.params = params.clone();
+    let dvc_variables = c.dvc_variables();
     let mut stages = Vec::new();
     for (name_node, body) in stage_nodes {
         let name = name_node.as_scalar().unwrap_or_default();
@@ -122,9 +123,10 @@ pub(super) fn validate(
             continue;
         }
         let overrides = stage_overrides.get(name).map(Vec::as_slice).unwrap_or(&[]);
-        for (expanded_name, body, item, key) in c.expand(name, body, &params) {
+        for (expanded_name, body, item, key) in c.expand(name, body, &params, &dvc_variables) {
             let scope = Scope {
                 params: &params,
+                dvc_params: &dvc_variables,
                 item: item.as_ref(),
                 key: key.as_deref(),
             };
