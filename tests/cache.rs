@@ -356,3 +356,31 @@ fn metrics_files_go_into_the_run_record() {
     assert_eq!(record["format_version"], 1);
     assert_eq!(record["pipeline"], "p.yaml");
 }
+
+#[test]
+fn links_in_outputs_are_kept_inside_and_refused_when_they_lead_out() {
+    let ws = Ws::new();
+    ws.write("secret.txt", "not for the store\n").write(
+        "p.yaml",
+        r#"stages:
+  model:
+    cmd: mkdir -p out && echo weights > out/model.bin && ln -sfn model.bin out/latest
+    outs: [out]
+  leak:
+    cmd: mkdir -p leaked && ln -sfn ../secret.txt leaked/copy
+    outs: [leaked]
+"#,
+    );
+    ws.fails(
+        &["run", "p.yaml"],
+        1,
+        &["leaked/copy is a symbolic link to `../secret.txt`, outside its output"],
+    );
+    assert_eq!(ws.store_entries("leak"), 0);
+    std::fs::remove_dir_all(ws.file("out")).unwrap();
+    ws.pipe(&["run", "p.yaml", "model"]);
+    assert_eq!(ws.with_status("cached"), ["model"]);
+    let link = std::fs::read_link(ws.file("out/latest")).expect("restored as a link");
+    assert_eq!(link, std::path::Path::new("model.bin"));
+    assert_eq!(ws.read("out/latest"), "weights\n");
+}

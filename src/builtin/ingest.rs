@@ -16,7 +16,7 @@ use crate::images::save_png;
 use crate::images::sheet::contact_sheet;
 use crate::images::synth::{self, SynthParams};
 use crate::pipeline::{is_outside, normalize};
-use crate::store::hash::list_files;
+use crate::store::walk::list_files;
 use crate::tables::image_rows::{self, ImageRow};
 use crate::tables::{self, Table};
 use crate::util::rng::Rng;

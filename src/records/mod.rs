@@ -185,7 +185,7 @@ impl Runs {
 
     /// Reserves a new run id by creating its folder (so two runs in the same second differ).
     pub fn create(&self) -> io::Result<String> {
-        fs::create_dir_all(&self.dir).map_err(|e| crate::store::hash::with_path(e, &self.dir))?;
+        fs::create_dir_all(&self.dir).map_err(|e| fsutil::with_path(e, &self.dir))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -196,7 +196,7 @@ impl Runs {
             match fs::create_dir(self.dir.join(&id)) {
                 Ok(()) => return Ok(id),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(crate::store::hash::with_path(e, &self.dir)),
+                Err(e) => return Err(fsutil::with_path(e, &self.dir)),
             }
         }
         Err(io::Error::other("could not find a free run id"))

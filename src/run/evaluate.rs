@@ -281,7 +281,7 @@ impl RunContext<'_> {
             Mode::Run => self.store.restore(self.root, entry, self.stats),
             Mode::Plan => Ok(entry.outputs.iter().any(|(path, tree)| {
                 self.stats
-                    .hash_tree(&self.root.join(path))
+                    .hash_output(&self.root.join(path))
                     .map(|t| t.hash != tree.hash)
                     .unwrap_or(true)
             })),
@@ -405,7 +405,7 @@ impl RunContext<'_> {
                 }
                 let tree = self
                     .stats
-                    .hash_tree(&full)
+                    .hash_output(&full)
                     .map_err(|e| format!("cannot hash output `{path}`: {e}"))?;
                 Ok((path.clone(), tree))
             })

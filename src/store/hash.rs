@@ -17,12 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::util::fsutil;
+use crate::store::walk::{Links, walk};
+use crate::util::fsutil::{self, with_path};
 
 /// Files at least this big are read in chunks of this size, each hashed on several threads.
 const CHUNK: usize = 8 << 20;
-/// Folders nested deeper than this are refused (a symlink loop, most likely).
-const MAX_DEPTH: usize = 64;
 
 /// The content of one file or folder: its hash and, for a folder, every file in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +56,31 @@ pub struct FileEntry {
     /// Whether the owner may execute it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exec: bool,
+    /// For a symbolic link inside an output: its target, relative and inside the output. Its `hash`
+    /// is [`link_hash`] of the target and its size 0; it has no object in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl FileEntry {
+    fn of(path: String, hash: String, meta: &fs::Metadata, link: Option<String>) -> FileEntry {
+        let regular = link.is_none();
+        FileEntry {
+            path,
+            hash,
+            size: if regular { meta.len() } else { 0 },
+            exec: regular && meta.permissions().mode() & 0o100 != 0,
+            link,
+        }
+    }
+}
+
+/// The hash that stands for a symbolic link with target `target`.
+pub fn link_hash(target: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"symbolic link\0");
+    hasher.update(target.as_bytes());
+    hasher.finalize().to_hex().to_string()
 }
 
 impl Tree {
@@ -210,7 +234,8 @@ impl StatCache {
         Ok(hash)
     }
 
-    /// Hashes the file or folder at `path`. Errors name the path.
+    /// Hashes the file or folder at `path`, reading through symbolic links (a stage's deps). Errors
+    /// name the path.
     pub fn hash_tree(&self, path: &Path) -> io::Result<Tree> {
         self.hash_tree_reporting(path, &|_, _| {})
     }
@@ -220,6 +245,30 @@ impl StatCache {
     pub fn hash_tree_reporting(
         &self,
         path: &Path,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> io::Result<Tree> {
+        self.hash_walk(path, Links::Follow, progress)
+    }
+
+    /// Hashes a stage's output: a link inside it is part of it as a link; a link that leads out of
+    /// it, or an output that is itself a link, is an error naming the link.
+    pub fn hash_output(&self, path: &Path) -> io::Result<Tree> {
+        let meta = fs::symlink_metadata(path).map_err(|e| with_path(e, path))?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(path).map_err(|e| with_path(e, path))?;
+            return Err(io::Error::other(format!(
+                "{} is a symbolic link to `{}`: an output must be a file or a folder of its own",
+                path.display(),
+                target.display()
+            )));
+        }
+        self.hash_walk(path, Links::Keep, &|_, _| {})
+    }
+
+    fn hash_walk(
+        &self,
+        path: &Path,
+        links: Links,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> io::Result<Tree> {
         let meta = fs::metadata(path).map_err(|e| with_path(e, path))?;
@@ -234,41 +283,35 @@ impl StatCache {
             return Ok(Tree {
                 kind: TreeKind::File,
                 hash: hash.clone(),
-                files: vec![FileEntry {
-                    path: String::new(),
-                    hash,
-                    size: meta.len(),
-                    exec: meta.permissions().mode() & 0o100 != 0,
-                }],
+                files: vec![FileEntry::of(String::new(), hash, &meta, None)],
             });
         }
         // One cache lookup per file: what it knows, and (for the progress) how much it does not.
-        let listed: Vec<_> = list_files(path)?
+        // A kept link's hash is that of its target's text.
+        let listed: Vec<_> = walk(path, links)?
             .into_iter()
-            .map(|(rel, meta)| {
-                let known = self.get(&path.join(&rel), Stat::of(&meta));
-                (rel, meta, known)
+            .map(|listed| {
+                let known = match &listed.link {
+                    Some(target) => Some(link_hash(target)),
+                    None => self.get(&path.join(&listed.path), Stat::of(&listed.meta)),
+                };
+                (listed, known)
             })
             .collect();
         let total: u64 = listed
             .iter()
-            .filter(|(_, _, known)| known.is_none())
-            .map(|(_, meta, _)| meta.len())
+            .filter(|(_, known)| known.is_none())
+            .map(|(listed, _)| listed.meta.len())
             .sum();
         let hashed = |n: u64| progress(done.fetch_add(n, Ordering::Relaxed) + n, total);
         let files = listed
             .into_par_iter()
-            .map(|(rel, meta, known)| {
-                let full = path.join(&rel);
+            .map(|(listed, known)| {
+                let full = path.join(&listed.path);
                 let hash = self
-                    .hash_file(&full, &meta, known, &hashed)
+                    .hash_file(&full, &listed.meta, known, &hashed)
                     .map_err(|e| with_path(e, &full))?;
-                Ok(FileEntry {
-                    path: rel,
-                    hash,
-                    size: meta.len(),
-                    exec: meta.permissions().mode() & 0o100 != 0,
-                })
+                Ok(FileEntry::of(listed.path, hash, &listed.meta, listed.link))
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Tree {
@@ -314,7 +357,11 @@ pub fn listing_hash(files: &[FileEntry]) -> String {
         hasher.update(f.path.as_bytes());
         hasher.update(b"\0");
         hasher.update(f.hash.as_bytes());
-        hasher.update(if f.exec { b"\0x\n" } else { b"\0-\n" });
+        hasher.update(match (&f.link, f.exec) {
+            (Some(_), _) => b"\0l\n",
+            (None, true) => b"\0x\n",
+            (None, false) => b"\0-\n",
+        });
     }
     hasher.finalize().to_hex().to_string()
 }
@@ -355,73 +402,6 @@ fn read_full(file: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-/// Every file under `dir`, following symbolic links, as (path relative to `dir` with `/` separators,
-/// metadata), sorted by path. A link that leads back to a folder containing it is an error.
-pub fn list_files(dir: &Path) -> io::Result<Vec<(String, fs::Metadata)>> {
-    let mut listed = Vec::new();
-    collect_files(dir, "", 0, &mut listed)?;
-    listed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(listed)
-}
-
-fn collect_files(
-    dir: &Path,
-    prefix: &str,
-    depth: usize,
-    out: &mut Vec<(String, fs::Metadata)>,
-) -> io::Result<()> {
-    if depth > MAX_DEPTH {
-        return Err(io::Error::other(format!(
-            "{} is nested more than {MAX_DEPTH} folders deep (a symlink loop?)",
-            dir.display()
-        )));
-    }
-    for entry in fs::read_dir(dir).map_err(|e| with_path(e, dir))? {
-        let entry = entry.map_err(|e| with_path(e, dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(io::Error::other(format!(
-                "{} is not a UTF-8 name",
-                entry.path().display()
-            )));
-        };
-        let rel = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let meta = fs::metadata(entry.path()).map_err(|e| with_path(e, &entry.path()))?;
-        if meta.is_dir() {
-            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                refuse_loop(dir, &entry.path())?;
-            }
-            collect_files(&entry.path(), &rel, depth + 1, out)?;
-        } else if meta.is_file() {
-            out.push((rel, meta));
-        }
-    }
-    Ok(())
-}
-
-/// Fails if the folder link `link` inside `dir` points at `dir` or a folder above it.
-fn refuse_loop(dir: &Path, link: &Path) -> io::Result<()> {
-    let target = fs::canonicalize(link).map_err(|e| with_path(e, link))?;
-    let here = fs::canonicalize(dir).map_err(|e| with_path(e, dir))?;
-    if here.starts_with(&target) {
-        return Err(io::Error::other(format!(
-            "symbolic link loop: {} leads back to {}, which contains it",
-            link.display(),
-            target.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Adds the path to an I/O error's message.
-pub fn with_path(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use super::hash::with_path;
 use super::objects::Store;
 use crate::util::fsutil;
+use crate::util::fsutil::with_path;
 
 /// An advisory lock (`flock`) on a file, exclusive or shared, released when dropped or when the
 /// process dies. An exclusive holder writes who it is (`pid 123 on node7, Slurm job 4512`) into the

@@ -1,5 +1,5 @@
 //! The content-addressed store under `.pipe/`: what makes a stage's key ([`key`]), the content of files
-//! and folders with a stat cache ([`hash`]), stage outputs saved after success and restored on a hit
+//! and folders with a stat cache ([`hash`]) found by a walk that keeps or follows links ([`walk`]), stage outputs saved after success and restored on a hit
 //! ([`objects`]), the locks that keep runs, cluster jobs and `pipe gc` apart ([`locks`]), and each
 //! pipeline's last state, which says why a stage must run again ([`state`]).
 //!
@@ -20,6 +20,7 @@ pub mod key;
 mod locks;
 mod objects;
 pub mod state;
+pub mod walk;
 
 pub use locks::FileLock;
 pub use objects::{Entry, EntryError, RestoreError, Store};

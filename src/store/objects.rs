@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::hash::{StatCache, Tree, TreeKind, listing_hash, with_path};
+use crate::store::hash::{StatCache, Tree, TreeKind, link_hash, listing_hash};
+use crate::store::walk::link_stays_inside;
 use crate::util::fsutil;
+use crate::util::fsutil::with_path;
 
 /// Version of the entry format; entries of another version are misses.
 const ENTRY_FORMAT: u32 = 1;
@@ -54,12 +56,22 @@ impl Entry {
                     return Err(format!("a file of output `{output}` has a malformed hash"));
                 }
                 let path_ok = match tree.kind {
-                    TreeKind::File => file.path.is_empty() && file.hash == tree.hash,
+                    TreeKind::File => {
+                        file.path.is_empty() && file.hash == tree.hash && file.link.is_none()
+                    }
                     TreeKind::Dir => is_plain_relative(&file.path),
                 };
                 if !path_ok {
                     return Err(format!(
                         "output `{output}` lists the file `{}`, which is not inside it",
+                        file.path
+                    ));
+                }
+                if let Some(target) = &file.link
+                    && !(link_stays_inside(&file.path, target) && file.hash == link_hash(target))
+                {
+                    return Err(format!(
+                        "output `{output}` has a link `{}` to `{target}`, outside it",
                         file.path
                     ));
                 }
@@ -214,7 +226,7 @@ impl Store {
     pub fn commit(&self, root: &Path, entry: &Entry) -> io::Result<()> {
         for path in &entry.cached {
             let tree = &entry.outputs[path];
-            for file in &tree.files {
+            for file in tree.files.iter().filter(|f| f.link.is_none()) {
                 let source = if file.path.is_empty() {
                     root.join(path)
                 } else {
@@ -252,7 +264,7 @@ impl Store {
         for (path, tree) in &entry.outputs {
             let full = root.join(path);
             let matches = stats
-                .hash_tree(&full)
+                .hash_output(&full)
                 .map(|t| t.hash == tree.hash)
                 .unwrap_or(false);
             if matches {
@@ -289,6 +301,10 @@ impl Store {
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(io_err)?;
                 }
+                if let Some(link) = &file.link {
+                    std::os::unix::fs::symlink(link, &target).map_err(io_err)?;
+                    continue;
+                }
                 self.copy_verified(&file.hash, &target, path)?;
                 let mode = if file.exec { 0o755 } else { 0o644 };
                 fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err)?;
@@ -306,7 +322,7 @@ impl Store {
             let _ = fsutil::remove_path(&staging);
             return result;
         }
-        for file in &tree.files {
+        for file in tree.files.iter().filter(|f| f.link.is_none()) {
             let target = if file.path.is_empty() {
                 full.to_path_buf()
             } else {
@@ -538,5 +554,83 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn links_inside_a_folder_output_come_back_as_links() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path();
+        let store = Store::new(root.join(".pipe"));
+        let stats = StatCache::load(root.join("stat"));
+        fs::create_dir_all(root.join("out/sub")).unwrap();
+        fs::write(root.join("out/sub/model.bin"), "weights").unwrap();
+        std::os::unix::fs::symlink("sub/model.bin", root.join("out/latest")).unwrap();
+        let tree = stats.hash_output(&root.join("out")).unwrap();
+        let entry = Entry {
+            format: ENTRY_FORMAT,
+            key: "cd".repeat(32),
+            stage: "s".into(),
+            outputs: [("out".to_string(), tree)].into(),
+            cached: vec!["out".into()],
+            duration_s: 1.0,
+        };
+        store.commit(root, &entry).unwrap();
+        assert_eq!(
+            store.lookup(&entry.key).unwrap().unwrap().outputs,
+            entry.outputs
+        );
+        fs::remove_dir_all(root.join("out")).unwrap();
+        assert!(store.restore(root, &entry, &stats).unwrap());
+        let latest = root.join("out/latest");
+        assert_eq!(fs::read_link(&latest).unwrap(), Path::new("sub/model.bin"));
+        assert_eq!(fs::read_to_string(&latest).unwrap(), "weights");
+        // Repointing the link changes the output's hash.
+        fs::remove_file(&latest).unwrap();
+        std::os::unix::fs::symlink("sub", &latest).unwrap();
+        let hash = stats.hash_output(&root.join("out")).unwrap().hash;
+        assert_ne!(hash, entry.outputs["out"].hash);
+    }
+
+    #[test]
+    fn links_that_leave_their_output_are_errors_naming_them() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path();
+        let stats = StatCache::in_memory();
+        fs::create_dir_all(root.join("out")).unwrap();
+        fs::write(root.join("secret.txt"), "outside").unwrap();
+        for target in ["../secret.txt", "/etc/hostname"] {
+            let link = root.join("out/leak");
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            let err = stats
+                .hash_output(&root.join("out"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("out/leak is a symbolic link") && err.contains(target),
+                "{err}"
+            );
+        }
+        std::os::unix::fs::symlink("secret.txt", root.join("alias.txt")).unwrap();
+        let err = stats.hash_output(&root.join("alias.txt")).unwrap_err();
+        assert!(
+            err.to_string().contains("alias.txt is a symbolic link"),
+            "{err}"
+        );
+        // A store entry that says a link leads out is refused before anything is restored.
+        let (_ws, found) = tampered(|json| {
+            let file = &mut json["outputs"]["out.txt"];
+            file["kind"] = "dir".into();
+            file["files"][0]["path"] = "leak".into();
+            file["files"][0]["link"] = "../../etc".into();
+            file["files"][0]["hash"] = link_hash("../../etc").into();
+            let files: Vec<crate::store::hash::FileEntry> =
+                serde_json::from_value(file["files"].clone()).unwrap();
+            file["hash"] = listing_hash(&files).into();
+        });
+        assert!(
+            matches!(found, Err(EntryError::Invalid { .. })),
+            "{found:?}"
+        );
     }
 }

@@ -264,6 +264,7 @@ mod tests {
                     hash: h.to_string(),
                     size: 1,
                     exec: false,
+                    link: None,
                 })
                 .collect(),
         }

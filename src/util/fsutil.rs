@@ -80,6 +80,11 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<
         .with_context(|| format!("`{}` is not the JSON expected", path.display()))
 }
 
+/// Adds the path to an I/O error's message.
+pub fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

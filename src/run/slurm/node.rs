@@ -129,7 +129,7 @@ impl Observer for JobLog {
 fn changed_since_upstream(ws: &Workspace, stats: &StatCache, job: &Job) -> Option<String> {
     job.upstream.iter().find_map(|(name, outputs)| {
         outputs.iter().find_map(|(path, tree)| {
-            let now = stats.hash_tree(&ws.root.join(path)).map(|t| t.hash);
+            let now = stats.hash_output(&ws.root.join(path)).map(|t| t.hash);
             (now.as_ref().ok() != Some(&tree.hash)).then(|| {
                 format!(
                     "output `{path}` of upstream stage `{name}` changed in the workspace after its job wrote it \
