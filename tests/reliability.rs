@@ -67,6 +67,93 @@ fn sigkill_mid_write_then_rerun_reruns_only_that_stage() {
     assert_eq!(ws.read("big.txt"), "partial\nrest\n");
 }
 
+/// The stage's command leaves its shell's pid, then after a pause writes the output it was asked to.
+const ORPHANABLE: &str = r#"
+params:
+  pause: 0
+  text: new
+stages:
+  slow:
+    cmd: echo $$ > shell.pid && sleep ${params.pause} && echo ${params.text} > out.txt
+    outs: [out.txt]
+"#;
+
+#[test]
+fn sigkill_of_pipe_alone_leaves_no_command_writing_under_the_next_run() {
+    let ws = Ws::new();
+    ws.write("p.yaml", ORPHANABLE);
+    // Only pipe dies, as with the OOM killer or `kill -9 <pid>`: its command is not signalled.
+    let mut child = ws
+        .command(&["run", "p.yaml", "--set", "pause=3", "--set", "text=stale"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ws.file("shell.pid"));
+    let started = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let shell = ws.read("shell.pid").trim().to_string();
+    let shell = std::path::Path::new("/proc").join(shell);
+    let rerun = ws.ok(&["run", "p.yaml"]);
+    assert!(
+        rerun
+            .stderr
+            .contains("slow: its command from an earlier pipe that died")
+            && rerun.stderr.contains("ended it with SIGTERM"),
+        "{}",
+        rerun.stderr
+    );
+    let record = ws.latest();
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(ws.with_status("ran"), ["slow"]);
+    assert!(
+        record["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("process group")
+    );
+    // The stale command would have written its output by now; it is gone, and the output is the
+    // rerun's.
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(started.elapsed()));
+    assert_eq!(ws.read("out.txt"), "new\n");
+    let state = std::fs::read_to_string(shell.join("stat")).unwrap_or_default();
+    assert!(state.is_empty() || state.contains(") Z "), "{state}");
+    ws.ok(&["run", "p.yaml"]);
+    assert_eq!(ws.with_status("cached"), ["slow"]);
+}
+
+#[test]
+fn ctrl_c_reaches_the_command_in_its_own_group_and_pipe_stops() {
+    use std::os::unix::process::ExitStatusExt;
+    let ws = Ws::new();
+    ws.write("p.yaml", ORPHANABLE);
+    let mut child = ws
+        .command(&["run", "p.yaml", "--set", "pause=30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ws.file("shell.pid"));
+    // A terminal's Ctrl-C goes to its foreground group, which holds pipe but no longer the command.
+    let started = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(2), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "pipe waited for the command"
+    );
+    let shell = std::path::Path::new("/proc").join(ws.read("shell.pid").trim());
+    let state = std::fs::read_to_string(shell.join("stat")).unwrap_or_default();
+    assert!(state.is_empty() || state.contains(") Z "), "{state}");
+    assert!(!ws.file("out.txt").exists());
+    assert_eq!(ws.latest()["status"], "cancelled");
+}
+
 #[test]
 fn two_runs_at_once_one_waits_and_both_records_are_consistent() {
     let ws = Ws::new();

@@ -93,6 +93,7 @@ impl RunContext<'_> {
             run_dir: &self.options.run_dir,
             run_id: &self.options.run_id,
             events,
+            store: self.store,
         }
     }
 }

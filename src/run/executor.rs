@@ -8,6 +8,7 @@ use std::path::Path;
 use super::events::Observer;
 use crate::pipeline::{ExecutorKind, Stage};
 use crate::records::RunDir;
+use crate::store::Store;
 
 /// What an executor needs to carry out a stage: the workspace root, where the stage's logs go, and
 /// the run it belongs to.
@@ -21,6 +22,8 @@ pub struct StageEnv<'a> {
     pub run_id: &'a str,
     /// Where a stage's progress goes.
     pub events: &'a dyn Observer,
+    /// The store, where running commands' process groups are recorded.
+    pub store: &'a Store,
 }
 
 /// Why a stage failed: what went wrong and, for a command, its exit code.

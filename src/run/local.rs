@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use super::events::{Event, Observer};
 use super::executor::{Executor, Launch, StageEnv, StageFailure};
+use super::groups;
 use crate::builtin::{self, Progress, Reporter};
 use crate::pipeline::{Action, ExecutorKind, Stage};
 use crate::records::LogStream;
@@ -86,7 +87,8 @@ fn run_commands(env: &StageEnv, stage: &Stage, cmds: &[String]) -> Result<(), St
     let (stdout, stderr) = (open(&stdout_path)?, open(&stderr_path)?);
     let clone = |f: &fs::File| f.try_clone().map_err(|e| StageFailure::new(e.to_string()));
     for cmd in cmds {
-        let status = Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(cmd)
             .current_dir(env.root.join(&stage.wdir))
@@ -94,10 +96,10 @@ fn run_commands(env: &StageEnv, stage: &Stage, cmds: &[String]) -> Result<(), St
             .env("PIPE_RUN_ID", env.run_id)
             .stdin(Stdio::null())
             .stdout(clone(&stdout)?)
-            .stderr(clone(&stderr)?)
-            .status()
-            .map_err(|e| {
-                StageFailure::new(format!("cannot start `sh` for stage `{}`: {e}", stage.name))
+            .stderr(clone(&stderr)?);
+        let status =
+            groups::run_in_group(command, env.store, env.root, &stage.name).map_err(|e| {
+                StageFailure::new(format!("cannot run `sh` for stage `{}`: {e}", stage.name))
             })?;
         if !status.success() {
             let how = match status.code() {

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod events;
 pub mod executor;
 pub mod gc;
+pub mod groups;
 pub mod local;
 pub mod outcome;
 pub mod recorder;

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::context::{Mode, RunRequest};
-use super::events::Observer;
+use super::events::{Event, Observer};
+use super::groups;
 use super::local::Local;
 use super::outcome::StageResult;
 use super::recorder;
@@ -94,6 +95,14 @@ impl Workspace {
             };
             return slurm::run(self, submission, record, lock, observer);
         }
+        for (stage, message) in groups::end_orphans(&self.store, &self.root) {
+            observer.on(Event::Warning {
+                stage: &stage,
+                message: &message,
+            });
+            record.warnings.push(format!("{stage}: {message}"));
+        }
+        groups::forward_interrupts();
         let walked = self.walk(&pipeline, &dag, &options, &Local, observer)?;
         record.warnings.extend(walked.warnings);
         record.warnings.extend(walked.state_error.clone());
@@ -103,8 +112,9 @@ impl Workspace {
             &walked.results,
             &mut record,
             started,
-            false,
+            groups::interrupted(),
         )?;
+        groups::exit_if_interrupted();
         match walked.state_error {
             // The record is complete; the exit code says the workspace could not be written.
             Some(error) => Err(Error::Io(format!(

@@ -11,6 +11,7 @@
 //!   locks/9c/9c1e…        held while a stage with that key runs (two runs needing it run it once)
 //!   lock                  held by the `pipe run` that is writing this workspace
 //!   gc.lock               shared by cluster jobs at work, taken whole by `pipe gc`
+//!   running/…             the process groups of stage commands running now (see `run::groups`)
 //!   state/…               each pipeline's last state (what its stages' keys were made of)
 //!   stat-cache            size, mtime, ctime, inode and when hashed -> hash (unchanged files are not read again)
 //! ```
