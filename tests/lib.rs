@@ -5,6 +5,7 @@ mod architecture;
 mod cache;
 mod dag;
 mod data_stages;
+mod kind_code;
 mod model;
 mod pipelines;
 mod quoting;

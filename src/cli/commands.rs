@@ -175,7 +175,12 @@ pub(super) fn inspect_weights(file: &Path) -> Result<i32, Error> {
 /// `pipe stages`: every built-in kind with its inputs, outputs and params.
 pub(super) fn stages() -> Result<i32, Error> {
     for kind in crate::pipeline::kinds::all() {
-        println!("{} (v{}): {}", kind.kind, kind.version, kind.description);
+        println!(
+            "{} (code {}): {}",
+            kind.kind,
+            &kind.code[..8],
+            kind.description
+        );
         for (name, slot) in kind.inputs.iter().chain(&kind.outputs) {
             let what = if kind.inputs.contains_key(name) {
                 "input"

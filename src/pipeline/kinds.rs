@@ -14,8 +14,10 @@ use serde_json::Value;
 pub struct KindDecl {
     /// The name used in `uses:`.
     pub kind: String,
-    /// The implementation version; it is part of every stage key, so bumping it reruns the kind's stages.
-    pub version: u32,
+    /// The fingerprint of the kind's code (see `src/build/kind_code.rs`), part of every key of its
+    /// stages: a change that can change its outputs reruns them.
+    #[serde(skip)]
+    pub code: &'static str,
     /// One sentence for `pipe stages`.
     pub description: String,
     /// Settings that name files or folders the stage reads (they become deps).
@@ -133,6 +135,8 @@ impl ParamType {
     }
 }
 
+include!(concat!(env!("OUT_DIR"), "/kind_code.rs"));
+
 /// The embedded declaration files, by file name.
 const DECLARATIONS: &[(&str, &str)] = &[
     (
@@ -170,8 +174,16 @@ pub fn all() -> &'static [KindDecl] {
         DECLARATIONS
             .iter()
             .map(|(file, text)| {
-                serde_yaml::from_str(text)
-                    .unwrap_or_else(|e| panic!("built-in declaration {file} is invalid: {e}"))
+                let mut decl: KindDecl = serde_yaml::from_str(text)
+                    .unwrap_or_else(|e| panic!("built-in declaration {file} is invalid: {e}"));
+                decl.code = KIND_CODE
+                    .iter()
+                    .find(|(kind, _)| *kind == decl.kind)
+                    .map_or_else(
+                        || panic!("no code fingerprint for {file}"),
+                        |(_, code)| code,
+                    );
+                decl
             })
             .collect()
     })

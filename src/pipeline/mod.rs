@@ -152,8 +152,8 @@ pub enum Action {
     Builtin {
         /// The kind's name.
         kind: String,
-        /// The kind's implementation version.
-        version: u32,
+        /// The fingerprint of the kind's code.
+        code: &'static str,
         /// Every setting of the kind, resolved.
         settings: BTreeMap<String, Value>,
     },

@@ -344,22 +344,22 @@ impl RunContext<'_> {
         deps: &BTreeMap<String, Tree>,
         upstream: &[(String, Arc<BTreeMap<String, Tree>>)],
     ) -> KeyInput {
-        let (kind, kind_version, action) = match &stage.action {
-            Action::Command(cmds) => ("cmd".to_string(), 0, Value::from(cmds.clone())),
+        let (kind, kind_code, action) = match &stage.action {
+            Action::Command(cmds) => ("cmd".to_string(), String::new(), Value::from(cmds.clone())),
             Action::Builtin {
                 kind,
-                version,
+                code,
                 settings,
             } => (
                 kind.clone(),
-                *version,
+                code.to_string(),
                 serde_json::to_value(settings).expect("settings serialize"),
             ),
         };
         KeyInput {
             key_version: KEY_VERSION,
             kind,
-            kind_version,
+            kind_code,
             action,
             params: stage.params.clone(),
             inputs: deps

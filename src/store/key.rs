@@ -5,7 +5,7 @@
 //! |----------------|---------------------------------------------------------------------------|
 //! | `key_version`  | [`KEY_VERSION`]; bumped when this struct's meaning changes                |
 //! | `kind`         | `cmd`, or the built-in kind's name                                        |
-//! | `kind_version` | the built-in kind's implementation version (0 for commands)               |
+//! | `kind_code`    | the fingerprint of the built-in kind's code (absent for commands)         |
 //! | `action`       | the commands after interpolation, or the kind's resolved settings         |
 //! | `params`       | params the stage lists or references, by dotted name, with their values   |
 //! | `inputs`       | each dep path -> content hash (file bytes, or a folder's listing hash)    |
@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Version of the key format.
-pub const KEY_VERSION: u32 = 1;
+/// 2: built-in kinds are keyed by their code's fingerprint instead of a declared version.
+pub const KEY_VERSION: u32 = 2;
 
 /// Everything a stage key is computed from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,8 +37,9 @@ pub struct KeyInput {
     pub key_version: u32,
     /// `cmd` or a built-in kind.
     pub kind: String,
-    /// The built-in kind's version.
-    pub kind_version: u32,
+    /// The fingerprint of the built-in kind's code (`src/build/kind_code.rs`); empty for commands.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind_code: String,
     /// Commands or settings.
     pub action: Value,
     /// Params by dotted name.
@@ -71,7 +73,7 @@ mod tests {
         KeyInput {
             key_version: KEY_VERSION,
             kind: "cmd".into(),
-            kind_version: 0,
+            kind_code: String::new(),
             action: Value::from(vec!["echo hi"]),
             params: [("lr".to_string(), Value::from(0.001))].into(),
             inputs: [("a".to_string(), "00".repeat(32))].into(),

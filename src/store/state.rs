@@ -101,10 +101,14 @@ pub fn explain(
     if before.key_version != now.key_version {
         reasons.push("pipe's key format changed".to_string());
     }
-    if before.kind != now.kind || before.kind_version != now.kind_version {
+    if before.kind != now.kind {
+        reasons.push(format!("kind {} -> {}", before.kind, now.kind));
+    } else if before.kind_code != now.kind_code {
         reasons.push(format!(
-            "kind {} v{} -> {} v{}",
-            before.kind, before.kind_version, now.kind, now.kind_version
+            "the code of kind `{}` changed ({} -> {})",
+            now.kind,
+            before.kind_code.get(..8).unwrap_or(&before.kind_code),
+            now.kind_code.get(..8).unwrap_or(&now.kind_code)
         ));
     } else if before.action != now.action && before.params == now.params {
         // With changed params the action differs through `${...}`; the param lines say why.
@@ -242,7 +246,7 @@ mod tests {
         KeyInput {
             key_version: KEY_VERSION,
             kind: "cmd".into(),
-            kind_version: 0,
+            kind_code: String::new(),
             action: Value::from(vec!["train"]),
             params: [("lr".to_string(), Value::from(lr))].into(),
             inputs: [("data/raw".to_string(), dep_hash.to_string())].into(),
@@ -289,5 +293,12 @@ mod tests {
             ]
         );
         assert_eq!(explain(None, &input(0.1, "h"), &deps), ["never run"]);
+        let mut rebuilt = input(0.0005, "h2");
+        rebuilt.kind_code = "ab".repeat(32);
+        let before = StageState::new("k".into(), input(0.0005, "h2"), &deps);
+        assert_eq!(
+            explain(Some(&before), &rebuilt, &deps),
+            ["the code of kind `cmd` changed ( -> abababab)"]
+        );
     }
 }

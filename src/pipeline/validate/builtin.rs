@@ -26,7 +26,7 @@ impl Checker<'_> {
         self.builtin_params(name, kind, &given, with_pos, &mut settings);
         let action = Action::Builtin {
             kind: kind.kind.clone(),
-            version: kind.version,
+            code: kind.code,
             settings,
         };
         Some((action, deps, outs, ".".to_string()))
