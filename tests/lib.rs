@@ -3,6 +3,7 @@
 
 mod architecture;
 mod cache;
+mod crash;
 mod dag;
 mod data_stages;
 mod kind_code;

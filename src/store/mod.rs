@@ -23,5 +23,8 @@ mod objects;
 pub mod state;
 pub mod walk;
 
+#[cfg(test)]
+mod proptests;
+
 pub use locks::FileLock;
 pub use objects::{Entry, EntryError, RestoreError, Store};

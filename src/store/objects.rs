@@ -90,6 +90,19 @@ impl Entry {
     }
 }
 
+/// For the crash tests: `PIPE_TEST_CRASH_AT=<point>` makes pipe kill itself with SIGKILL (no cleanup,
+/// as the OOM killer would) the first time it reaches that point of a commit or a restore.
+fn crash_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("PIPE_TEST_CRASH_AT").ok());
+    if at.as_deref() == Some(point) {
+        // SAFETY: kill(2) on our own pid; it touches no memory.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
 /// Whether `text` is a blake3 hash as the store writes them: 64 lowercase hexadecimal digits.
 fn is_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -236,7 +249,9 @@ impl Store {
             }
         }
         let json = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
-        fsutil::write_atomic(&self.entry_path(&entry.key), &json)
+        fsutil::write_atomic(&self.entry_path(&entry.key), &json)?;
+        crash_point("entry-written");
+        Ok(())
     }
 
     fn save_object(&self, source: &Path, hash: &str) -> io::Result<()> {
@@ -248,8 +263,11 @@ impl Store {
         fs::create_dir_all(self.dir.join("tmp"))?;
         let tmp = self.tmp_path("object");
         fs::copy(source, &tmp).map_err(|e| with_path(e, source))?;
+        crash_point("object-copied");
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
-        fs::rename(&tmp, &target)
+        fs::rename(&tmp, &target)?;
+        crash_point("object-renamed");
+        Ok(())
     }
 
     /// Makes the workspace hold `entry`'s outputs. Outputs that already match are left alone (checked
@@ -306,6 +324,7 @@ impl Store {
                     continue;
                 }
                 self.copy_verified(&file.hash, &target, path)?;
+                crash_point("restore-copied");
                 let mode = if file.exec { 0o755 } else { 0o644 };
                 fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err)?;
             }
@@ -316,6 +335,7 @@ impl Store {
                 fs::create_dir_all(parent).map_err(io_err)?;
             }
             fsutil::remove_path(full).map_err(io_err)?;
+            crash_point("restore-removed");
             fs::rename(&staging, full).map_err(io_err)
         })();
         if result.is_err() {
