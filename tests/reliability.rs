@@ -19,6 +19,13 @@ fn wait_for(path: &std::path::Path) {
     }
 }
 
+/// `pipe ARGS` in `ws`, its output discarded, ready to spawn.
+fn quiet(ws: &Ws, args: &[&str]) -> std::process::Command {
+    let mut command = ws.command(args);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
+
 const KILLABLE: &str = r#"
 stages:
   first:
@@ -36,11 +43,8 @@ fn sigkill_mid_write_then_rerun_reruns_only_that_stage() {
     ws.write("p.yaml", KILLABLE);
     // pipe and its commands in their own process group, killed together as a terminal or a job
     // scheduler would.
-    let mut child = ws
-        .command(&["run", "p.yaml"])
+    let mut child = quiet(&ws, &["run", "p.yaml"])
         .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_for(&ws.file("writing.flag"));
@@ -83,12 +87,12 @@ fn sigkill_of_pipe_alone_leaves_no_command_writing_under_the_next_run() {
     let ws = Ws::new();
     ws.write("p.yaml", ORPHANABLE);
     // Only pipe dies, as with the OOM killer or `kill -9 <pid>`: its command is not signalled.
-    let mut child = ws
-        .command(&["run", "p.yaml", "--set", "pause=3", "--set", "text=stale"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = quiet(
+        &ws,
+        &["run", "p.yaml", "--set", "pause=3", "--set", "text=stale"],
+    )
+    .spawn()
+    .unwrap();
     wait_for(&ws.file("shell.pid"));
     let started = Instant::now();
     child.kill().unwrap();
@@ -128,10 +132,7 @@ fn ctrl_c_reaches_the_command_in_its_own_group_and_pipe_stops() {
     use std::os::unix::process::ExitStatusExt;
     let ws = Ws::new();
     ws.write("p.yaml", ORPHANABLE);
-    let mut child = ws
-        .command(&["run", "p.yaml", "--set", "pause=30"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let mut child = quiet(&ws, &["run", "p.yaml", "--set", "pause=30"])
         .spawn()
         .unwrap();
     wait_for(&ws.file("shell.pid"));
