@@ -16,5 +16,6 @@ mod runs;
 mod scheduler;
 mod slurm;
 mod spec_errors;
+mod sweep;
 mod test;
 mod weights;

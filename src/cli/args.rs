@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::pipeline::sweep::Axis;
 use crate::pipeline::{ExecutorKind, Override};
 
 /// pipe: declarative, cached, recorded experiment pipelines.
@@ -59,6 +60,19 @@ pub enum Command {
         /// and `pipe cancel` follow them).
         #[arg(long)]
         detach: bool,
+        /// Sweep a param: KEY=V1,V2,... (values read as YAML) or KEY=A..B (the integers A to B); one
+        /// run per combination of all `--sweep` axes (replacing the pipeline's `sweep:`).
+        #[arg(long = "sweep", value_name = "KEY=VALUES")]
+        sweep: Vec<Axis>,
+        /// Run only N combinations of the sweep, drawn at random with `--seed`.
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+        /// The seed of `--sample`.
+        #[arg(long, default_value_t = 0, requires = "sample")]
+        seed: u64,
+        /// Run the pipeline once even though it declares a `sweep:`.
+        #[arg(long, conflicts_with = "sweep")]
+        no_sweep: bool,
     },
     /// Say per stage whether it is up to date or will run, and why; with `--run`, where a run's
     /// stages are (queued, running, done).
@@ -88,6 +102,9 @@ pub enum Command {
     },
     /// List runs, newest first, with their key metrics.
     Runs {
+        /// Only the runs of this sweep (its id, a prefix of it, or `latest`).
+        #[arg(long, value_name = "SWEEP")]
+        sweep: Option<String>,
         /// Print JSON, with every metric.
         #[arg(long)]
         json: bool,
@@ -102,9 +119,12 @@ pub enum Command {
     },
     /// Compare runs: params that differ, metrics side by side, stages that ran.
     Compare {
-        /// Two or more runs (ids, prefixes or `latest`).
-        #[arg(num_args = 2.., required = true)]
+        /// Two or more runs (ids, prefixes or `latest`), or with `--group-by` one sweep.
+        #[arg(num_args = 1.., required = true)]
         runs: Vec<String>,
+        /// Compare a sweep's runs grouped by this param: each metric's mean, sd, min and max per value.
+        #[arg(long, value_name = "KEY")]
+        group_by: Option<String>,
     },
     /// Cancel a run on a cluster: its jobs (`scancel`), and its record (status `cancelled`).
     Cancel {

@@ -9,26 +9,43 @@ use serde_json::{Value, json};
 use super::args::DagFormat;
 use super::render::{
     format_number, name_width, plan_word, plural, render_compare, render_dag, render_run_status,
-    render_show, render_weights,
+    render_show, render_weights, run_summary,
 };
-use super::terminal::{Terminal, Verbosity, paint, table, use_color};
+use super::terminal::{Terminal, Verbosity, paint, table, use_color, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
+use crate::pipeline::Pipeline;
+use crate::pipeline::graph::Dag;
 use crate::records::{RunStatus, Status};
 use crate::run::context::{Force, RunRequest};
 use crate::run::events::{Event, Observer};
+use crate::run::sweep::SweepPlan;
 use crate::run::workspace::Workspace;
 
-/// `pipe run FILE`, or with `--dry-run` the plan.
+/// `pipe run FILE`, or with `--dry-run` the plan; a sweep when `--sweep` or the pipeline's `sweep:`
+/// (unless `--no-sweep`) gives axes.
 pub(super) fn run(
     ws: &Workspace,
     request: RunRequest,
+    plan: SweepPlan,
+    no_sweep: bool,
     dry_run: bool,
     verbosity: Verbosity,
 ) -> Result<i32, Error> {
+    if !plan.axes.is_empty() {
+        return super::sweep::run_sweep(ws, &request, &plan, verbosity, dry_run);
+    }
+    let loaded = ws.load(&request.file, &request.overrides, &request.targets)?;
+    if !no_sweep && !loaded.0.sweep.is_empty() {
+        let plan = SweepPlan {
+            axes: loaded.0.sweep.clone(),
+            ..plan
+        };
+        return super::sweep::run_sweep(ws, &request, &plan, verbosity, dry_run);
+    }
     if dry_run {
-        plan(ws, &request, verbosity, false)
+        self::plan(ws, &request, verbosity, false)
     } else {
-        run_pipeline(ws, &request, verbosity)
+        run_pipeline(ws, &request, loaded, verbosity)
     }
 }
 
@@ -216,21 +233,12 @@ pub(super) fn force_from(force: Vec<String>) -> Force {
     }
 }
 
-pub(super) fn wait_message(holder: &str) {
-    let who = if holder.is_empty() {
-        String::new()
-    } else {
-        format!(" ({holder})")
-    };
-    eprintln!("pipe: another pipe run{who} is using this workspace; waiting for it to finish");
-}
-
-pub(super) fn run_pipeline(
+fn run_pipeline(
     ws: &Workspace,
     request: &RunRequest,
+    loaded: (Pipeline, Dag),
     verbosity: Verbosity,
 ) -> Result<i32, Error> {
-    let loaded = ws.load(&request.file, &request.overrides, &request.targets)?;
     let pipeline = &loaded.0;
     let term = Terminal::new(
         verbosity,
@@ -259,35 +267,8 @@ pub(super) fn run_pipeline(
             term.warn(w);
         }
     }
-    let color = use_color();
-    let counts: Vec<String> = [Status::Ran, Status::Cached, Status::Failed, Status::Skipped]
-        .into_iter()
-        .map(|s| (s, record.count(s)))
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| format!("{n} {s}"))
-        .collect();
-    let saved: f64 = record.stages.iter().map(|s| s.saved_s).sum();
-    let saved = if saved >= 0.005 {
-        format!(", {saved:.2}s saved by the cache")
-    } else {
-        String::new()
-    };
-    let status = paint(
-        color,
-        if record.status != RunStatus::Succeeded {
-            "31;1"
-        } else {
-            "32;1"
-        },
-        record.status.word(),
-    );
-    term.line(&format!(
-        "run {} {status}: {} in {:.2}s{saved} (runs/{}/run.json)",
-        record.id,
-        counts.join(", "),
-        record.duration_s,
-        record.id
-    ));
+    term.line(&run_summary(&record));
+    crate::run::groups::exit_if_interrupted();
     Ok(if record.status != RunStatus::Succeeded {
         EXIT_STAGE_FAILED
     } else {
@@ -349,17 +330,26 @@ pub(super) fn plan(
     })
 }
 
-pub(super) fn list_runs(ws: &Workspace, json: bool, csv: bool) -> Result<i32, Error> {
-    let (records, warnings) = ws.runs.list();
+pub(super) fn list_runs(
+    ws: &Workspace,
+    sweep: Option<&str>,
+    json: bool,
+    csv: bool,
+) -> Result<i32, Error> {
+    let (mut records, warnings) = ws.runs.list();
     for w in &warnings {
         eprintln!("warning: {w}");
+    }
+    if let Some(spec) = sweep {
+        let sweep = ws.runs.resolve_sweep(spec).map_err(Error::Usage)?;
+        records.retain(|r| r.sweep.as_deref() == Some(sweep.id.as_str()));
     }
     if json {
         let rows: Vec<Value> = records
             .iter()
             .map(|r| {
                 json!({
-                    "id": r.id, "status": r.effective_status(), "pipeline": r.pipeline,
+                    "id": r.id, "status": r.effective_status(), "pipeline": r.pipeline, "sweep": r.sweep,
                     "started_at": r.started_at, "duration_s": r.duration_s,
                     "stages": {"ran": r.count(Status::Ran), "cached": r.count(Status::Cached), "failed": r.count(Status::Failed), "skipped": r.count(Status::Skipped)},
                     "metrics": r.numeric_metrics(),

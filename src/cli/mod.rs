@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod render;
+mod sweep;
 mod terminal;
 
 pub use args::Cli;
@@ -38,7 +39,15 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             keep_going,
             executor,
             detach,
+            sweep,
+            sample,
+            seed,
+            no_sweep,
         } => {
+            let plan = crate::run::sweep::SweepPlan {
+                axes: sweep,
+                sample: sample.map(|n| (n, seed)),
+            };
             let request = RunRequest {
                 file,
                 targets: stages,
@@ -49,8 +58,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 keep_going,
                 executor,
                 detach,
+                sweep: None,
             };
-            commands::run(&ws, request, dry_run, verbosity)
+            commands::run(&ws, request, plan, no_sweep, dry_run, verbosity)
         }
         Command::Status { run: Some(run), .. } => commands::run_status(&ws, &run),
         Command::Status {
@@ -70,12 +80,19 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             commands::plan(&ws, &request, verbosity, json)
         }
         Command::Dag { file, format } => commands::dag(&ws, &file, format),
-        Command::Runs { json, csv } => commands::list_runs(&ws, json, csv),
+        Command::Runs { sweep, json, csv } => commands::list_runs(&ws, sweep.as_deref(), json, csv),
         Command::Predict { run, stage, images } => {
             commands::predict(&ws, &run, stage.as_deref(), &images)
         }
         Command::Show { run } => commands::show(&ws, &run),
-        Command::Compare { runs } => commands::compare(&ws, &runs),
+        Command::Compare {
+            runs,
+            group_by: Some(key),
+        } if runs.len() == 1 => sweep::compare_sweep(&ws, &runs[0], &key),
+        Command::Compare { runs, .. } if runs.len() < 2 => Err(Error::Usage(
+            "`pipe compare` needs two or more runs, or one sweep with `--group-by KEY`".into(),
+        )),
+        Command::Compare { runs, .. } => commands::compare(&ws, &runs),
         Command::Cancel { run } => commands::cancel(&ws, &run),
         Command::ExecStage { run, stage } => crate::run::slurm::node::exec_stage(&ws, &run, &stage),
         Command::ExecFinish { run } => crate::run::slurm::node::exec_finish(&ws, &run),

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::args::DagFormat;
-use super::terminal::table;
+use super::terminal::{paint, table, use_color};
 use crate::pipeline::graph::Dag;
 use crate::pipeline::{ExecutorKind, Pipeline};
 use crate::records::compare::compare;
-use crate::records::{RunDir, RunRecord, StageRecord, Status};
+use crate::records::{RunDir, RunRecord, RunStatus, StageRecord, Status};
 use crate::run::outcome::StageResult;
 
 pub(super) fn render_weights(
@@ -327,4 +327,37 @@ pub(super) fn render_compare(records: &[RunRecord]) -> String {
         out.push_str(&format!("  {id}: {list}\n"));
     }
     out
+}
+
+/// The line that ends a run: its status, what its stages did, the time the cache saved.
+pub(super) fn run_summary(record: &RunRecord) -> String {
+    let color = use_color();
+    let counts: Vec<String> = [Status::Ran, Status::Cached, Status::Failed, Status::Skipped]
+        .into_iter()
+        .map(|s| (s, record.count(s)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    let saved: f64 = record.stages.iter().map(|s| s.saved_s).sum();
+    let saved = if saved >= 0.005 {
+        format!(", {saved:.2}s saved by the cache")
+    } else {
+        String::new()
+    };
+    let status = paint(
+        color,
+        if record.status != RunStatus::Succeeded {
+            "31;1"
+        } else {
+            "32;1"
+        },
+        record.status.word(),
+    );
+    format!(
+        "run {} {status}: {} in {:.2}s{saved} (runs/{}/run.json)",
+        record.id,
+        counts.join(", "),
+        record.duration_s,
+        record.id
+    )
 }

@@ -266,6 +266,16 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Says, on stderr, that another `pipe run` holds the workspace (`holder`: who, when known).
+pub(super) fn wait_message(holder: &str) {
+    let who = if holder.is_empty() {
+        String::new()
+    } else {
+        format!(" ({holder})")
+    };
+    eprintln!("pipe: another pipe run{who} is using this workspace; waiting for it to finish");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod interpolate;
 pub mod kinds;
 pub mod overrides;
+pub mod sweep;
 mod validate;
 pub mod yaml;
 
@@ -38,6 +39,8 @@ pub struct Pipeline {
     pub executor: Option<ExecutorKind>,
     /// The top-level `resources:` (each stage's are merged over them).
     pub resources: Resources,
+    /// The top-level `sweep:`: the axes `pipe run` sweeps unless told otherwise.
+    pub sweep: Vec<sweep::Axis>,
 }
 
 /// Where the stages that must run are run.
@@ -251,6 +254,7 @@ pub fn parse(
         stages: validated.stages,
         executor: validated.executor,
         resources: validated.resources,
+        sweep: validated.sweep,
     })
 }
 

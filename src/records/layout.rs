@@ -57,6 +57,11 @@ impl RunDir {
         self.logs().join(format!("{stage}.{extension}"))
     }
 
+    /// A sweep's record (in a sweep's folder).
+    pub fn sweep_record(&self) -> PathBuf {
+        self.dir.join("sweep.json")
+    }
+
     /// The run's report folder.
     pub fn report(&self) -> PathBuf {
         self.dir.join("report")
@@ -95,7 +100,7 @@ pub fn is_expected(path: &Path) -> bool {
         .collect();
     match parts.as_slice() {
         [compare, _, ..] if compare.starts_with("compare-") => true,
-        [_, "run.json"] => true,
+        [_, "run.json" | "sweep.json"] => true,
         [_, "logs", log] => log.ends_with(".stdout") || log.ends_with(".stderr"),
         [_, "report" | "jobs", _, ..] => true,
         _ => false,

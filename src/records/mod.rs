@@ -7,8 +7,13 @@ pub mod compare;
 pub mod index;
 pub mod layout;
 mod status;
+pub mod sweep;
 
 pub use layout::{LogStream, RunDir};
+pub use sweep::SweepRecord;
+
+/// What a sweep's id starts with (its folder sits among the runs').
+pub const SWEEP_PREFIX: &str = "sweep-";
 pub use status::{RunStatus, Status};
 
 use std::collections::BTreeMap;
@@ -73,6 +78,9 @@ pub struct RunRecord {
     /// Problems that did not fail the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The sweep it is part of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
 }
 
 /// One stage in a run record.
@@ -185,6 +193,15 @@ impl Runs {
 
     /// Reserves a new run id by creating its folder (so two runs in the same second differ).
     pub fn create(&self) -> io::Result<String> {
+        self.create_named("")
+    }
+
+    /// Reserves a new sweep id (`sweep-` and a run id's form) by creating its folder.
+    pub fn create_sweep(&self) -> io::Result<String> {
+        self.create_named(SWEEP_PREFIX)
+    }
+
+    fn create_named(&self, prefix: &str) -> io::Result<String> {
         fs::create_dir_all(&self.dir).map_err(|e| fsutil::with_path(e, &self.dir))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -192,7 +209,7 @@ impl Runs {
         for attempt in 0u32..100 {
             let seed = format!("{}-{}-{attempt}", now.as_nanos(), fsutil::unique_suffix());
             let suffix = &blake3::hash(seed.as_bytes()).to_hex()[..4];
-            let id = format!("{}-{suffix}", compact_timestamp(now.as_secs()));
+            let id = format!("{prefix}{}-{suffix}", compact_timestamp(now.as_secs()));
             match fs::create_dir(self.dir.join(&id)) {
                 Ok(()) => return Ok(id),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -266,6 +283,50 @@ impl Runs {
                     .map(|r| r.id.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
+            )),
+        }
+    }
+
+    /// Writes `sweep` atomically to `runs/<sweep-id>/sweep.json`.
+    pub fn write_sweep(&self, sweep: &SweepRecord) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(sweep).map_err(io::Error::other)?;
+        fsutil::write_atomic(&self.run_dir(&sweep.id).sweep_record(), &json)
+    }
+
+    /// The sweep named by `spec`: its id, a unique prefix of one (with or without `sweep-`), or
+    /// `latest`.
+    pub fn resolve_sweep(&self, spec: &str) -> Result<SweepRecord, String> {
+        let mut ids: Vec<String> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|name| name.starts_with(SWEEP_PREFIX))
+            .collect();
+        ids.sort();
+        let wanted = if spec == "latest" {
+            ids.last().cloned().into_iter().collect::<Vec<_>>()
+        } else {
+            let spec = spec.strip_prefix(SWEEP_PREFIX).unwrap_or(spec);
+            ids.into_iter()
+                .filter(|id| id[SWEEP_PREFIX.len()..].starts_with(spec))
+                .collect()
+        };
+        match wanted.as_slice() {
+            [id] => {
+                let path = self.run_dir(id).sweep_record();
+                let bytes =
+                    fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{} is not a sweep record: {e}", path.display()))
+            }
+            [] => Err(format!(
+                "no sweep `{spec}` in {} (try `pipe runs`)",
+                self.dir.display()
+            )),
+            many => Err(format!(
+                "`{spec}` matches {} sweeps; give more of the id",
+                many.len()
             )),
         }
     }

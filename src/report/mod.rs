@@ -6,3 +6,4 @@
 pub mod compare;
 pub mod figures;
 pub mod markdown;
+pub mod sweep;

@@ -117,4 +117,6 @@ pub struct RunRequest {
     pub executor: Option<ExecutorKind>,
     /// With a cluster executor: return once the jobs are submitted.
     pub detach: bool,
+    /// The sweep this run belongs to (recorded in its `run.json`).
+    pub sweep: Option<String>,
 }

@@ -14,4 +14,5 @@ pub mod recorder;
 pub mod request;
 pub mod scheduler;
 pub mod slurm;
+pub mod sweep;
 pub mod workspace;

@@ -80,6 +80,7 @@ impl Workspace {
             stages: Vec::new(),
             metrics: BTreeMap::new(),
             warnings: Vec::new(),
+            sweep: request.sweep.clone(),
         };
         self.runs
             .write(&record)
@@ -114,7 +115,6 @@ impl Workspace {
             started,
             groups::interrupted(),
         )?;
-        groups::exit_if_interrupted();
         match walked.state_error {
             // The record is complete; the exit code says the workspace could not be written.
             Some(error) => Err(Error::Io(format!(

@@ -19,10 +19,11 @@ use serde_json::Value;
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::interpolate::Scope;
 use super::overrides::Override;
+use super::sweep::Axis;
 use super::yaml::{Node, NodeKind, Pos};
 use super::{ExecutorKind, Resources, Stage};
 
-const TOP_KEYS: &[&str] = &["params", "stages", "executor", "resources"];
+const TOP_KEYS: &[&str] = &["params", "stages", "executor", "resources", "sweep"];
 const RESOURCE_KEYS: &[&str] = &["cpus", "mem", "gpus", "time", "partition", "account"];
 const COMMAND_KEYS: &[&str] = &[
     "cmd",
@@ -70,6 +71,7 @@ pub(super) struct Validated {
     pub stages: Vec<Stage>,
     pub executor: Option<ExecutorKind>,
     pub resources: Resources,
+    pub sweep: Vec<Axis>,
 }
 
 pub(super) fn validate(
@@ -100,6 +102,7 @@ pub(super) fn validate(
         c.check_key(key, TOP_KEYS, "unknown top-level key");
     }
     let executor = node.get("executor").and_then(|n| c.executor(n));
+    let sweep = node.get("sweep").map(|n| c.sweep(n)).unwrap_or_default();
     if let Some(r) = node.get("resources") {
         c.default_resources = c.resources(r, "the pipeline");
     }
@@ -142,6 +145,7 @@ pub(super) fn validate(
             stages,
             executor,
             resources: c.default_resources,
+            sweep,
         })
     } else {
         c.errors.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
@@ -165,6 +169,30 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// The top-level `sweep:`: a mapping of params to lists of values or `A..B` ranges.
+    fn sweep(&mut self, node: &Node) -> Vec<Axis> {
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.pos,
+                format!(
+                    "`sweep` must be a mapping of params to values, not {}",
+                    node.type_name()
+                ),
+                Some("for example `sweep: {seed: 1..5, lr: [0.1, 0.01]}`".into()),
+            );
+            return Vec::new();
+        };
+        let mut axes = Vec::new();
+        for (key, values) in entries {
+            let key_name = key.as_scalar().unwrap_or_default();
+            match Axis::from_value(key_name, &values.to_value()) {
+                Ok(axis) => axes.push(axis),
+                Err(message) => self.error(values.pos, message, None),
+            }
+        }
+        axes
     }
 
     /// The top-level `params:` as a value (an empty mapping when absent or invalid).

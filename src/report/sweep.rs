@@ -1,0 +1,163 @@
+//! `runs/<sweep-id>/report/sweep.md`: a sweep's runs with their values and key metrics, each metric
+//! grouped by each axis (mean, sample standard deviation, min and max over the runs that share the
+//! axis's value, so over the other axes, typically seeds), and the best run named with its values.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::compare::higher_is_better;
+use super::markdown::number;
+use crate::records::sweep::{Group, SweepRecord, group_by};
+use crate::records::{RunRecord, RunStatus};
+
+/// The metrics a sweep's tables show: the index's key metrics the runs have, else every numeric one.
+pub fn shown_metrics(records: &[RunRecord]) -> Vec<String> {
+    let mut key: Vec<String> = Vec::new();
+    for record in records {
+        for name in crate::records::index::key_metrics(record).into_keys() {
+            if !key.iter().any(|k| k == name) {
+                key.push(name.to_string());
+            }
+        }
+    }
+    if key.is_empty() {
+        let mut all: Vec<String> = records
+            .iter()
+            .flat_map(|r| r.numeric_metrics().into_keys())
+            .collect();
+        all.sort();
+        all.dedup();
+        return all;
+    }
+    key
+}
+
+/// A group's summary of `metric` as `mean ± sd [min-max]`, or `-`.
+pub fn summary_cell(group: &Group, metric: &str) -> String {
+    match group.metrics.get(metric) {
+        Some(s) if s.n > 1 => format!(
+            "{} ± {} [{}-{}]",
+            number(s.mean),
+            number(s.sd),
+            number(s.min),
+            number(s.max)
+        ),
+        Some(s) => number(s.mean),
+        None => "-".to_string(),
+    }
+}
+
+/// The succeeded run with the best value of the first metric that says which way is better.
+pub fn best_run<'r>(
+    records: &'r [RunRecord],
+    metrics: &[String],
+) -> Option<(&'r RunRecord, String)> {
+    let (metric, higher) = metrics
+        .iter()
+        .find_map(|m| higher_is_better(m).map(|h| (m.clone(), h)))?;
+    let value = |r: &RunRecord| r.numeric_metrics().get(&metric).copied();
+    let best = records
+        .iter()
+        .filter(|r| r.status == RunStatus::Succeeded && value(r).is_some())
+        .max_by(|a, b| {
+            let (a, b) = (value(a).unwrap_or(f64::NAN), value(b).unwrap_or(f64::NAN));
+            let order = a.total_cmp(&b);
+            if higher { order } else { order.reverse() }
+        })?;
+    Some((best, metric))
+}
+
+/// Writes `sweep.md` into `dir`; returns its path.
+pub fn write(dir: &Path, sweep: &SweepRecord, records: &[RunRecord]) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let metrics = shown_metrics(records);
+    let mut md = format!(
+        "# Sweep {}\n\n`{}`, {} runs, {} ({:.1} s). Axes: {}.\n\n",
+        sweep.id,
+        sweep.pipeline,
+        sweep.runs.len(),
+        sweep.status,
+        sweep.duration_s,
+        sweep
+            .axes
+            .iter()
+            .map(|a| format!("`{}` ({} values)", a.key, a.values.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    md.push_str("## Runs\n\n| values | run | status |");
+    for m in &metrics {
+        let _ = write!(md, " {m} |");
+    }
+    md.push_str("\n|---|---|---|");
+    md.push_str(&"---|".repeat(metrics.len()));
+    md.push('\n');
+    for run in &sweep.runs {
+        let values: Vec<String> = run
+            .values
+            .iter()
+            .map(|o| format!("{}={}", o.key, o.value))
+            .collect();
+        let record = run
+            .run
+            .as_ref()
+            .and_then(|id| records.iter().find(|r| &r.id == id));
+        let _ = write!(
+            md,
+            "| {} | {} | {} |",
+            values.join(", "),
+            run.run.as_deref().unwrap_or("-"),
+            run.error
+                .as_deref()
+                .map_or(run.status.to_string(), |e| format!("{}: {e}", run.status))
+        );
+        let numbers = record.map(RunRecord::numeric_metrics).unwrap_or_default();
+        for m in &metrics {
+            let _ = write!(
+                md,
+                " {} |",
+                numbers.get(m).map_or("-".into(), |v| number(*v))
+            );
+        }
+        md.push('\n');
+    }
+    for axis in &sweep.axes {
+        let groups = group_by(records, &axis.key);
+        let _ = write!(
+            md,
+            "\n## By `{}`\n\nMean ± sample standard deviation [min-max] over the succeeded runs with each value.\n\n| {} | runs |",
+            axis.key, axis.key
+        );
+        for m in &metrics {
+            let _ = write!(md, " {m} |");
+        }
+        md.push_str("\n|---|---|");
+        md.push_str(&"---|".repeat(metrics.len()));
+        md.push('\n');
+        for group in &groups {
+            let _ = write!(md, "| {} | {} |", group.value, group.runs.len());
+            for m in &metrics {
+                let _ = write!(md, " {} |", summary_cell(group, m));
+            }
+            md.push('\n');
+        }
+    }
+    if let Some((best, metric)) = best_run(records, &metrics) {
+        let _ = write!(
+            md,
+            "\n## Best run\n\n{} by `{metric}` ({}), with {}.\n",
+            best.id,
+            number(best.numeric_metrics()[&metric]),
+            best.overrides
+                .iter()
+                .map(|o| format!("`{}={}`", o.key, o.value))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let path = dir.join("sweep.md");
+    std::fs::write(&path, md).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(path)
+}
