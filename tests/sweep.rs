@@ -49,6 +49,15 @@ fn sweep_record(ws: &Ws) -> Value {
         .expect("a sweep record")
 }
 
+/// Whether a sweep record exists (a detached sweep writes its own a moment after the command returns).
+fn has_sweep(ws: &Ws) -> bool {
+    std::fs::read_dir(ws.file("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("sweep.json").exists())
+}
+
 fn statuses(sweep: &Value) -> Vec<String> {
     sweep["runs"]
         .as_array()
@@ -144,14 +153,7 @@ fn ctrl_c_cancels_the_rest_and_a_rerun_finishes_only_what_is_missing() {
         .unwrap();
     // Once the first run is recorded, the second sleeps in `train`.
     let start = Instant::now();
-    let first_done = || {
-        std::fs::read_dir(ws.file("runs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("sweep-"))
-            && statuses(&sweep_record(&ws))[0] == "succeeded"
-    };
+    let first_done = || has_sweep(&ws) && statuses(&sweep_record(&ws))[0] == "succeeded";
     while !first_done() {
         assert!(
             start.elapsed() < Duration::from_secs(30),
@@ -211,5 +213,80 @@ fn a_declared_sweep_runs_by_default_and_samples_are_seeded() {
         &["run", "p.yaml", "--sweep", "seed=9..1"],
         2,
         &["must go up"],
+    );
+}
+
+#[test]
+fn a_detached_sweep_survives_its_terminal_and_can_be_cancelled() {
+    use std::os::unix::process::CommandExt;
+    let ws = Ws::new();
+    ws.write("p.yaml", PIPELINE);
+    // The parent in a process group of its own, hung up on as a closing terminal would.
+    let mut parent = ws
+        .command(&["run", "p.yaml", "--sweep", "seed=1..3", "--detach"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = parent.id() as i32;
+    assert!(parent.wait().unwrap().success());
+    std::process::Command::new("kill")
+        .args(["-s", "HUP", "--", &format!("-{group}")])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while !has_sweep(&ws) || sweep_record(&ws)["status"] == "running" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the sweep did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(statuses(&sweep_record(&ws)), ["succeeded"; 3]);
+    let id = sweep_record(&ws)["id"].as_str().unwrap().to_string();
+    let status = ws.ok(&["status", "--run", &id]).stdout;
+    assert!(
+        status.contains("succeeded") && status.contains("seed=2"),
+        "{status}"
+    );
+    assert!(
+        ws.read(&format!("runs/{id}/sweep.log"))
+            .contains("sweep run 3/3")
+    );
+    // Detached again, with a slow second run, then cancelled.
+    let started = ws.ok(&[
+        "run",
+        "p.yaml",
+        "--sweep",
+        "seed=4,2,5",
+        "--set",
+        "pause=30",
+        "--detach",
+    ]);
+    let id = started
+        .stderr
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let record = ws.file(&format!("runs/{id}/sweep.json"));
+    let start = Instant::now();
+    let first_done = || {
+        std::fs::read_to_string(&record)
+            .is_ok_and(|t| statuses(&serde_json::from_str(&t).unwrap())[0] == "succeeded")
+    };
+    while !first_done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the first run did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cancelled = ws.ok(&["cancel", &id]).stdout;
+    assert!(cancelled.contains("cancelled"), "{cancelled}");
+    assert_eq!(
+        statuses(&sweep_record(&ws)),
+        ["succeeded", "cancelled", "cancelled"]
     );
 }

@@ -73,6 +73,9 @@ pub enum Command {
         /// Run the pipeline once even though it declares a `sweep:`.
         #[arg(long, conflicts_with = "sweep")]
         no_sweep: bool,
+        /// (Set by `--detach`.) The sweep id reserved for this sweep.
+        #[arg(long, hide = true)]
+        sweep_id: Option<String>,
     },
     /// Say per stage whether it is up to date or will run, and why; with `--run`, where a run's
     /// stages are (queued, running, done).

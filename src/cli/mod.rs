@@ -13,6 +13,7 @@ use args::{Command, WeightsCommand};
 use terminal::Verbosity;
 
 use crate::error::Error;
+use crate::records::SWEEP_PREFIX;
 use crate::run::context::RunRequest;
 use crate::run::workspace::Workspace;
 
@@ -43,10 +44,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             sample,
             seed,
             no_sweep,
+            sweep_id,
         } => {
             let plan = crate::run::sweep::SweepPlan {
                 axes: sweep,
                 sample: sample.map(|n| (n, seed)),
+                id: sweep_id,
             };
             let request = RunRequest {
                 file,
@@ -61,6 +64,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 sweep: None,
             };
             commands::run(&ws, request, plan, no_sweep, dry_run, verbosity)
+        }
+        Command::Status { run: Some(run), .. } if run.starts_with(SWEEP_PREFIX) => {
+            sweep::sweep_status(&ws, &run)
         }
         Command::Status { run: Some(run), .. } => commands::run_status(&ws, &run),
         Command::Status {
@@ -93,6 +99,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             "`pipe compare` needs two or more runs, or one sweep with `--group-by KEY`".into(),
         )),
         Command::Compare { runs, .. } => commands::compare(&ws, &runs),
+        Command::Cancel { run } if run.starts_with(SWEEP_PREFIX) => sweep::cancel_sweep(&ws, &run),
         Command::Cancel { run } => commands::cancel(&ws, &run),
         Command::ExecStage { run, stage } => crate::run::slurm::node::exec_stage(&ws, &run, &stage),
         Command::ExecFinish { run } => crate::run::slurm::node::exec_finish(&ws, &run),

@@ -4,7 +4,7 @@
 use super::render::{name_width, run_summary};
 use super::terminal::{Terminal, Verbosity, table, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
-use crate::pipeline::{Override, Pipeline};
+use crate::pipeline::{ExecutorKind, Override, Pipeline};
 use crate::records::sweep::{SweepRecord, SweepRun, group_by, varying_params};
 use crate::records::{RunRecord, RunStatus};
 use crate::report::sweep::{shown_metrics, summary_cell};
@@ -26,6 +26,11 @@ pub(super) fn run_sweep(
             println!("{}", describe(&values));
         }
         return Ok(EXIT_OK);
+    }
+    if request.detach && request.executor != Some(ExecutorKind::Slurm) {
+        // Errors in the pipeline are said here, not in a log nobody reads.
+        ws.load(&request.file, &request.overrides, &request.targets)?;
+        return detach(ws);
     }
     let mut progress = Progress { verbosity };
     let sweep = ws.sweep(request, plan, &mut progress, &wait_message)?;
@@ -55,6 +60,98 @@ pub(super) fn run_sweep(
     } else {
         EXIT_STAGE_FAILED
     })
+}
+
+/// `--detach` for a local sweep: the same command, less `--detach`, in a new session (so closing the
+/// terminal does not end it), its output in the sweep's `sweep.log`.
+fn detach(ws: &Workspace) -> Result<i32, Error> {
+    use std::os::unix::process::CommandExt;
+    let id = ws.reserve_sweep()?;
+    let dir = ws.runs.run_dir(&id);
+    let io =
+        |e: std::io::Error| Error::Io(format!("cannot start the sweep in the background: {e}"));
+    let log = std::fs::File::create(dir.sweep_log()).map_err(io)?;
+    let exe = std::env::current_exe().map_err(io)?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(std::env::args().skip(1).filter(|a| a != "--detach"))
+        .args(["--sweep-id", &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().map_err(io)?)
+        .stderr(log);
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(io)?;
+    eprintln!(
+        "sweep {id} started in the background (pid {}, output in {}); follow it with `pipe status --run {id}`, stop it with `pipe cancel {id}`",
+        child.id(),
+        dir.sweep_log().display()
+    );
+    Ok(EXIT_OK)
+}
+
+/// `pipe status --run SWEEP`: each combination with its run and status.
+pub(super) fn sweep_status(ws: &Workspace, spec: &str) -> Result<i32, Error> {
+    let sweep = ws.runs.resolve_sweep(spec).map_err(Error::Usage)?;
+    let rows: Vec<Vec<String>> = sweep
+        .runs
+        .iter()
+        .map(|r| {
+            vec![
+                describe(&r.values),
+                r.run.clone().unwrap_or_else(|| "-".into()),
+                r.status.to_string(),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    println!(
+        "sweep {} of {}: {}",
+        sweep.id,
+        sweep.pipeline,
+        sweep_state(&sweep).word()
+    );
+    print!("{}", table(&["values", "run", "status", "error"], &rows));
+    Ok(EXIT_OK)
+}
+
+/// `pipe cancel SWEEP`: asks the process running it to stop (as Ctrl-C would) and waits for its record.
+pub(super) fn cancel_sweep(ws: &Workspace, spec: &str) -> Result<i32, Error> {
+    let sweep = ws.runs.resolve_sweep(spec).map_err(Error::Usage)?;
+    if sweep_state(&sweep) != RunStatus::Running {
+        return Err(Error::Usage(format!(
+            "sweep {} is {}, not running",
+            sweep.id,
+            sweep_state(&sweep).word()
+        )));
+    }
+    // SAFETY: kill(2) on the pid in the sweep's record, which `sweep_state` saw alive.
+    unsafe {
+        libc::kill(sweep.pid as i32, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut now = sweep;
+    while sweep_state(&now) == RunStatus::Running && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        now = ws.runs.resolve_sweep(&now.id).map_err(Error::Usage)?;
+    }
+    println!("sweep {} {}", now.id, sweep_state(&now).word());
+    Ok(EXIT_OK)
+}
+
+/// A sweep's status, `interrupted` when it says `running` but its process is gone.
+fn sweep_state(sweep: &SweepRecord) -> RunStatus {
+    let alive = std::path::Path::new(&format!("/proc/{}", sweep.pid)).exists();
+    if sweep.status == RunStatus::Running && !alive {
+        RunStatus::Interrupted
+    } else {
+        sweep.status
+    }
 }
 
 /// `pipe compare SWEEP --group-by KEY`.

@@ -62,6 +62,11 @@ impl RunDir {
         self.dir.join("sweep.json")
     }
 
+    /// Where a detached sweep's output goes (in a sweep's folder).
+    pub fn sweep_log(&self) -> PathBuf {
+        self.dir.join("sweep.log")
+    }
+
     /// The run's report folder.
     pub fn report(&self) -> PathBuf {
         self.dir.join("report")
@@ -100,7 +105,7 @@ pub fn is_expected(path: &Path) -> bool {
         .collect();
     match parts.as_slice() {
         [compare, _, ..] if compare.starts_with("compare-") => true,
-        [_, "run.json" | "sweep.json"] => true,
+        [_, "run.json" | "sweep.json" | "sweep.log"] => true,
         [_, "logs", log] => log.ends_with(".stdout") || log.ends_with(".stderr"),
         [_, "report" | "jobs", _, ..] => true,
         _ => false,

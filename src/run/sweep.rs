@@ -26,6 +26,8 @@ pub struct SweepPlan {
     pub axes: Vec<Axis>,
     /// `--sample N --seed S`.
     pub sample: Option<(usize, u64)>,
+    /// An id reserved beforehand (by `--detach`, which starts the sweep in another process).
+    pub id: Option<String>,
 }
 
 impl SweepPlan {
@@ -63,6 +65,7 @@ impl Workspace {
     ) -> Result<SweepRecord, Error> {
         // A pipeline that is invalid whatever the swept values are stops here, with one error.
         self.load(&request.file, &request.overrides, &request.targets)?;
+        groups::forward_interrupts();
         let started = SystemTime::now();
         let combinations = plan.combinations();
         let mut record = self.new_sweep(request, plan, &combinations, started)?;
@@ -105,10 +108,10 @@ impl Workspace {
         combinations: &[Vec<Override>],
         started: SystemTime,
     ) -> Result<SweepRecord, Error> {
-        let id = self
-            .runs
-            .create_sweep()
-            .map_err(|e| Error::Io(format!("cannot create a sweep record: {e}")))?;
+        let id = match &plan.id {
+            Some(id) => id.clone(),
+            None => self.reserve_sweep()?,
+        };
         let record = SweepRecord {
             format_version: SWEEP_FORMAT_VERSION,
             id,
@@ -158,6 +161,13 @@ impl Workspace {
             .unwrap_or_default()
             .as_secs_f64();
         self.write_sweep(record)
+    }
+
+    /// A new sweep id, its folder created.
+    pub fn reserve_sweep(&self) -> Result<String, Error> {
+        self.runs
+            .create_sweep()
+            .map_err(|e| Error::Io(format!("cannot create a sweep record: {e}")))
     }
 
     fn write_sweep(&self, record: &SweepRecord) -> Result<(), Error> {
