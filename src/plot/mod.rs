@@ -6,6 +6,7 @@ pub mod bars;
 pub mod classification;
 pub mod curves;
 pub mod gallery;
+pub mod spread;
 
 use std::path::Path;
 use std::sync::Once;

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 
 use super::compare::higher_is_better;
 use super::markdown::number;
+use crate::plot::spread::Spread;
 use crate::records::sweep::{Group, SweepRecord, group_by};
 use crate::records::{RunRecord, RunStatus};
 
@@ -69,7 +70,46 @@ pub fn best_run<'r>(
     Some((best, metric))
 }
 
-/// Writes `sweep.md` into `dir`; returns its path.
+/// The metric the figures show: the first that says which way is better, else the first.
+fn primary_metric(metrics: &[String]) -> Option<&String> {
+    metrics
+        .iter()
+        .find(|m| higher_is_better(m).is_some())
+        .or(metrics.first())
+}
+
+/// `metric` over the groups of one axis, as a figure.
+fn draw_spread(path: &Path, key: &str, metric: &str, groups: &[Group]) -> anyhow::Result<()> {
+    let spreads: Vec<Spread> = groups
+        .iter()
+        .filter_map(|g| {
+            let s = g.metrics.get(metric)?;
+            Some(Spread {
+                label: g.value.to_string(),
+                n: s.n,
+                mean: s.mean,
+                sd: s.sd,
+                range: (s.min, s.max),
+            })
+        })
+        .collect();
+    crate::plot::spread::draw(path, &format!("{metric} by {key}"), key, metric, &spreads)
+}
+
+/// A param's name as part of a file name.
+fn file_safe(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes `sweep.md` (and a figure per axis) into `dir`; returns its path.
 pub fn write(dir: &Path, sweep: &SweepRecord, records: &[RunRecord]) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let metrics = shown_metrics(records);
@@ -142,6 +182,15 @@ pub fn write(dir: &Path, sweep: &SweepRecord, records: &[RunRecord]) -> anyhow::
                 let _ = write!(md, " {} |", summary_cell(group, m));
             }
             md.push('\n');
+        }
+        if let Some(metric) = primary_metric(&metrics) {
+            let figure = format!("sweep-{}.png", file_safe(&axis.key));
+            draw_spread(&dir.join(&figure), &axis.key, metric, &groups)?;
+            let _ = write!(
+                md,
+                "\n![{metric} by {key}: mean, ± one sd, min to max]({figure})\n",
+                key = axis.key
+            );
         }
     }
     if let Some((best, metric)) = best_run(records, &metrics) {
