@@ -101,10 +101,12 @@ fn a_grid_runs_the_shared_stage_once_and_groups_by_a_param() {
     let listed: Value =
         serde_json::from_str(&ws.ok(&["runs", "--sweep", "latest", "--json"]).stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 6);
+    let report = ws.read(&format!("runs/{id}/report/sweep.md"));
     assert!(
-        ws.read(&format!("runs/{id}/report/sweep.md"))
-            .contains("## By `lr`")
+        report.contains("## By `lr`") && report.contains("## Best run"),
+        "{report}"
     );
+    assert!(ws.file(&format!("runs/{id}/report/sweep-lr.png")).exists());
     // The same sweep again runs nothing.
     ws.ok(&args);
     assert_eq!(ws.read("prepare-count.txt").lines().count(), 1);
