@@ -164,3 +164,21 @@ fn a_stage_state_that_cannot_be_saved_is_an_io_error() {
     ws.write(".pipe/state", "not a folder");
     ws.fails(&["run", "p.yaml", "--set", "lr=0.01"], 3, &["stage state"]);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_pipe_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let ws = crate::test::Ws::new();
+    let mut child = ws
+        .command(&["stages"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before pipe writes, as `pipe stages | head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

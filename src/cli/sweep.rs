@@ -210,16 +210,21 @@ impl SweepObserver for Progress {
             pipeline.stages.len(),
             name_width(pipeline.stages.iter().map(|s| s.name.len())),
         );
-        term.line(&format!(
-            "sweep run {}/{total}: {}",
-            index + 1,
-            describe(values)
-        ));
+        if self.verbosity > Verbosity::Quiet {
+            term.line(&format!(
+                "sweep run {}/{total}: {}",
+                index + 1,
+                describe(values)
+            ));
+        }
         Box::new(term)
     }
 
     fn finished(&mut self, run: &SweepRun, record: Option<&RunRecord>) {
+        // A failure is always said; a success only without `-q`.
+        let quiet = self.verbosity == Verbosity::Quiet;
         match (record, &run.error) {
+            (Some(record), _) if quiet && record.status == RunStatus::Succeeded => {}
             (Some(record), _) => eprintln!("{}", run_summary(record)),
             (None, Some(error)) => eprintln!("{}: {error}", describe(&run.values)),
             (None, None) => {}
