@@ -7,9 +7,14 @@ fn unchanged_pipeline_is_all_cache_hits() {
     let ws = chain();
     ws.ok(&["run", "p.yaml"]);
     assert_eq!(ws.with_status("ran").len(), 4);
-    ws.ok(&["run", "p.yaml"]);
+    let rerun = ws.ok(&["run", "p.yaml"]);
     assert_eq!(ws.with_status("cached").len(), 4);
     assert_eq!(ws.reason("train"), "up to date");
+    // Off a terminal, cached stages are counted on the closing line, not listed; `-v` lists them.
+    assert_eq!(rerun.stderr.lines().count(), 1, "{}", rerun.stderr);
+    assert!(rerun.stderr.contains("succeeded: 4 cached"), "{}", rerun.stderr);
+    let verbose = ws.ok(&["-v", "run", "p.yaml"]);
+    assert_eq!(verbose.stderr.matches("up to date").count(), 4, "{}", verbose.stderr);
 }
 
 #[test]

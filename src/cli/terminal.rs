@@ -211,9 +211,12 @@ impl Terminal {
     }
 
     fn finished(&self, r: &StageResult) {
+        // Off a terminal (a log, CI) a cached stage has no line of its own: the run's closing line
+        // counts them, and `-v` lists them.
         let show = match self.verbosity {
             Verbosity::Quiet => r.status == Status::Failed,
-            _ => true,
+            Verbosity::Normal => r.status != Status::Cached || self.bars.is_some(),
+            Verbosity::Verbose => true,
         };
         if show {
             let timed = matches!(r.status, Status::Ran | Status::Failed);
