@@ -12,9 +12,18 @@ fn unchanged_pipeline_is_all_cache_hits() {
     assert_eq!(ws.reason("train"), "up to date");
     // Off a terminal, cached stages are counted on the closing line, not listed; `-v` lists them.
     assert_eq!(rerun.stderr.lines().count(), 1, "{}", rerun.stderr);
-    assert!(rerun.stderr.contains("succeeded: 4 cached"), "{}", rerun.stderr);
+    assert!(
+        rerun.stderr.contains("succeeded: 4 cached"),
+        "{}",
+        rerun.stderr
+    );
     let verbose = ws.ok(&["-v", "run", "p.yaml"]);
-    assert_eq!(verbose.stderr.matches("up to date").count(), 4, "{}", verbose.stderr);
+    assert_eq!(
+        verbose.stderr.matches("up to date").count(),
+        4,
+        "{}",
+        verbose.stderr
+    );
 }
 
 #[test]
