@@ -257,6 +257,14 @@ impl Runs {
         (records, warnings)
     }
 
+    /// The record of run `id` (the whole id), read alone.
+    pub fn read(&self, id: &str) -> Result<RunRecord, String> {
+        let path = self.run_dir(id).record();
+        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a run record: {e}", path.display()))
+    }
+
     /// The run named by `spec`: an id, a unique prefix of one, or `latest`.
     pub fn resolve(&self, spec: &str) -> Result<RunRecord, String> {
         let (records, _) = self.list();

@@ -176,14 +176,13 @@ impl Workspace {
             .map_err(|e| Error::Io(format!("cannot write the sweep record: {e}")))
     }
 
-    /// The records of `sweep`'s runs that exist, in the sweep's order.
+    /// The records of `sweep`'s runs that can be read, in the sweep's order.
     pub fn sweep_runs(&self, sweep: &SweepRecord) -> Vec<RunRecord> {
-        let (all, _) = self.runs.list();
         sweep
             .runs
             .iter()
             .filter_map(|r| r.run.as_ref())
-            .filter_map(|id| all.iter().find(|rec| &rec.id == id).cloned())
+            .filter_map(|id| self.runs.read(id).ok())
             .collect()
     }
 }
