@@ -4,7 +4,7 @@
 use super::render::{name_width, run_summary};
 use super::terminal::{Terminal, Verbosity, table, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
-use crate::pipeline::{ExecutorKind, Override, Pipeline};
+use crate::pipeline::{Override, Pipeline};
 use crate::records::sweep::{SweepRecord, SweepRun, group_by, varying_params};
 use crate::records::{RunRecord, RunStatus};
 use crate::report::sweep::{shown_metrics, summary_cell};
@@ -27,7 +27,9 @@ pub(super) fn run_sweep(
         }
         return Ok(EXIT_OK);
     }
-    if request.detach && request.executor != Some(ExecutorKind::Slurm) {
+    if request.detach {
+        // A detached sweep is this command in the background, its runs not detached (on Slurm too:
+        // the runs share the workspace's outputs, so each waits for its jobs before the next).
         // Errors in the pipeline are said here, not in a log nobody reads.
         ws.load(&request.file, &request.overrides, &request.targets)?;
         return detach(ws);
