@@ -76,6 +76,24 @@ impl Entry {
                     ));
                 }
             }
+            // A walk never lists a path through a link it kept: such a path would be written
+            // wherever the link leads.
+            let links: std::collections::HashSet<&str> = tree
+                .files
+                .iter()
+                .filter(|f| f.link.is_some())
+                .map(|f| f.path.as_str())
+                .collect();
+            if let Some(file) = tree.files.iter().find(|f| {
+                f.path
+                    .match_indices('/')
+                    .any(|(at, _)| links.contains(&f.path[..at]))
+            }) {
+                return Err(format!(
+                    "output `{output}` lists `{}`, a path through one of its links",
+                    file.path
+                ));
+            }
             let single_file = tree.kind == TreeKind::File && tree.files.len() == 1;
             if !single_file
                 && (tree.kind == TreeKind::File || listing_hash(&tree.files) != tree.hash)
@@ -651,6 +669,31 @@ mod tests {
         assert!(
             matches!(found, Err(EntryError::Invalid { .. })),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_path_through_a_kept_link_is_refused() {
+        // Links that each stay inside, and a file listed through them, which would land outside.
+        let (_ws, found) = tampered(|json| {
+            let file = &mut json["outputs"]["out.txt"];
+            let link = |path: &str, target: &str| serde_json::json!({"path": path, "hash": link_hash(target), "size": 0, "link": target});
+            let mut through = file["files"][0].clone();
+            through["path"] = "d/up/d/up/e/esc/x.txt".into();
+            file["kind"] = "dir".into();
+            file["files"] = serde_json::json!([
+                link("d/up", ".."),
+                link("d/up/d/up/e/esc", "../../../../.."),
+                through
+            ]);
+            let files: Vec<crate::store::hash::FileEntry> =
+                serde_json::from_value(file["files"].clone()).unwrap();
+            file["hash"] = listing_hash(&files).into();
+        });
+        let err = found.expect_err("a path through a link");
+        assert!(
+            err.to_string().contains("a path through one of its links"),
+            "{err}"
         );
     }
 }
