@@ -82,3 +82,26 @@ fn raw_references_paste_shell_syntax_the_author_asked_for() {
     ws.ok(&["run", "p.yaml"]);
     assert_eq!(ws.read("out.txt"), "0ne\n");
 }
+
+#[test]
+fn values_inside_command_substitutions_stay_literal_and_backticks_are_refused() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        r#"params:
+  name: "$(touch owned.txt)"
+stages:
+  s:
+    cmd: echo "$(basename "${params.name}")" > out.txt
+    outs: [out.txt]
+"#,
+    );
+    ws.ok(&["run", "p.yaml"]);
+    assert_eq!(ws.read("out.txt"), "$(touch owned.txt)\n");
+    assert!(!ws.file("owned.txt").exists());
+    ws.write(
+        "q.yaml",
+        "params:\n  name: x\nstages:\n  s:\n    cmd: echo \"`echo ${params.name}`\"\n",
+    );
+    ws.fails(&["run", "q.yaml"], 2, &["is inside backticks"]);
+}

@@ -3,14 +3,16 @@
 //! one `${...}` keeps the value's type; anything else is string substitution. `\${` is a literal `${`.
 //!
 //! Inside `cmd` a value is spliced in as literal text for the shell: quoted for the place it lands
-//! (bare, inside the author's `"..."` or `'...'`), a list as separate words, so no value from `--set`, a
-//! params file or a `foreach` item can run a command the author did not write. `${name:raw}` pastes
-//! the value unquoted, for an author who means it to be shell syntax.
+//! (bare, inside the author's `"..."` or `'...'`, inside `$(...)`; see [`super::shell`]), a list as
+//! separate words, so no value from `--set`, a params file or a `foreach` item can run a command the
+//! author did not write; a place no quoting makes safe (backticks, a comment, a here-document) is an
+//! error. `${name:raw}` pastes the value unquoted, for an author who means it to be shell syntax.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::shell::Context;
 use super::yaml::{Node, NodeKind};
 
 /// What `${...}` can refer to in one stage.
@@ -32,14 +34,6 @@ enum Target {
     Value,
     /// Shell text run by `sh -c` (a stage's `cmd`).
     Shell,
-}
-
-/// What the shell would make of the text before a reference: where a value spliced in there lands.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Quoting {
-    Bare,
-    Single,
-    Double,
 }
 
 /// A failed reference, with the name that could not be resolved.
@@ -150,22 +144,25 @@ impl Scope<'_> {
             if target == Target::Value || raw {
                 return Ok(value);
             }
-            return splice(&value, Quoting::Bare)
+            let words = words(&value)
+                .map_err(|what| unspliceable(name, what, target, reference.clone()))?;
+            return Context::default()
+                .splice(&words)
                 .map(Value::String)
-                .map_err(|what| unspliceable(name, what, target, reference));
+                .map_err(|place| unsafe_place(name, place, reference));
         }
         let mut out = String::new();
         let mut rest = text;
-        let mut quoting = Quoting::Bare;
+        let mut context = Context::default();
         while let Some(start) = rest.find("${") {
             if start > 0 && rest.as_bytes()[start - 1] == b'\\' {
-                quoting = quoting.after(&rest[..start - 1]);
+                context.read(&rest[..start - 1]);
                 out.push_str(&rest[..start - 1]);
                 out.push_str("${");
                 rest = &rest[start + 2..];
                 continue;
             }
-            quoting = quoting.after(&rest[..start]);
+            context.read(&rest[..start]);
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let end = after
@@ -178,11 +175,15 @@ impl Scope<'_> {
                 .lookup(name, used)
                 .map_err(|(m, h)| (m, h, reference.clone()))?;
             let spliced = if target == Target::Shell && !raw {
-                splice(&value, quoting)
+                let words = words(&value)
+                    .map_err(|what| unspliceable(name, what, target, reference.clone()))?;
+                context
+                    .splice(&words)
+                    .map_err(|place| unsafe_place(name, place, reference))?
             } else {
-                render(&value)
+                render(&value).map_err(|what| unspliceable(name, what, target, reference))?
             };
-            out.push_str(&spliced.map_err(|what| unspliceable(name, what, target, reference))?);
+            out.push_str(&spliced);
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -311,63 +312,28 @@ fn unspliceable(
     )
 }
 
-impl Quoting {
-    /// Where the shell stands after reading `text` from here: quotes open and close, a backslash
-    /// escapes the next character outside single quotes.
-    fn after(self, text: &str) -> Quoting {
-        let mut quoting = self;
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            quoting = match (quoting, c) {
-                (Quoting::Bare | Quoting::Double, '\\') => {
-                    chars.next();
-                    quoting
-                }
-                (Quoting::Bare, '\'') => Quoting::Single,
-                (Quoting::Bare, '"') => Quoting::Double,
-                (Quoting::Single, '\'') | (Quoting::Double, '"') => Quoting::Bare,
-                _ => quoting,
-            };
-        }
-        quoting
+/// A value as shell words: a list gives one per element; a mapping has none.
+fn words(value: &Value) -> Result<Vec<String>, &'static str> {
+    match value {
+        Value::Array(items) => items.iter().map(render).collect(),
+        Value::Object(_) => Err("a mapping"),
+        scalar => Ok(vec![render(scalar)?]),
     }
 }
 
-/// A value as literal shell text at a place quoted as `quoting`: each word quoted when bare, escaped
-/// for the author's quotes otherwise. A list gives one word per element.
-fn splice(value: &Value, quoting: Quoting) -> Result<String, &'static str> {
-    let words = match value {
-        Value::Array(items) => items.iter().map(render).collect::<Result<Vec<_>, _>>()?,
-        Value::Object(_) => return Err("a mapping"),
-        scalar => vec![render(scalar)?],
-    };
-    Ok(match quoting {
-        Quoting::Bare => words
-            .iter()
-            .map(|w| quote_word(w))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Quoting::Double => words
-            .join(" ")
-            .chars()
-            .flat_map(|c| match c {
-                '\\' | '$' | '`' | '"' => vec!['\\', c],
-                _ => vec![c],
-            })
-            .collect(),
-        Quoting::Single => words.join(" ").replace('\'', r"'\''"),
-    })
-}
-
-/// One shell word that means exactly `text`: unchanged when it has only characters the shell takes
-/// literally (so DVC-style words, numbers and paths read as written), single-quoted otherwise.
-fn quote_word(text: &str) -> String {
-    let literal = |c: char| c.is_ascii_alphanumeric() || "_-.,/:=@%+".contains(c);
-    if !text.is_empty() && text.chars().all(literal) {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+/// The error for a reference in a place of `cmd` where no quoting makes a value safe.
+fn unsafe_place(
+    name: &str,
+    place: &str,
+    reference: Option<String>,
+) -> (String, Option<String>, Option<String>) {
+    (
+        format!("`${{{name}}}` is {place}"),
+        Some(format!(
+            "move it out (set a shell variable to it first), or write `${{{name}:raw}}` if its value is meant as shell syntax"
+        )),
+        reference,
+    )
 }
 
 /// A value as it appears inside a string; lists and mappings have no string form.

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod interpolate;
 pub mod kinds;
 pub mod overrides;
+mod shell;
 pub mod sweep;
 mod validate;
 pub mod yaml;
