@@ -121,3 +121,14 @@ fn changes_that_cannot_change_outputs_keep_every_kind() {
     let changed = changed_by("src/builtin/split.rs", "fn ", "fn _renamed_");
     assert_eq!(changed, ["split"]);
 }
+
+#[test]
+fn a_kind_that_names_another_kinds_code_follows_it() {
+    // `evaluate` reads the checkpoint by the name `train` gives it.
+    let changed = changed_by(
+        "src/builtin/train.rs",
+        "pub const CHECKPOINT: &str = \"model.safetensors\"",
+        "pub const CHECKPOINT: &str = \"weights.safetensors\"",
+    );
+    assert_eq!(changed, ["evaluate", "train"]);
+}

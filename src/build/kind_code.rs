@@ -111,7 +111,10 @@ pub fn reach(root: &Path, kind: &str) -> io::Result<(BTreeSet<PathBuf>, BTreeSet
     ];
     while let Some((file, follow)) = queue.pop() {
         let file = tidy(&file);
-        if !file.exists() || (kinds_files.contains(&file)) {
+        // Other kinds' declarations never enter; their code only when a kind names it itself (not
+        // through the registry, below).
+        let declaration = file.extension().is_some_and(|e| e == "yaml");
+        if !file.exists() || (declaration && kinds_files.contains(&file)) {
             continue;
         }
         files.insert(file.clone());
@@ -353,12 +356,17 @@ fn code_of(text: &str) -> String {
     let mut code = strip_comments(text);
     while let Some(at) = code.find("#[cfg(test)]") {
         let rest = code[at + "#[cfg(test)]".len()..].trim_start();
-        let end = match rest.strip_prefix("mod ").and_then(|r| r.find('{')) {
+        let body = rest.strip_prefix("mod ").and_then(|r| {
+            let open = r.find('{')?;
+            // `mod x;` (a file of its own) ends at its `;`, before any `{`.
+            (r.find(';').is_none_or(|semi| open < semi)).then_some(open)
+        });
+        let end = match body {
             Some(open) => {
                 let open = code.len() - rest.len() + "mod ".len() + open;
                 matching_brace(&code, open) + 1
             }
-            // A test-only item other than a module: only the attribute goes.
+            // A test-only item other than an inline module: only the attribute goes.
             None => at + "#[cfg(test)]".len(),
         };
         code.replace_range(at..end, " ");

@@ -22,7 +22,7 @@ pub(super) fn run_sweep(
     dry_run: bool,
 ) -> Result<i32, Error> {
     if dry_run {
-        for values in plan.combinations() {
+        for values in plan.combinations()? {
             println!("{}", describe(&values));
         }
         return Ok(EXIT_OK);

@@ -69,6 +69,15 @@ impl Axis {
     }
 }
 
+/// The most runs one sweep may have: a grid beyond it is almost surely a typo.
+pub const MAX_RUNS: u128 = 10_000;
+
+/// How many combinations the axes' grid has (saturating).
+pub fn grid_size(axes: &[Axis]) -> u128 {
+    axes.iter()
+        .fold(1u128, |n, a| n.saturating_mul(a.values.len() as u128))
+}
+
 /// Every combination of the axes' values, the last axis varying fastest, as overrides.
 pub fn grid(axes: &[Axis]) -> Vec<Vec<Override>> {
     axes.iter().fold(vec![Vec::new()], |combos, axis| {
@@ -107,7 +116,7 @@ fn integer_range(text: &str) -> Result<Option<Vec<Value>>, String> {
     let (Ok(low), Ok(high)) = (low.trim().parse::<i64>(), high.trim().parse::<i64>()) else {
         return Ok(None);
     };
-    if high < low || high - low >= MAX_RANGE {
+    if high < low || i128::from(high) - i128::from(low) >= i128::from(MAX_RANGE) {
         return Err(format!(
             "range `{text}` must go up, by at most {MAX_RANGE} values"
         ));

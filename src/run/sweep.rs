@@ -31,12 +31,20 @@ pub struct SweepPlan {
 }
 
 impl SweepPlan {
-    /// The combinations to run, as overrides, in order.
-    pub fn combinations(&self) -> Vec<Vec<Override>> {
-        match self.sample {
+    /// The combinations to run, as overrides, in order; a grid of more than
+    /// [`sweep::MAX_RUNS`] is refused before it is built.
+    pub fn combinations(&self) -> Result<Vec<Vec<Override>>, Error> {
+        let size = sweep::grid_size(&self.axes);
+        if size > sweep::MAX_RUNS {
+            return Err(Error::Usage(format!(
+                "the sweep's grid has {size} combinations, more than {}; sweep fewer values",
+                sweep::MAX_RUNS
+            )));
+        }
+        Ok(match self.sample {
             Some((n, seed)) => sweep::sample(&self.axes, n, seed),
             None => sweep::grid(&self.axes),
-        }
+        })
     }
 }
 
@@ -65,9 +73,8 @@ impl Workspace {
     ) -> Result<SweepRecord, Error> {
         // A pipeline that is invalid whatever the swept values are stops here, with one error.
         self.load(&request.file, &request.overrides, &request.targets)?;
-        groups::forward_interrupts();
         let started = SystemTime::now();
-        let combinations = plan.combinations();
+        let combinations = plan.combinations()?;
         let mut record = self.new_sweep(request, plan, &combinations, started)?;
         for (index, values) in combinations.iter().enumerate() {
             if groups::interrupted() {
@@ -93,8 +100,13 @@ impl Workspace {
                     run.error = Some(e.to_string());
                 }
             }
+            let cancelled = run.status == RunStatus::Cancelled;
             observer.finished(run, outcome.as_ref().ok());
             self.write_sweep(&record)?;
+            // A cancelled run (Ctrl-C here, or `pipe cancel` of its Slurm jobs) cancels the rest.
+            if cancelled {
+                break;
+            }
         }
         self.finish_sweep(&mut record, started)?;
         Ok(record)
@@ -147,7 +159,8 @@ impl Workspace {
         {
             run.status = RunStatus::Cancelled;
         }
-        record.status = if groups::interrupted() {
+        let cancelled = record.runs.iter().any(|r| r.status == RunStatus::Cancelled);
+        record.status = if groups::interrupted() || cancelled {
             RunStatus::Cancelled
         } else if record.runs.iter().all(|r| r.status == RunStatus::Succeeded) {
             RunStatus::Succeeded
