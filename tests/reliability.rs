@@ -269,3 +269,20 @@ fn truncated_run_record_is_skipped_with_a_warning() {
     ws.ok(&["show", "latest"]);
     ws.ok(&["gc"]);
 }
+
+#[test]
+fn what_a_command_leaves_running_in_the_background_ends_with_its_stage() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  s:\n    cmd: (sleep 2 && echo late > late.txt) & echo ok > out.txt\n    outs: [out.txt]\n",
+    );
+    let started = Instant::now();
+    ws.ok(&["run", "p.yaml"]);
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(started.elapsed()));
+    assert!(
+        !ws.file("late.txt").exists(),
+        "the background job outlived its stage"
+    );
+    assert_eq!(ws.read("out.txt"), "ok\n");
+}

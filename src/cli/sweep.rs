@@ -125,6 +125,12 @@ pub(super) fn sweep_status(ws: &Workspace, spec: &str) -> Result<i32, Error> {
 /// `pipe cancel SWEEP`: asks the process running it to stop (as Ctrl-C would) and waits for its record.
 pub(super) fn cancel_sweep(ws: &Workspace, spec: &str) -> Result<i32, Error> {
     let sweep = ws.runs.resolve_sweep(spec).map_err(Error::Usage)?;
+    if sweep.host != crate::util::fsutil::host_name() {
+        return Err(Error::Usage(format!(
+            "sweep {} runs on {}; cancel it there",
+            sweep.id, sweep.host
+        )));
+    }
     if sweep_state(&sweep) != RunStatus::Running {
         return Err(Error::Usage(format!(
             "sweep {} is {}, not running",
@@ -146,9 +152,11 @@ pub(super) fn cancel_sweep(ws: &Workspace, spec: &str) -> Result<i32, Error> {
     Ok(EXIT_OK)
 }
 
-/// A sweep's status, `interrupted` when it says `running` but its process is gone.
+/// A sweep's status, `interrupted` when it says `running` but its process is gone. (A sweep started
+/// on another host that shares the workspace is taken at its word.)
 fn sweep_state(sweep: &SweepRecord) -> RunStatus {
-    let alive = std::path::Path::new(&format!("/proc/{}", sweep.pid)).exists();
+    let here = sweep.host == crate::util::fsutil::host_name();
+    let alive = !here || crate::run::groups::is_same_process(sweep.pid, sweep.pid_started);
     if sweep.status == RunStatus::Running && !alive {
         RunStatus::Interrupted
     } else {

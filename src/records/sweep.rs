@@ -42,9 +42,16 @@ pub struct SweepRecord {
     /// `--set` overrides common to every run.
     #[serde(default, with = "crate::pipeline::overrides::as_mapping")]
     pub overrides: Vec<Override>,
-    /// The process running it.
+    /// The process running it, the host it runs on and when it started (clock ticks after boot), so
+    /// that `pipe cancel` never signals another process that got its pid.
     #[serde(default)]
     pub pid: u32,
+    /// The host running it.
+    #[serde(default)]
+    pub host: String,
+    /// When its process started.
+    #[serde(default)]
+    pub pid_started: Option<u64>,
     /// One entry per combination, in order.
     pub runs: Vec<SweepRun>,
 }

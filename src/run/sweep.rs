@@ -136,6 +136,8 @@ impl Workspace {
             sample: plan.sample,
             overrides: request.overrides.clone(),
             pid: std::process::id(),
+            host: crate::util::fsutil::host_name(),
+            pid_started: groups::process_started(std::process::id()),
             runs: combinations
                 .iter()
                 .map(|values| SweepRun {
