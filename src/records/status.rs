@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// A sweep's combination whose run has not started yet.
+    Queued,
     /// Stages are being evaluated (or its cluster jobs are queued or running).
     Running,
     /// Every selected stage ran, was restored, or was skipped as frozen.
@@ -25,6 +27,7 @@ impl RunStatus {
     /// The word used in tables and records.
     pub fn word(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",

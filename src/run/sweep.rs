@@ -80,6 +80,8 @@ impl Workspace {
             if groups::interrupted() {
                 break;
             }
+            record.runs[index].status = RunStatus::Running;
+            self.write_sweep(&record)?;
             let mut one = request.clone();
             one.overrides.extend(values.iter().cloned());
             one.sweep = Some(record.id.clone());
@@ -143,7 +145,7 @@ impl Workspace {
                 .map(|values| SweepRun {
                     values: values.clone(),
                     run: None,
-                    status: RunStatus::Running,
+                    status: RunStatus::Queued,
                     error: None,
                 })
                 .collect(),
@@ -157,7 +159,7 @@ impl Workspace {
         for run in record
             .runs
             .iter_mut()
-            .filter(|r| r.status == RunStatus::Running)
+            .filter(|r| matches!(r.status, RunStatus::Queued | RunStatus::Running))
         {
             run.status = RunStatus::Cancelled;
         }
