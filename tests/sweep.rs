@@ -164,7 +164,10 @@ fn ctrl_c_cancels_the_rest_and_a_rerun_finishes_only_what_is_missing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(statuses(&sweep_record(&ws)), ["succeeded", "running", "queued"]);
+    assert_eq!(
+        statuses(&sweep_record(&ws)),
+        ["succeeded", "running", "queued"]
+    );
     std::process::Command::new("kill")
         .args(["-s", "INT", &child.id().to_string()])
         .status()
