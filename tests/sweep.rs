@@ -191,7 +191,7 @@ fn a_declared_sweep_runs_by_default_and_samples_are_seeded() {
     assert_eq!(statuses(&sweep_record(&ws)).len(), 4);
     let once = ws.ok(&["run", "p.yaml", "--no-sweep"]);
     assert!(once.stderr.contains("run "), "{}", once.stderr);
-    let listed = ws.ok(&[
+    let sample = [
         "run",
         "p.yaml",
         "--sweep",
@@ -201,19 +201,10 @@ fn a_declared_sweep_runs_by_default_and_samples_are_seeded() {
         "--seed",
         "5",
         "--dry-run",
-    ]);
+    ];
+    let listed = ws.ok(&sample);
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
-    let again = ws.ok(&[
-        "run",
-        "p.yaml",
-        "--sweep",
-        "seed=1..10",
-        "--sample",
-        "3",
-        "--seed",
-        "5",
-        "--dry-run",
-    ]);
+    let again = ws.ok(&sample);
     assert_eq!(listed.stdout, again.stdout);
     ws.fails(
         &["run", "p.yaml", "--sweep", "seed=9..1"],

@@ -67,22 +67,33 @@ impl std::str::FromStr for Override {
     type Err = String;
 
     fn from_str(arg: &str) -> Result<Override, String> {
-        let (key, text) = arg
-            .split_once('=')
-            .ok_or_else(|| format!("`{arg}` is not KEY=VALUE"))?;
-        let key = key.trim();
-        if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!("`{key}` is not a valid dotted key"));
-        }
-        let value = match yaml::parse(text) {
-            Ok(Some(node)) => node.to_value(),
-            Ok(None) => Value::Null,
-            Err(_) => Value::String(text.to_string()),
-        };
+        let (key, text) = key_and_text(arg, "KEY=VALUE")?;
         Ok(Override {
             key: key.to_string(),
-            value,
+            value: yaml_value(text),
         })
+    }
+}
+
+/// `KEY=TEXT` split at its first `=`, the key checked as a dotted name; `form` names the expected
+/// shape in the error.
+pub fn key_and_text<'a>(arg: &'a str, form: &str) -> Result<(&'a str, &'a str), String> {
+    let (key, text) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not {form}"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(format!("`{key}` is not a valid dotted key"));
+    }
+    Ok((key, text))
+}
+
+/// A command-line value read as YAML (`5`, `1e-4`, `[a, b]`); text that is not YAML stays text.
+pub fn yaml_value(text: &str) -> Value {
+    match yaml::parse(text) {
+        Ok(Some(node)) => node.to_value(),
+        Ok(None) => Value::Null,
+        Err(_) => Value::String(text.to_string()),
     }
 }
 

@@ -5,8 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::overrides::Override;
-use super::yaml;
+use super::overrides::{Override, key_and_text, yaml_value};
 use crate::util::rng::Rng;
 
 /// Integer ranges longer than this are refused (a typo such as `1..100000` would start that many runs).
@@ -27,16 +26,10 @@ impl std::str::FromStr for Axis {
     /// `KEY=V1,V2,...` (each value read as YAML; commas inside `[...]` or `{...}` stay in their value)
     /// or `KEY=A..B` for the integers A to B.
     fn from_str(arg: &str) -> Result<Axis, String> {
-        let (key, text) = arg
-            .split_once('=')
-            .ok_or_else(|| format!("`{arg}` is not KEY=V1,V2,... or KEY=A..B"))?;
-        let key = key.trim();
-        if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!("`{key}` is not a valid dotted key"));
-        }
+        let (key, text) = key_and_text(arg, "KEY=V1,V2,... or KEY=A..B")?;
         let values = match integer_range(text)? {
             Some(values) => values,
-            None => split_top_level(text).into_iter().map(scalar).collect(),
+            None => split_top_level(text).into_iter().map(yaml_value).collect(),
         };
         if values.is_empty() {
             return Err(format!("`--sweep {key}=` gives no values"));
@@ -122,14 +115,6 @@ fn integer_range(text: &str) -> Result<Option<Vec<Value>>, String> {
         ));
     }
     Ok(Some((low..=high).map(Value::from).collect()))
-}
-
-fn scalar(text: &str) -> Value {
-    match yaml::parse(text) {
-        Ok(Some(node)) => node.to_value(),
-        Ok(None) => Value::Null,
-        Err(_) => Value::String(text.to_string()),
-    }
 }
 
 /// `text` split at the commas outside brackets and braces.
