@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::args::DagFormat;
 use super::render::{
-    format_number, name_width, plan_word, plural, render_compare, render_dag, render_run_status,
-    render_show, render_weights, run_summary,
+    format_number, plan_word, plural, render_compare, render_dag, render_run_status, render_show,
+    render_weights, run_summary,
 };
 use super::terminal::{Terminal, Verbosity, paint, table, use_color, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
@@ -240,11 +240,7 @@ fn run_pipeline(
     verbosity: Verbosity,
 ) -> Result<i32, Error> {
     let pipeline = &loaded.0;
-    let term = Terminal::new(
-        verbosity,
-        pipeline.stages.len(),
-        name_width(pipeline.stages.iter().map(|s| s.name.len())),
-    );
+    let term = Terminal::new(verbosity, pipeline);
     let record = ws.run(request, loaded, &term, wait_message)?;
     if record.status == RunStatus::Running {
         // Detached: the jobs are queued and the record completes without us.

@@ -66,10 +66,6 @@ pub(super) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-pub(super) fn name_width(names: impl Iterator<Item = usize>) -> usize {
-    names.max().unwrap_or(0).min(40)
-}
-
 pub(super) fn plan_word(r: &StageResult) -> &'static str {
     match r.status {
         Status::Cached if r.restored => "will restore",

@@ -1,7 +1,7 @@
 //! The sweep side of the command line: `pipe run FILE --sweep ...` (each run's stages on the terminal
 //! as for one run, a line per run, the grouped table at the end) and `pipe compare SWEEP --group-by`.
 
-use super::render::{name_width, run_summary};
+use super::render::run_summary;
 use super::terminal::{Terminal, Verbosity, table, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::{Override, Pipeline};
@@ -35,8 +35,7 @@ pub(super) fn run_sweep(
         return detach(ws);
     }
     let mut progress = Progress { verbosity };
-    let sweep = ws.sweep(request, plan, &mut progress, &wait_message)?;
-    let records = ws.sweep_runs(&sweep);
+    let (sweep, records) = ws.sweep(request, plan, &mut progress, &wait_message)?;
     let report =
         crate::report::sweep::write(&ws.runs.run_dir(&sweep.id).report(), &sweep, &records)
             .map_err(|e| Error::Io(format!("{e:#}")))?;
@@ -215,11 +214,7 @@ impl SweepObserver for Progress {
         values: &[Override],
         pipeline: &Pipeline,
     ) -> Box<dyn Observer> {
-        let term = Terminal::new(
-            self.verbosity,
-            pipeline.stages.len(),
-            name_width(pipeline.stages.iter().map(|s| s.name.len())),
-        );
+        let term = Terminal::new(self.verbosity, pipeline);
         if self.verbosity > Verbosity::Quiet {
             term.line(&format!(
                 "sweep run {}/{total}: {}",

@@ -12,7 +12,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::builtin::Progress;
-use crate::pipeline::Stage;
+use crate::pipeline::{Pipeline, Stage};
 use crate::run::events::{Event, Observer};
 use crate::run::outcome::{StageResult, Status};
 
@@ -74,14 +74,21 @@ fn status_color(status: Status) -> &'static str {
 }
 
 impl Terminal {
-    /// A reporter for `total` stages whose longest name is `name_width` long.
-    pub fn new(verbosity: Verbosity, total: usize, name_width: usize) -> Terminal {
+    /// A reporter for the stages of `pipeline` (names aligned to the longest, up to 40 columns).
+    pub fn new(verbosity: Verbosity, pipeline: &Pipeline) -> Terminal {
         let live = std::io::stderr().is_terminal() && verbosity > Verbosity::Quiet;
+        let name_width = pipeline
+            .stages
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0)
+            .min(40);
         Terminal {
             verbosity,
             color: use_color(),
             name_width,
-            bars: live.then(|| Bars::new(total)),
+            bars: live.then(|| Bars::new(pipeline.stages.len())),
         }
     }
 
