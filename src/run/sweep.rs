@@ -63,19 +63,21 @@ pub trait SweepObserver {
 }
 
 impl Workspace {
-    /// Runs every combination of `plan` over `request`'s pipeline and records the sweep.
+    /// Runs every combination of `plan` over `request`'s pipeline and records the sweep; returns its
+    /// record and the records of the runs it made, in order.
     pub fn sweep(
         &self,
         request: &RunRequest,
         plan: &SweepPlan,
         observer: &mut dyn SweepObserver,
         on_wait: &dyn Fn(&str),
-    ) -> Result<SweepRecord, Error> {
+    ) -> Result<(SweepRecord, Vec<RunRecord>), Error> {
         // A pipeline that is invalid whatever the swept values are stops here, with one error.
         self.load(&request.file, &request.overrides, &request.targets)?;
         let started = SystemTime::now();
         let combinations = plan.combinations()?;
         let mut record = self.new_sweep(request, plan, &combinations, started)?;
+        let mut made = Vec::new();
         for (index, values) in combinations.iter().enumerate() {
             if groups::interrupted() {
                 break;
@@ -104,6 +106,7 @@ impl Workspace {
             }
             let cancelled = run.status == RunStatus::Cancelled;
             observer.finished(run, outcome.as_ref().ok());
+            made.extend(outcome.ok());
             self.write_sweep(&record)?;
             // A cancelled run (Ctrl-C here, or `pipe cancel` of its Slurm jobs) cancels the rest.
             if cancelled {
@@ -111,7 +114,7 @@ impl Workspace {
             }
         }
         self.finish_sweep(&mut record, started)?;
-        Ok(record)
+        Ok((record, made))
     }
 
     /// The sweep's record, written with every combination still to run.
