@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -64,12 +64,13 @@ pub fn run_in_group(
         // The interrupt came between the spawn and the line above: pass it on here.
         signal(group, libc::SIGTERM);
     }
+    let (host, owner_started) = this_pipe();
     let record = GroupRecord {
-        host: fsutil::host_name(),
+        host: host.clone(),
         group,
         leader_started: started_ticks(group),
         owner: std::process::id(),
-        owner_started: started_ticks(std::process::id() as i32),
+        owner_started: *owner_started,
         root: root.to_path_buf(),
         stage: stage.to_string(),
     };
@@ -92,6 +93,17 @@ pub fn run_in_group(
         let _ = fs::remove_file(&file);
     }
     status
+}
+
+/// This process's host and start time, read once (every command's record names them).
+fn this_pipe() -> &'static (String, Option<u64>) {
+    static THIS: OnceLock<(String, Option<u64>)> = OnceLock::new();
+    THIS.get_or_init(|| {
+        (
+            fsutil::host_name(),
+            started_ticks(std::process::id() as i32),
+        )
+    })
 }
 
 /// Ends the groups of commands in workspace `root` that an earlier `pipe` on this host started and
