@@ -49,10 +49,7 @@ fn sigkill_mid_write_then_rerun_reruns_only_that_stage() {
         .unwrap();
     wait_for(&ws.file("writing.flag"));
     let group = child.id() as i32;
-    std::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{group}")])
-        .status()
-        .unwrap();
+    crate::test::signal(-group, libc::SIGKILL);
     child.wait().unwrap();
     assert_eq!(ws.read("big.txt"), "partial\n");
     assert_eq!(
@@ -138,10 +135,7 @@ fn ctrl_c_reaches_the_command_in_its_own_group_and_pipe_stops() {
     wait_for(&ws.file("shell.pid"));
     // A terminal's Ctrl-C goes to its foreground group, which holds pipe but no longer the command.
     let started = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    crate::test::signal(child.id() as i32, libc::SIGINT);
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(2), "{status:?}");
     assert!(

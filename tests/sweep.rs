@@ -168,10 +168,7 @@ fn ctrl_c_cancels_the_rest_and_a_rerun_finishes_only_what_is_missing() {
         statuses(&sweep_record(&ws)),
         ["succeeded", "running", "queued"]
     );
-    std::process::Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    crate::test::signal(child.id() as i32, libc::SIGINT);
     let status = child.wait().unwrap();
     assert_eq!(status.signal(), Some(2), "{status:?}");
     let sweep = sweep_record(&ws);
@@ -228,10 +225,7 @@ fn a_detached_sweep_survives_its_terminal_and_can_be_cancelled() {
         .unwrap();
     let group = parent.id() as i32;
     assert!(parent.wait().unwrap().success());
-    std::process::Command::new("kill")
-        .args(["-s", "HUP", "--", &format!("-{group}")])
-        .status()
-        .unwrap();
+    crate::test::signal(-group, libc::SIGHUP);
     let start = Instant::now();
     while !has_sweep(&ws) || sweep_record(&ws)["status"] == "running" {
         assert!(

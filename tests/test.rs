@@ -217,3 +217,12 @@ pub fn chain() -> Ws {
         .write("data/raw/b.txt", "def\n");
     ws
 }
+
+/// Sends signal `sig` to process `pid` (a process group for a negative `pid`), as `kill` would; a
+/// target already gone is no error (a hung-up terminal's group may be empty).
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) touches no memory of ours.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
