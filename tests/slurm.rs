@@ -393,3 +393,60 @@ fn resources_are_checked_and_detach_needs_a_cluster() {
         &["`--detach` needs a cluster executor"],
     );
 }
+
+#[test]
+fn a_sweep_submits_all_its_runs_at_once_each_in_its_sandbox() {
+    let Some(_cluster) = cluster() else { return };
+    // Each run's `train` job waits for the other's to start: both succeed only if the runs were
+    // submitted together. `prepare` does not depend on the seed: one job runs it, the other restores.
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        &format!(
+            r#"{SMALL}params:
+  seed: 1
+stages:
+  prepare:
+    cmd: echo x >> prepare-count.txt && echo data > data.txt
+    outs: [data.txt]
+  train:
+    cmd: >-
+      touch started/${{params.seed}} &&
+      for i in $(seq 600); do [ -e started/1 ] && [ -e started/2 ] && break; sleep 0.1; done &&
+      [ -e started/1 ] && [ -e started/2 ] && cat data.txt > model.txt
+    deps: [data.txt]
+    outs: [model.txt]
+"#
+        ),
+    );
+    ws.write("prepare-count.txt", "");
+    std::fs::create_dir(ws.file("started")).unwrap();
+    let run = ws.ok(&[
+        "run",
+        "p.yaml",
+        "--executor",
+        "slurm",
+        "--sweep",
+        "seed=1,2",
+    ]);
+    assert!(
+        run.stderr.contains("2 runs, up to 2 at once"),
+        "{}",
+        run.stderr
+    );
+    let listed: Value =
+        serde_json::from_str(&ws.ok(&["runs", "--sweep", "latest", "--json"]).stdout).unwrap();
+    let runs = listed.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for listed in runs {
+        let id = listed["id"].as_str().unwrap();
+        let record: Value = serde_json::from_str(&ws.read(&format!("runs/{id}/run.json"))).unwrap();
+        assert_eq!(record["status"], "succeeded", "{record}");
+        assert!(stage(&record, "train")["job_id"].is_string(), "{record}");
+    }
+    assert_eq!(ws.read("prepare-count.txt").lines().count(), 1);
+    assert!(
+        !ws.file("model.txt").exists(),
+        "the workspace is left as it was"
+    );
+}

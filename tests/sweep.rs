@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::test::Ws;
 
-/// A 3-stage pipeline: `prepare` does not read the swept params and counts its runs; `train` fails
+/// A 3-stage pipeline: `prepare` does not read the swept params and counts its runs (in a file of
+/// the workspace, which every run's sandbox links to: [`sweep_workspace`] makes it); `train` fails
 /// for seed 2 when `fail_on` is 2, and sleeps `pause` seconds for seed 2.
 const PIPELINE: &str = r#"
 params:
@@ -30,6 +31,14 @@ stages:
     deps: [model.txt]
     metrics: [metrics.json]
 "#;
+
+/// A workspace with [`PIPELINE`] as `p.yaml` and an empty run count.
+fn sweep_workspace() -> Ws {
+    let ws = Ws::new();
+    ws.write("p.yaml", PIPELINE);
+    ws.write("prepare-count.txt", "");
+    ws
+}
 
 /// The newest sweep's record.
 fn sweep_record(ws: &Ws) -> Value {
@@ -69,8 +78,7 @@ fn statuses(sweep: &Value) -> Vec<String> {
 
 #[test]
 fn a_grid_runs_the_shared_stage_once_and_groups_by_a_param() {
-    let ws = Ws::new();
-    ws.write("p.yaml", PIPELINE);
+    let ws = sweep_workspace();
     let args = [
         "run",
         "p.yaml",
@@ -114,9 +122,67 @@ fn a_grid_runs_the_shared_stage_once_and_groups_by_a_param() {
 }
 
 #[test]
-fn a_failing_combination_is_recorded_and_the_others_finish() {
+fn runs_go_at_once_in_sandboxes_and_leave_the_workspace_as_it_was() {
+    // Each run's `train` waits for the other's to start: it only succeeds if both are at work at
+    // once. Both runs start with `prepare`, which runs once: the second waits on its key.
     let ws = Ws::new();
-    ws.write("p.yaml", PIPELINE);
+    ws.write(
+        "p.yaml",
+        r#"
+params:
+  seed: 1
+stages:
+  prepare:
+    cmd: echo x >> prepare-count.txt && sleep 0.5 && echo data > data.txt
+    outs: [data.txt]
+  train:
+    cmd: >-
+      touch started/${params.seed} &&
+      for i in $(seq 100); do [ -e started/1 ] && [ -e started/2 ] && break; sleep 0.1; done &&
+      [ -e started/1 ] && [ -e started/2 ] && cat data.txt > model.txt && echo ${params.seed} >> model.txt
+    deps: [data.txt]
+    outs: [model.txt]
+"#,
+    );
+    ws.write("prepare-count.txt", "");
+    std::fs::create_dir(ws.file("started")).unwrap();
+    let args = ["run", "p.yaml", "--sweep", "seed=1,2", "--jobs", "2"];
+    let run = ws.ok(&args);
+    assert!(
+        run.stderr.contains("2 runs, up to 2 at once"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[2/2] "),
+        "lines are labelled: {}",
+        run.stderr
+    );
+    assert_eq!(statuses(&sweep_record(&ws)), ["succeeded"; 2]);
+    assert_eq!(ws.read("prepare-count.txt").lines().count(), 1);
+    assert!(
+        !ws.file("data.txt").exists() && !ws.file("model.txt").exists(),
+        "the runs' outputs stay in their sandboxes and the store"
+    );
+    assert_eq!(
+        std::fs::read_dir(ws.file(".pipe/tmp/sandboxes"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0,
+        "no sandbox is left behind"
+    );
+    // Each run's model is in the store: an ordinary run with its seed restores it.
+    ws.ok(&["run", "p.yaml", "--set", "seed=2"]);
+    assert_eq!(ws.read("model.txt"), "data\n2\n");
+    assert_eq!(ws.with_status("ran"), Vec::<String>::new());
+    // Again as a sweep: all hits, and nothing is written that no stage reads.
+    ws.ok(&args);
+    assert_eq!(ws.reason("prepare"), "in the cache");
+}
+
+#[test]
+fn a_failing_combination_is_recorded_and_the_others_finish() {
+    let ws = sweep_workspace();
     let run = ws.pipe(&[
         "run",
         "p.yaml",
@@ -144,9 +210,9 @@ fn a_failing_combination_is_recorded_and_the_others_finish() {
 #[test]
 fn ctrl_c_cancels_the_rest_and_a_rerun_finishes_only_what_is_missing() {
     use std::os::unix::process::ExitStatusExt;
-    let ws = Ws::new();
-    ws.write("p.yaml", PIPELINE);
-    let args = ["run", "p.yaml", "--sweep", "seed=1..3"];
+    let ws = sweep_workspace();
+    // One run at a time, so that the third is still queued when the second is interrupted.
+    let args = ["run", "p.yaml", "--sweep", "seed=1..3", "--jobs", "1"];
     let mut child = ws
         .command(&[&args[..], &["--set", "pause=30"]].concat())
         .stdout(Stdio::null())
@@ -213,8 +279,7 @@ fn a_declared_sweep_runs_by_default_and_samples_are_seeded() {
 #[test]
 fn a_detached_sweep_survives_its_terminal_and_can_be_cancelled() {
     use std::os::unix::process::CommandExt;
-    let ws = Ws::new();
-    ws.write("p.yaml", PIPELINE);
+    let ws = sweep_workspace();
     // The parent in a process group of its own, hung up on as a closing terminal would.
     let mut parent = ws
         .command(&["run", "p.yaml", "--sweep", "seed=1..3", "--detach"])
@@ -253,6 +318,8 @@ fn a_detached_sweep_survives_its_terminal_and_can_be_cancelled() {
         "seed=4,2,5",
         "--set",
         "pause=30",
+        "--jobs",
+        "1",
         "--detach",
     ]);
     let id = started

@@ -29,12 +29,15 @@ pub(super) fn run_sweep(
     }
     if request.detach {
         // A detached sweep is this command in the background, its runs not detached (on Slurm too:
-        // the runs share the workspace's outputs, so each waits for its jobs before the next).
+        // it waits for each run's jobs, then removes the run's sandbox).
         // Errors in the pipeline are said here, not in a log nobody reads.
         ws.load(&request.file, &request.overrides, &request.targets)?;
         return detach(ws);
     }
-    let mut progress = Progress { verbosity };
+    let mut progress = Progress {
+        verbosity,
+        at_once: 1,
+    };
     let (sweep, records) = ws.sweep(request, plan, &mut progress, &wait_message)?;
     let report =
         crate::report::sweep::write(&ws.runs.run_dir(&sweep.id).report(), &sweep, &records)
@@ -201,12 +204,25 @@ fn describe(values: &[Override]) -> String {
         .join(" ")
 }
 
-/// The terminal through a sweep: one [`Terminal`] per run, a line as each starts and ends.
+/// The terminal through a sweep: one [`Terminal`] per run, a line as each starts and ends; when
+/// runs go at once, their lines are labelled with the run's place in the sweep.
 struct Progress {
     verbosity: Verbosity,
+    at_once: usize,
 }
 
 impl SweepObserver for Progress {
+    fn planned(&mut self, sweep: &str, total: usize, at_once: usize) {
+        self.at_once = at_once;
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("sweep {sweep}: {total} runs, up to {at_once} at once");
+        }
+    }
+
+    fn warn(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+
     fn starting(
         &mut self,
         index: usize,
@@ -214,7 +230,10 @@ impl SweepObserver for Progress {
         values: &[Override],
         pipeline: &Pipeline,
     ) -> Box<dyn Observer> {
-        let term = Terminal::new(self.verbosity, pipeline);
+        let mut term = Terminal::new(self.verbosity, pipeline);
+        if self.at_once > 1 {
+            term = term.labelled(format!("[{}/{total}] ", index + 1));
+        }
         if self.verbosity > Verbosity::Quiet {
             term.line(&format!(
                 "sweep run {}/{total}: {}",

@@ -34,6 +34,8 @@ pub struct Terminal {
     name_width: usize,
     /// The bars, when stderr is a terminal.
     bars: Option<Bars>,
+    /// Put before every line (the run's place in a sweep whose runs go at once).
+    label: String,
 }
 
 /// The live part of a terminal: the run's bar and one bar per stage reporting progress.
@@ -89,6 +91,17 @@ impl Terminal {
             color: use_color(),
             name_width,
             bars: live.then(|| Bars::new(pipeline.stages.len())),
+            label: String::new(),
+        }
+    }
+
+    /// The same with every line labelled and no bars: for one of several runs that write to the
+    /// terminal at once.
+    pub fn labelled(self, label: String) -> Terminal {
+        Terminal {
+            bars: None,
+            label,
+            ..self
         }
     }
 
@@ -96,7 +109,7 @@ impl Terminal {
     pub fn line(&self, text: &str) {
         match &self.bars {
             Some(bars) => bars.multi.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
+            None => eprintln!("{}{text}", self.label),
         }
     }
 

@@ -328,6 +328,16 @@ impl Stage {
             Action::Builtin { kind, .. } => kind,
         }
     }
+
+    /// For a `report` stage, the folder of figures the run's report is published around.
+    pub fn report_figures(&self) -> Option<&str> {
+        match &self.action {
+            Action::Builtin { kind, settings, .. } if kind == "report" => {
+                settings.get("figures").and_then(Value::as_str)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Lexically normalises `path` joined to `wdir`: `.` and `..` resolved, `/` separators, no trailing

@@ -2,12 +2,14 @@
 //! pipeline and its graph, what the caller asked for, and the executor that runs stages.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use super::events::Observer;
 use super::executor::{Executor, StageEnv};
+use super::slots::Slots;
 use crate::pipeline::graph::Dag;
 use crate::pipeline::{ExecutorKind, Override};
 use crate::pipeline::{Pipeline, Stage};
@@ -71,9 +73,29 @@ pub struct RunContext<'a> {
     pub options: &'a Options,
     /// Where the stages that must run are run.
     pub executor: &'a dyn Executor,
+    /// Set for a run of a sweep in its sandbox.
+    pub shared: Option<&'a Shared>,
+    /// In a sandbox: the keys of the hits restored so far (each is restored only when a stage that
+    /// runs reads it).
+    pub restored_on_demand: Mutex<BTreeSet<String>>,
+}
+
+/// What the runs of a sweep that go at once share, each in its own sandbox
+/// ([`super::sandbox`]).
+pub struct Shared {
+    /// The workspace's root: sources are hashed there (where the stat cache knows them), not
+    /// through the sandbox's links.
+    pub sources: PathBuf,
+    /// The pool of stage slots (`--jobs`) every run takes from.
+    pub slots: Slots,
 }
 
 impl RunContext<'_> {
+    /// Where source files (deps no stage produces) are read from.
+    pub fn sources(&self) -> &Path {
+        self.shared.map_or(self.root, |s| s.sources.as_path())
+    }
+
     /// Whether `stage` runs even when its key is in the store.
     pub fn forced(&self, stage: &Stage) -> bool {
         match &self.options.force {

@@ -21,6 +21,17 @@ use crate::store::state::{self, PipelineState, StageState};
 use crate::store::{Entry, RestoreError, Store};
 use crate::util::fsutil;
 
+/// What a hit did with its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// The outputs in the workspace already match it.
+    InPlace,
+    /// Its files were written (run mode) or would be (plan mode).
+    Restored,
+    /// Left in the store until a stage that runs needs it (a sandbox's run).
+    Deferred,
+}
+
 /// Hashing a dep with more bytes than this that the stat cache does not know shows its progress.
 const SHOWN_HASHING: u64 = 64 << 20;
 
@@ -33,6 +44,8 @@ pub struct Job {
     pub upstream: Vec<(String, Arc<BTreeMap<String, Tree>>)>,
     /// Upstream stages still queued: (name, job id).
     pub queued_upstream: Vec<(String, String)>,
+    /// The keys of upstream hits whose files are not written yet (in a sandbox).
+    pub deferred_upstream: Vec<String>,
 }
 
 impl RunContext<'_> {
@@ -122,6 +135,7 @@ impl RunContext<'_> {
         if self.options.mode == Mode::Plan {
             return Ok(r);
         }
+        self.restore_deferred(&job.deferred_upstream)?;
         self.run_and_commit(r, stage, key, new_state, events)
     }
 
@@ -229,17 +243,19 @@ impl RunContext<'_> {
             return Ok(None);
         };
         match self.use_entry(stage, &entry) {
-            Ok(restored) => {
+            Ok(used) => {
                 let mut r = StageResult::new(i, stage, Status::Cached, String::new());
-                r.reason = match (self.options.mode, restored) {
-                    (Mode::Plan, true) => "will restore outputs from the cache".into(),
-                    (Mode::Run, true) => "restored from the cache".into(),
-                    _ => "up to date".into(),
+                r.reason = match (self.options.mode, used) {
+                    (_, Use::InPlace) => "up to date".into(),
+                    (Mode::Plan, _) => "will restore outputs from the cache".into(),
+                    (Mode::Run, Use::Restored) => "restored from the cache".into(),
+                    (Mode::Run, Use::Deferred) => "in the cache".into(),
                 };
                 r.key = Some(key.to_string());
                 r.saved_s = entry.duration_s;
                 r.outputs = Arc::new(entry.outputs);
-                r.restored = restored;
+                r.restored = used == Use::Restored;
+                r.deferred = used == Use::Deferred;
                 r.metrics = self.read_metrics(stage);
                 r.warnings = std::mem::take(warnings);
                 r.state = Some(new_state.clone());
@@ -262,8 +278,9 @@ impl RunContext<'_> {
         }
     }
 
-    /// Restores (run mode) or checks (plan mode) a hit. Returns whether the workspace needs writing.
-    fn use_entry(&self, stage: &Stage, entry: &Entry) -> Result<bool, RestoreError> {
+    /// Restores (run mode) or checks (plan mode) a hit. In a sandbox, a hit that no record reads
+    /// (no metrics, not a report) is left in the store until a stage that runs needs it.
+    fn use_entry(&self, stage: &Stage, entry: &Entry) -> Result<Use, RestoreError> {
         let declared: BTreeSet<&str> = stage.outs.iter().map(|o| o.path.path.as_str()).collect();
         if entry
             .outputs
@@ -277,15 +294,47 @@ impl RunContext<'_> {
                 problem: "an entry whose outputs differ from the stage's".into(),
             });
         }
+        let deferrable = self.shared.is_some()
+            && !stage.outs.iter().any(|o| o.metrics)
+            && stage.report_figures().is_none()
+            && entry.outputs.keys().all(|path| entry.cached.contains(path));
+        let written = |wrote: bool| if wrote { Use::Restored } else { Use::InPlace };
         match self.options.mode {
-            Mode::Run => self.store.restore(self.root, entry, self.stats),
-            Mode::Plan => Ok(entry.outputs.iter().any(|(path, tree)| {
+            Mode::Run if deferrable => Ok(Use::Deferred),
+            Mode::Run => self
+                .store
+                .restore(self.root, entry, self.stats)
+                .map(written),
+            Mode::Plan => Ok(written(entry.outputs.iter().any(|(path, tree)| {
                 self.stats
                     .hash_output(&self.root.join(path))
                     .map(|t| t.hash != tree.hash)
                     .unwrap_or(true)
-            })),
+            }))),
         }
+    }
+
+    /// Writes the files of the deferred hits among a stage's upstream stages (`keys`), before it runs.
+    fn restore_deferred(&self, keys: &[String]) -> Result<(), String> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut restored = self.restored_on_demand.lock().expect("restored lock");
+        for key in keys {
+            if restored.contains(key) {
+                continue;
+            }
+            let entry = self
+                .store
+                .lookup(key)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the store lost entry {key} during the run"))?;
+            self.store
+                .restore(self.root, &entry, self.stats)
+                .map_err(|e| format!("cannot restore an upstream stage's outputs: {e}"))?;
+            restored.insert(key.clone());
+        }
+        Ok(())
     }
 
     /// Each dep's content: from the upstream stage's recorded outputs when the dep is (inside) one
@@ -313,7 +362,7 @@ impl RunContext<'_> {
                 Some(t) => t,
                 None => self
                     .stats
-                    .hash_tree_reporting(&self.root.join(&dep.path), &|done, total| {
+                    .hash_tree_reporting(&self.sources().join(&dep.path), &|done, total| {
                         if total >= SHOWN_HASHING {
                             events.on(Event::Progress {
                                 stage: &stage.name,

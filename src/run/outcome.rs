@@ -41,6 +41,10 @@ pub struct StageResult {
     pub warnings: Vec<String>,
     /// Whether a hit wrote files into the workspace.
     pub restored: bool,
+    /// A hit in a sandbox whose files are not written yet: they are restored when a stage that
+    /// runs reads them.
+    #[serde(skip)]
+    pub deferred: bool,
     /// The cluster job that runs (or ran) it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
@@ -65,6 +69,7 @@ impl StageResult {
             metrics: None,
             warnings: Vec::new(),
             restored: false,
+            deferred: false,
             job_id: None,
             state: None,
         }

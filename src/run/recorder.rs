@@ -3,12 +3,10 @@
 
 use std::time::SystemTime;
 
-use serde_json::Value;
-
 use super::outcome::{StageResult, Status};
 use super::workspace::Workspace;
 use crate::error::Error;
-use crate::pipeline::{Action, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::records::{self, RunRecord, RunStatus, StageRecord};
 
 /// Fills in a run record from its stages' results (stages, metrics, warnings, status, duration),
@@ -62,14 +60,7 @@ fn publish_reports(
         let Some(stage) = pipeline.stages.iter().find(|s| s.name == result.name) else {
             continue;
         };
-        let Action::Builtin { kind, settings, .. } = &stage.action else {
-            continue;
-        };
-        let Some(figures) = settings
-            .get("figures")
-            .and_then(Value::as_str)
-            .filter(|_| kind == "report")
-        else {
+        let Some(figures) = stage.report_figures() else {
             continue;
         };
         let figures = ws.root.join(figures);

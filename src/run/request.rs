@@ -30,7 +30,8 @@ impl Workspace {
         Ok((pipeline, walked.results))
     }
 
-    /// Runs a pipeline, loaded by [`Workspace::load`] from `request.file`, and records it. Waits (calling `on_wait`) while another run holds the workspace.
+    /// Runs a pipeline, loaded by [`Workspace::load`] from `request.file`, and records it. Waits
+    /// (calling `on_wait`) while another run holds the workspace.
     pub fn run(
         &self,
         request: &RunRequest,
@@ -53,38 +54,18 @@ impl Workspace {
                 "`--executor slurm` needs Slurm's `sbatch` on PATH: run `pipe run` on a login node of the cluster".into(),
             ));
         }
-        let lock = self
-            .store
-            .lock_workspace(on_wait)
-            .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?;
-        let started = SystemTime::now();
-        let id = self
-            .runs
-            .create()
-            .map_err(|e| Error::Io(format!("cannot create a run record: {e}")))?;
-        let mut record = RunRecord {
-            format_version: FORMAT_VERSION,
-            id: id.clone(),
-            pipeline: pipeline.file.clone(),
-            status: RunStatus::Running,
-            started_at: records::rfc3339(started),
-            finished_at: None,
-            duration_s: 0.0,
-            params: pipeline.params.clone(),
-            overrides: request.overrides.clone(),
-            targets: request.targets.clone(),
-            pipe_version: env!("CARGO_PKG_VERSION").into(),
-            pid: std::process::id(),
-            jobs: request.jobs,
-            executor,
-            stages: Vec::new(),
-            metrics: BTreeMap::new(),
-            warnings: Vec::new(),
-            sweep: request.sweep.clone(),
+        // A sweep's run in its sandbox goes under the lock its sweep holds.
+        let lock = match self.shared {
+            Some(_) => None,
+            None => Some(
+                self.store
+                    .lock_workspace(on_wait)
+                    .map_err(|e| Error::Io(format!("cannot lock the workspace store: {e}")))?,
+            ),
         };
-        self.runs
-            .write(&record)
-            .map_err(|e| Error::Io(format!("cannot write run record: {e}")))?;
+        let started = SystemTime::now();
+        let mut record = self.start_record(request, &pipeline, executor, started)?;
+        let id = record.id.clone();
         let options = self.options(request, Mode::Run, id);
         if executor == ExecutorKind::Slurm {
             let submission = slurm::Submission {
@@ -96,7 +77,12 @@ impl Workspace {
             };
             return slurm::run(self, submission, record, lock, observer);
         }
-        for (stage, message) in groups::end_orphans(&self.store, &self.root) {
+        // (A sweep ends them once, before its first run.)
+        let orphans = match self.shared {
+            Some(_) => Vec::new(),
+            None => groups::end_orphans(&self.store, &self.root),
+        };
+        for (stage, message) in orphans {
             observer.on(Event::Warning {
                 stage: &stage,
                 message: &message,
@@ -123,5 +109,43 @@ impl Workspace {
             ))),
             None => Ok(record),
         }
+    }
+
+    /// A new run's record, written as running.
+    fn start_record(
+        &self,
+        request: &RunRequest,
+        pipeline: &Pipeline,
+        executor: ExecutorKind,
+        started: SystemTime,
+    ) -> Result<RunRecord, Error> {
+        let id = self
+            .runs
+            .create()
+            .map_err(|e| Error::Io(format!("cannot create a run record: {e}")))?;
+        let record = RunRecord {
+            format_version: FORMAT_VERSION,
+            id,
+            pipeline: pipeline.file.clone(),
+            status: RunStatus::Running,
+            started_at: records::rfc3339(started),
+            finished_at: None,
+            duration_s: 0.0,
+            params: pipeline.params.clone(),
+            overrides: request.overrides.clone(),
+            targets: request.targets.clone(),
+            pipe_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            jobs: request.jobs,
+            executor,
+            stages: Vec::new(),
+            metrics: BTreeMap::new(),
+            warnings: Vec::new(),
+            sweep: request.sweep.clone(),
+        };
+        self.runs
+            .write(&record)
+            .map_err(|e| Error::Io(format!("cannot write run record: {e}")))?;
+        Ok(record)
     }
 }

@@ -153,11 +153,17 @@ impl RunContext<'_> {
                             queued_upstream: upstream_results()
                                 .filter_map(|r| Some((r.name.clone(), r.job_id.clone()?)))
                                 .collect(),
+                            deferred_upstream: upstream_results()
+                                .filter(|r| r.deferred)
+                                .filter_map(|r| r.key.clone())
+                                .collect(),
                         };
                         board.in_flight += 1;
                         drop(board);
+                        let slot = self.shared.map(|s| s.slots.take());
                         pool.observer.on(Event::Started(&self.pipeline.stages[i]));
                         let result = self.evaluate(job, pool.last_state, pool.observer);
+                        drop(slot);
                         board = pool.board.lock().expect("scheduler lock");
                         board.in_flight -= 1;
                         if result.status == Status::Failed

@@ -3,8 +3,9 @@
 //! in [`super::request`] (`pipe run`, `pipe status`) and [`super::gc`] (`pipe gc`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::context::{Mode, Options, RunContext, RunRequest};
+use super::context::{Mode, Options, RunContext, RunRequest, Shared};
 use super::evaluate::save_state;
 use super::events::Observer;
 use super::executor::Executor;
@@ -35,6 +36,8 @@ pub struct Workspace {
     pub store: Store,
     /// The run records.
     pub runs: Runs,
+    /// Set in a sweep's sandbox: what the sweep's runs share (`root` is then the sandbox).
+    pub shared: Option<Arc<Shared>>,
 }
 
 impl Workspace {
@@ -44,6 +47,17 @@ impl Workspace {
             store: Store::new(root.join(cache_dir)),
             runs: Runs::new(root.join(runs_dir)),
             root,
+            shared: None,
+        }
+    }
+
+    /// The same store and records with `sandbox` as the root, for one of a sweep's runs.
+    pub fn sandboxed(&self, sandbox: PathBuf, shared: Arc<Shared>) -> Workspace {
+        Workspace {
+            root: sandbox,
+            store: Store::new(self.store.dir().to_path_buf()),
+            runs: Runs::new(self.runs.dir().to_path_buf()),
+            shared: Some(shared),
         }
     }
 
@@ -106,10 +120,16 @@ impl Workspace {
             dag,
             options,
             executor,
+            shared: self.shared.as_deref(),
+            restored_on_demand: Default::default(),
         };
         let state_path = state::path(self.store.dir(), &pipeline.file);
         let last_state = PipelineState::load(&state_path);
         let results = context.schedule(observer, &last_state);
+        if self.shared.is_some() {
+            // The sandbox goes when the run ends: what was learnt about its files is of no use.
+            stats.forget_under(&self.root);
+        }
         // A stat cache that cannot be saved only costs speed next time.
         let warnings = stats
             .save()

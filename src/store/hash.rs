@@ -194,6 +194,16 @@ impl StatCache {
         fsutil::write_atomic(file, &text)
     }
 
+    /// Drops what is known of the files under `dir`.
+    pub fn forget_under(&self, dir: &Path) {
+        let mut entries = self.entries.lock().expect("stat cache lock");
+        let before = entries.len();
+        entries.retain(|path, _| !path.starts_with(dir));
+        if entries.len() != before {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// The cached hash of `path` if its stat is unchanged and settled before it was hashed.
     fn get(&self, path: &Path, stat: Stat) -> Option<String> {
         let entries = self.entries.lock().expect("stat cache lock");

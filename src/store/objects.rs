@@ -218,6 +218,12 @@ impl Store {
             .join(format!("{key}.json"))
     }
 
+    /// The folder of the sandboxes of sweeps' runs, in the store's scratch folder, which `pipe gc`
+    /// clears.
+    pub fn sandboxes_dir(&self) -> PathBuf {
+        self.dir.join("tmp").join("sandboxes")
+    }
+
     fn tmp_path(&self, what: &str) -> PathBuf {
         self.dir
             .join("tmp")

@@ -288,7 +288,7 @@ pub fn run(
     ws: &Workspace,
     submission: Submission,
     mut record: RunRecord,
-    workspace_lock: FileLock,
+    workspace_lock: Option<FileLock>,
     observer: &dyn Observer,
 ) -> Result<RunRecord, Error> {
     let interrupted = Arc::new(AtomicBool::new(false));

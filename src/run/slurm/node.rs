@@ -55,12 +55,15 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
         dag: &dag,
         options: &options,
         executor: &Local,
+        shared: None,
+        restored_on_demand: Default::default(),
     };
     let last_state = PipelineState::load(&state::path(ws.store.dir(), &pipeline.file));
     let job = Job {
         index,
         upstream,
         queued_upstream: Vec::new(),
+        deferred_upstream: Vec::new(),
     };
     let gc_guard = ws
         .store
