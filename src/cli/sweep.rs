@@ -39,9 +39,13 @@ pub(super) fn run_sweep(
         at_once: 1,
     };
     let (sweep, records) = ws.sweep(request, plan, &mut progress, &wait_message)?;
-    let report =
-        crate::report::sweep::write(&ws.runs.run_dir(&sweep.id).report(), &sweep, &records)
-            .map_err(|e| Error::Io(format!("{e:#}")))?;
+    let report = crate::report::sweep::write(
+        &ws.runs.run_dir(&sweep.id).report(),
+        &sweep,
+        &records,
+        |id| ws.runs.run_dir(id).report(),
+    )
+    .map_err(|e| Error::Io(format!("{e:#}")))?;
     let done = sweep
         .runs
         .iter()

@@ -18,6 +18,8 @@ pub struct Series {
     pub dashed: bool,
     /// Index into the palette.
     pub colour: usize,
+    /// A shaded band around the line, (low, high) at each point (empty for none).
+    pub band: Vec<(f64, f64)>,
 }
 
 /// A vertical marker at an epoch, with a label.
@@ -59,12 +61,17 @@ pub fn draw(path: &Path, panels: &[Panel]) -> anyhow::Result<()> {
 }
 
 fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
-    let points = panel.series.iter().flat_map(|s| s.points.iter());
     let (mut x_max, mut y_min, mut y_max) = (1f64, f64::INFINITY, f64::NEG_INFINITY);
-    for &(x, y) in points {
-        x_max = x_max.max(x);
-        y_min = y_min.min(y);
-        y_max = y_max.max(y);
+    for series in &panel.series {
+        for &(x, y) in &series.points {
+            x_max = x_max.max(x);
+            y_min = y_min.min(y);
+            y_max = y_max.max(y);
+        }
+        for &(low, high) in &series.band {
+            y_min = y_min.min(low);
+            y_max = y_max.max(high);
+        }
     }
     let (y_min, y_max) = match panel.y_range {
         Some(range) => range,
@@ -87,6 +94,8 @@ fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
         .label_style(text(15))
         .axis_desc_style(text(17))
         .light_line_style(TRANSPARENT)
+        // Whole epochs only: a short run would otherwise get half-epoch ticks printed twice.
+        .x_labels((x_max.max(1.0) as usize).min(10) + 1)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()?;
     for marker in &panel.markers {
@@ -99,6 +108,19 @@ fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
             .color(&GREY)
             .pos(Pos::new(HPos::Right, VPos::Bottom));
         area.draw_text(&marker.label, &style, (x - base_x - 5, y - base_y - 6))?;
+    }
+    for series in panel.series.iter().filter(|s| !s.band.is_empty()) {
+        let colour = PALETTE[series.colour % PALETTE.len()];
+        let xs = series.points.iter().map(|p| p.0);
+        let outline: Vec<(f64, f64)> = xs
+            .clone()
+            .zip(series.band.iter().map(|b| b.1))
+            .chain(xs.zip(series.band.iter().map(|b| b.0)).rev())
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(
+            outline,
+            colour.mix(0.18).filled(),
+        )))?;
     }
     for series in &panel.series {
         let colour = PALETTE[series.colour % PALETTE.len()];
@@ -154,12 +176,14 @@ mod tests {
                     points: loss(1.0),
                     dashed: true,
                     colour: 0,
+                    band: Vec::new(),
                 },
                 Series {
                     name: "validation".into(),
                     points: loss(1.3),
                     dashed: false,
                     colour: 0,
+                    band: points_band(),
                 },
             ],
             markers: vec![Marker {
@@ -168,6 +192,12 @@ mod tests {
             }],
             y_range: None,
         }]
+    }
+
+    fn points_band() -> Vec<(f64, f64)> {
+        (1..=12)
+            .map(|e| (1.3 / f64::from(e), 1.3 / f64::from(e) + 0.2))
+            .collect()
     }
 
     #[test]

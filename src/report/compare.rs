@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use super::history;
 use super::markdown::number;
-use crate::plot::curves::{self, Panel, Series};
+use crate::plot::curves::Series;
 use crate::records::compare::Comparison;
-use crate::tables::Table;
 
 /// Which way a metric is better, judged by its name; `None` when the name does not say.
 pub fn higher_is_better(metric: &str) -> Option<bool> {
@@ -157,59 +157,28 @@ fn overlay(
     let (mut loss, mut accuracy) = (Vec::new(), Vec::new());
     for (i, run) in c.runs.iter().enumerate() {
         let folder = report_of(run);
-        let Some(file) = ["history.parquet", "history.csv"]
-            .iter()
-            .map(|f| folder.join(f))
-            .find(|f| f.is_file())
-        else {
+        let Some(history) = history::kept(&folder, run) else {
             continue;
         };
-        let columns = Table::read(&file).and_then(|t| {
-            Ok((
-                t.float("epoch")?,
-                t.float("val_loss")?,
-                t.float("val_accuracy")?,
-            ))
-        });
-        let (epochs, val_loss, val_accuracy) = match columns {
-            Ok(columns) => columns,
-            Err(e) => {
-                // One run's unreadable history leaves it out of the plot, not the comparison.
-                eprintln!("warning: run {run} is left out of the curves: {e:#}");
-                continue;
-            }
-        };
-        let series = |values: Vec<f64>| Series {
+        let series = |values: &[f64]| Series {
             name: run.clone(),
-            points: epochs.iter().copied().zip(values).collect(),
+            points: history
+                .epochs
+                .iter()
+                .copied()
+                .zip(values.iter().copied())
+                .collect(),
             dashed: false,
             colour: i,
+            band: Vec::new(),
         };
-        loss.push(series(val_loss));
-        accuracy.push(series(val_accuracy));
+        loss.push(series(&history.val_loss));
+        accuracy.push(series(&history.val_accuracy));
     }
     if loss.is_empty() {
         return Ok(false);
     }
-    let panel = |title: &str, y: &str, series, range| Panel {
-        title: title.into(),
-        y_label: y.into(),
-        series,
-        markers: Vec::new(),
-        y_range: range,
-    };
-    curves::draw(
-        path,
-        &[
-            panel("Validation loss", "binary cross-entropy", loss, None),
-            panel(
-                "Validation accuracy",
-                "accuracy",
-                accuracy,
-                Some((0.0, 1.02)),
-            ),
-        ],
-    )?;
+    history::draw_validation(path, loss, accuracy)?;
     Ok(true)
 }
 

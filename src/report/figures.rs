@@ -181,6 +181,7 @@ fn training_curves(
         points,
         dashed,
         colour: if dashed { 1 } else { 0 },
+        band: Vec::new(),
     };
     let panels = [
         curves::Panel {

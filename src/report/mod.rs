@@ -5,5 +5,6 @@
 
 pub mod compare;
 pub mod figures;
+pub mod history;
 pub mod markdown;
 pub mod sweep;

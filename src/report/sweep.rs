@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::compare::higher_is_better;
+use super::history::{self, History};
 use super::markdown::number;
+use crate::plot::curves::Series;
 use crate::plot::spread::Spread;
 use crate::records::sweep::{Group, SweepRecord, group_by};
 use crate::records::{RunRecord, RunStatus};
@@ -109,8 +111,76 @@ fn file_safe(key: &str) -> String {
         .collect()
 }
 
-/// Writes `sweep.md` (and a figure per axis) into `dir`; returns its path.
-pub fn write(dir: &Path, sweep: &SweepRecord, records: &[RunRecord]) -> anyhow::Result<PathBuf> {
+/// A group's curve of one validation column: at each epoch the mean over the runs that reached it
+/// (early stopping ends runs at different epochs), with a band from their min to their max.
+fn group_curve(
+    histories: &[History],
+    column: fn(&History) -> &[f64],
+) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let longest = histories.iter().max_by_key(|h| h.epochs.len());
+    let Some(longest) = longest else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut points = Vec::new();
+    let mut band = Vec::new();
+    for (i, &epoch) in longest.epochs.iter().enumerate() {
+        let values: Vec<f64> = histories
+            .iter()
+            .filter_map(|h| column(h).get(i).copied())
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        points.push((epoch, mean));
+        band.push((low, high));
+    }
+    (points, band)
+}
+
+/// The validation curves of the groups of one axis, one colour per group; false when no run kept
+/// a history.
+fn draw_group_curves(
+    path: &Path,
+    key: &str,
+    groups: &[Group],
+    report_of: &impl Fn(&str) -> PathBuf,
+) -> anyhow::Result<bool> {
+    let (mut loss, mut accuracy) = (Vec::new(), Vec::new());
+    for (colour, group) in groups.iter().enumerate() {
+        let histories: Vec<History> = group
+            .runs
+            .iter()
+            .filter_map(|run| history::kept(&report_of(run), run))
+            .collect();
+        if histories.is_empty() {
+            continue;
+        }
+        let name = format!("{key}={} ({} runs)", group.value, histories.len());
+        let series = |(points, band)| Series {
+            name: name.clone(),
+            points,
+            dashed: false,
+            colour,
+            band,
+        };
+        loss.push(series(group_curve(&histories, |h| &h.val_loss)));
+        accuracy.push(series(group_curve(&histories, |h| &h.val_accuracy)));
+    }
+    if loss.is_empty() {
+        return Ok(false);
+    }
+    history::draw_validation(path, loss, accuracy)?;
+    Ok(true)
+}
+
+/// Writes `sweep.md` (and figures per axis) into `dir`; returns its path. `report_of` gives a run's
+/// report folder, where its history was kept.
+pub fn write(
+    dir: &Path,
+    sweep: &SweepRecord,
+    records: &[RunRecord],
+    report_of: impl Fn(&str) -> PathBuf,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let metrics = shown_metrics(records);
     let mut md = format!(
@@ -192,6 +262,14 @@ pub fn write(dir: &Path, sweep: &SweepRecord, records: &[RunRecord]) -> anyhow::
                 key = axis.key
             );
         }
+        let curves = format!("sweep-{}-curves.png", file_safe(&axis.key));
+        if draw_group_curves(&dir.join(&curves), &axis.key, &groups, &report_of)? {
+            let _ = write!(
+                md,
+                "\n![validation curves by {key}: the mean over each group's runs, shaded from their min to their max]({curves})\n",
+                key = axis.key
+            );
+        }
     }
     if let Some((best, metric)) = best_run(records, &metrics) {
         let _ = write!(
@@ -209,4 +287,38 @@ pub fn write(dir: &Path, sweep: &SweepRecord, records: &[RunRecord]) -> anyhow::
     let path = dir.join("sweep.md");
     std::fs::write(&path, md).with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(accuracy: &[f64]) -> History {
+        History {
+            epochs: (1..=accuracy.len()).map(|e| e as f64).collect(),
+            val_loss: accuracy.iter().map(|a| 1.0 - a).collect(),
+            val_accuracy: accuracy.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_group_curve_is_the_mean_of_the_runs_that_reached_each_epoch_within_their_range() {
+        let runs = [history(&[0.5, 0.7, 0.9]), history(&[0.6, 0.8])];
+        let (points, band) = group_curve(&runs, |h| &h.val_accuracy);
+        let close = |a: &[(f64, f64)], b: &[(f64, f64)]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x.0 - y.0).abs() < 1e-12 && (x.1 - y.1).abs() < 1e-12)
+        };
+        assert!(
+            close(&points, &[(1.0, 0.55), (2.0, 0.75), (3.0, 0.9)]),
+            "{points:?}"
+        );
+        assert!(
+            close(&band, &[(0.5, 0.6), (0.7, 0.8), (0.9, 0.9)]),
+            "{band:?}"
+        );
+        assert_eq!(group_curve(&[], |h| &h.val_loss), (Vec::new(), Vec::new()));
+    }
 }
