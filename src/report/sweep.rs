@@ -111,18 +111,23 @@ fn file_safe(key: &str) -> String {
         .collect()
 }
 
+/// A group's curve: (epoch, mean) points, and (min, max) at each.
+#[derive(Debug, Default, PartialEq)]
+struct Curve {
+    points: Vec<(f64, f64)>,
+    band: Vec<(f64, f64)>,
+}
+
 /// A group's curve of one validation column: at each epoch the mean over the runs that reached it
 /// (early stopping ends runs at different epochs), with a band from their min to their max.
-fn group_curve(
-    histories: &[History],
-    column: fn(&History) -> &[f64],
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
-    let longest = histories.iter().max_by_key(|h| h.epochs.len());
-    let Some(longest) = longest else {
-        return (Vec::new(), Vec::new());
+fn group_curve(histories: &[History], column: fn(&History) -> &[f64]) -> Curve {
+    let Some(longest) = histories.iter().max_by_key(|h| h.epochs.len()) else {
+        return Curve::default();
     };
-    let mut points = Vec::new();
-    let mut band = Vec::new();
+    let Curve {
+        mut points,
+        mut band,
+    } = Curve::default();
     for (i, &epoch) in longest.epochs.iter().enumerate() {
         let values: Vec<f64> = histories
             .iter()
@@ -134,7 +139,7 @@ fn group_curve(
         points.push((epoch, mean));
         band.push((low, high));
     }
-    (points, band)
+    Curve { points, band }
 }
 
 /// The validation curves of the groups of one axis, one colour per group; false when no run kept
@@ -156,12 +161,12 @@ fn draw_group_curves(
             continue;
         }
         let name = format!("{key}={} ({} runs)", group.value, histories.len());
-        let series = |(points, band)| Series {
+        let series = |curve: Curve| Series {
             name: name.clone(),
-            points,
+            points: curve.points,
             dashed: false,
             colour,
-            band,
+            band: curve.band,
         };
         loss.push(series(group_curve(&histories, |h| &h.val_loss)));
         accuracy.push(series(group_curve(&histories, |h| &h.val_accuracy)));
@@ -304,7 +309,7 @@ mod tests {
     #[test]
     fn a_group_curve_is_the_mean_of_the_runs_that_reached_each_epoch_within_their_range() {
         let runs = [history(&[0.5, 0.7, 0.9]), history(&[0.6, 0.8])];
-        let (points, band) = group_curve(&runs, |h| &h.val_accuracy);
+        let Curve { points, band } = group_curve(&runs, |h| &h.val_accuracy);
         let close = |a: &[(f64, f64)], b: &[(f64, f64)]| {
             a.len() == b.len()
                 && a.iter()
@@ -319,6 +324,6 @@ mod tests {
             close(&band, &[(0.5, 0.6), (0.7, 0.8), (0.9, 0.9)]),
             "{band:?}"
         );
-        assert_eq!(group_curve(&[], |h| &h.val_loss), (Vec::new(), Vec::new()));
+        assert_eq!(group_curve(&[], |h| &h.val_loss), Curve::default());
     }
 }
