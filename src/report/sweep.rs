@@ -124,10 +124,7 @@ fn group_curve(histories: &[History], column: fn(&History) -> &[f64]) -> Curve {
     let Some(longest) = histories.iter().max_by_key(|h| h.epochs.len()) else {
         return Curve::default();
     };
-    let Curve {
-        mut points,
-        mut band,
-    } = Curve::default();
+    let mut curve = Curve::default();
     for (i, &epoch) in longest.epochs.iter().enumerate() {
         let values: Vec<f64> = histories
             .iter()
@@ -136,10 +133,10 @@ fn group_curve(histories: &[History], column: fn(&History) -> &[f64]) -> Curve {
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         let low = values.iter().copied().fold(f64::INFINITY, f64::min);
         let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        points.push((epoch, mean));
-        band.push((low, high));
+        curve.points.push((epoch, mean));
+        curve.band.push((low, high));
     }
-    Curve { points, band }
+    curve
 }
 
 /// The validation curves of the groups of one axis, one colour per group; false when no run kept
