@@ -175,6 +175,53 @@ fn draw_group_curves(
     Ok(true)
 }
 
+/// The section of one axis: each metric grouped by its values, the primary metric's spread and the
+/// groups' validation curves as figures.
+fn axis_section(
+    md: &mut String,
+    dir: &Path,
+    key: &str,
+    records: &[RunRecord],
+    metrics: &[String],
+    report_of: &impl Fn(&str) -> PathBuf,
+) -> anyhow::Result<()> {
+    let groups = group_by(records, key);
+    let _ = write!(
+        md,
+        "\n## By `{}`\n\nMean ± sample standard deviation [min-max] over the succeeded runs with each value.\n\n| {} | runs |",
+        key, key
+    );
+    for m in metrics {
+        let _ = write!(md, " {m} |");
+    }
+    md.push_str("\n|---|---|");
+    md.push_str(&"---|".repeat(metrics.len()));
+    md.push('\n');
+    for group in &groups {
+        let _ = write!(md, "| {} | {} |", group.value, group.runs.len());
+        for m in metrics {
+            let _ = write!(md, " {} |", summary_cell(group, m));
+        }
+        md.push('\n');
+    }
+    if let Some(metric) = primary_metric(metrics) {
+        let figure = format!("sweep-{}.png", file_safe(key));
+        draw_spread(&dir.join(&figure), key, metric, &groups)?;
+        let _ = write!(
+            md,
+            "\n![{metric} by {key}: mean, ± one sd, min to max]({figure})\n"
+        );
+    }
+    let curves = format!("sweep-{}-curves.png", file_safe(key));
+    if draw_group_curves(&dir.join(&curves), key, &groups, report_of)? {
+        let _ = write!(
+            md,
+            "\n![validation curves by {key}: the mean over each group's runs, shaded from their min to their max]({curves})\n"
+        );
+    }
+    Ok(())
+}
+
 /// Writes `sweep.md` (and figures per axis) into `dir`; returns its path. `report_of` gives a run's
 /// report folder, where its history was kept.
 pub fn write(
@@ -236,42 +283,7 @@ pub fn write(
         md.push('\n');
     }
     for axis in &sweep.axes {
-        let groups = group_by(records, &axis.key);
-        let _ = write!(
-            md,
-            "\n## By `{}`\n\nMean ± sample standard deviation [min-max] over the succeeded runs with each value.\n\n| {} | runs |",
-            axis.key, axis.key
-        );
-        for m in &metrics {
-            let _ = write!(md, " {m} |");
-        }
-        md.push_str("\n|---|---|");
-        md.push_str(&"---|".repeat(metrics.len()));
-        md.push('\n');
-        for group in &groups {
-            let _ = write!(md, "| {} | {} |", group.value, group.runs.len());
-            for m in &metrics {
-                let _ = write!(md, " {} |", summary_cell(group, m));
-            }
-            md.push('\n');
-        }
-        if let Some(metric) = primary_metric(&metrics) {
-            let figure = format!("sweep-{}.png", file_safe(&axis.key));
-            draw_spread(&dir.join(&figure), &axis.key, metric, &groups)?;
-            let _ = write!(
-                md,
-                "\n![{metric} by {key}: mean, ± one sd, min to max]({figure})\n",
-                key = axis.key
-            );
-        }
-        let curves = format!("sweep-{}-curves.png", file_safe(&axis.key));
-        if draw_group_curves(&dir.join(&curves), &axis.key, &groups, &report_of)? {
-            let _ = write!(
-                md,
-                "\n![validation curves by {key}: the mean over each group's runs, shaded from their min to their max]({curves})\n",
-                key = axis.key
-            );
-        }
+        axis_section(&mut md, dir, &axis.key, records, &metrics, &report_of)?;
     }
     if let Some((best, metric)) = best_run(records, &metrics) {
         let _ = write!(
