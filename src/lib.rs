@@ -23,5 +23,6 @@ pub mod report;
 pub mod run;
 pub mod store;
 pub mod tables;
+pub mod ui;
 pub mod util;
 pub mod weights;

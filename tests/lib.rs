@@ -18,4 +18,5 @@ mod slurm;
 mod spec_errors;
 mod sweep;
 mod test;
+mod ui;
 mod weights;

@@ -129,6 +129,21 @@ pub enum Command {
         #[arg(long, value_name = "KEY")]
         group_by: Option<String>,
     },
+    /// Serve a read-only web dashboard of the runs on this machine (or write it as static pages).
+    Ui {
+        /// The port (0: any free one).
+        #[arg(long, default_value_t = 8321)]
+        port: u16,
+        /// The address to listen on; anything but loopback shares every run with the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Open the dashboard in the default browser.
+        #[arg(long)]
+        open: bool,
+        /// Write the pages as static files into DIR instead of serving them.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["open"])]
+        export: Option<PathBuf>,
+    },
     /// Cancel a run on a cluster: its jobs (`scancel`), and its record (status `cancelled`).
     Cancel {
         /// A run id, a unique prefix of one, or `latest`.

@@ -402,3 +402,49 @@ struct Silent;
 impl Observer for Silent {
     fn on(&self, _: Event<'_>) {}
 }
+
+/// `pipe ui`: serves the dashboard until interrupted, or (`--export DIR`) writes it as files.
+pub(super) fn ui(
+    ws: &Workspace,
+    address: (std::net::IpAddr, u16),
+    open: bool,
+    export: Option<&Path>,
+) -> Result<i32, Error> {
+    if let Some(dir) = export {
+        let pages = crate::ui::serve::export(&ws.runs, dir).map_err(|e| {
+            Error::Io(format!(
+                "cannot export the dashboard to {}: {e}",
+                dir.display()
+            ))
+        })?;
+        eprintln!("wrote {pages} pages to {} (open index.html)", dir.display());
+        return Ok(EXIT_OK);
+    }
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|e| Error::Usage(format!("cannot listen on {}:{}: {e}", address.0, address.1)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Io(format!("cannot read the listening address: {e}")))?;
+    let url = format!("http://{bound}/");
+    eprintln!(
+        "serving the runs of {} on {url} (Ctrl-C stops)",
+        ws.runs.dir().display()
+    );
+    if !address.0.is_loopback() {
+        eprintln!(
+            "warning: listening on {}: anyone who can reach this machine can read every run",
+            address.0
+        );
+    }
+    if open {
+        // A browser that cannot be started is no reason to stop serving.
+        let _ = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    crate::ui::serve::serve(&ws.runs, listener)
+        .map_err(|e| Error::Io(format!("the dashboard stopped: {e}")))?;
+    Ok(EXIT_OK)
+}

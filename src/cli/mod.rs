@@ -17,18 +17,23 @@ use crate::records::SWEEP_PREFIX;
 use crate::run::context::RunRequest;
 use crate::run::workspace::Workspace;
 
-/// Runs the parsed command line; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32, Error> {
-    let root = std::env::current_dir()
-        .map_err(|e| Error::Io(format!("cannot read the current directory: {e}")))?;
-    let ws = Workspace::new(root, cli.cache_dir.clone(), cli.runs_dir.clone());
-    let verbosity = if cli.quiet {
+/// `-q`, `-v` or neither.
+fn verbosity(cli: &Cli) -> Verbosity {
+    if cli.quiet {
         Verbosity::Quiet
     } else if cli.verbose {
         Verbosity::Verbose
     } else {
         Verbosity::Normal
-    };
+    }
+}
+
+/// Runs the parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32, Error> {
+    let root = std::env::current_dir()
+        .map_err(|e| Error::Io(format!("cannot read the current directory: {e}")))?;
+    let ws = Workspace::new(root, cli.cache_dir.clone(), cli.runs_dir.clone());
+    let verbosity = verbosity(&cli);
     match cli.command {
         Command::Run {
             file,
@@ -99,6 +104,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             "`pipe compare` needs two or more runs, or one sweep with `--group-by KEY`".into(),
         )),
         Command::Compare { runs, .. } => commands::compare(&ws, &runs),
+        Command::Ui {
+            port,
+            host,
+            open,
+            export,
+        } => commands::ui(&ws, (host, port), open, export.as_deref()),
         Command::Cancel { run } if run.starts_with(SWEEP_PREFIX) => sweep::cancel_sweep(&ws, &run),
         Command::Cancel { run } => commands::cancel(&ws, &run),
         Command::ExecStage { run, stage } => crate::run::slurm::node::exec_stage(&ws, &run, &stage),

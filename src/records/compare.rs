@@ -67,7 +67,7 @@ pub fn compare(runs: &[RunRecord]) -> Comparison {
 }
 
 /// Dotted names of the leaves (non-mapping values) of a params tree.
-fn leaf_names(params: &Value) -> Vec<String> {
+pub fn leaf_names(params: &Value) -> Vec<String> {
     flatten_names(params)
         .into_iter()
         .filter(|n| {

@@ -1,0 +1,58 @@
+// pipe ui: sorting, filtering and selecting on the server-rendered tables. Every page reads
+// without it.
+"use strict";
+
+function cellValue(row, index, numeric) {
+  const text = row.cells[index].textContent.trim();
+  if (!numeric) return text;
+  const value = parseFloat(text);
+  return Number.isNaN(value) ? -Infinity : value;
+}
+
+for (const table of document.querySelectorAll("table.sortable")) {
+  table.querySelectorAll("th").forEach((th, index) => {
+    th.addEventListener("click", () => {
+      const numeric = th.dataset.type === "number";
+      const ascending = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("th").forEach((h) => h.removeAttribute("aria-sort"));
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      const body = table.tBodies[0];
+      const rows = Array.from(body.rows);
+      rows.sort((a, b) => {
+        const x = cellValue(a, index, numeric);
+        const y = cellValue(b, index, numeric);
+        const order = x < y ? -1 : x > y ? 1 : 0;
+        return ascending ? order : -order;
+      });
+      rows.forEach((row) => body.appendChild(row));
+    });
+  });
+}
+
+const runs = document.getElementById("runs");
+if (runs) {
+  const filter = document.getElementById("filter");
+  const status = document.getElementById("status");
+  const compare = document.getElementById("compare");
+  const apply = () => {
+    const needle = filter.value.trim().toLowerCase();
+    for (const row of runs.tBodies[0].rows) {
+      const text = row.textContent.toLowerCase();
+      const rowStatus = row.querySelector("td.status").textContent.trim();
+      const shown = (!needle || text.includes(needle)) && (!status.value || rowStatus === status.value);
+      row.classList.toggle("hidden", !shown);
+    }
+  };
+  filter.addEventListener("input", apply);
+  status.addEventListener("change", apply);
+  document.getElementById("all-params").addEventListener("change", (event) => {
+    document.body.classList.toggle("all-params", event.target.checked);
+  });
+  const selected = () => Array.from(runs.querySelectorAll("tbody input:checked")).map((box) => box.value);
+  runs.addEventListener("change", () => {
+    compare.disabled = selected().length < 2;
+  });
+  compare.addEventListener("click", () => {
+    window.location.href = "/compare?runs=" + selected().map(encodeURIComponent).join(",");
+  });
+}

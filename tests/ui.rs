@@ -1,0 +1,199 @@
+//! `pipe ui` over HTTP: the pages a user reads, the files they link to, and every way out of
+//! `runs/` refused; `--export` writes the same pages with links that resolve on disk.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+use crate::test::Ws;
+
+/// Two runs that differ in `lr`, with metrics and a failed third.
+fn workspace() -> Ws {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        r#"
+params:
+  lr: 0.1
+stages:
+  train:
+    cmd: >-
+      awk 'BEGIN { printf "{\"accuracy\": %.2f}", 0.5 + ${params.lr} }' > metrics.json && echo trained
+    metrics: [metrics.json]
+"#,
+    );
+    ws.ok(&["run", "p.yaml"]);
+    ws.ok(&["run", "p.yaml", "--set", "lr=0.3"]);
+    ws
+}
+
+/// A running `pipe ui` on a free port, stopped when dropped.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(ws: &Ws) -> Server {
+        let mut child = ws
+            .command(&["ui", "--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Server { child, address }
+    }
+
+    /// The raw response to `request_line` (sent as is: no client tidies the path first).
+    fn send(&self, request_line: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        write!(stream, "{request_line}\r\nHost: x\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, head.to_string(), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String, String) {
+        self.send(&format!("GET {path} HTTP/1.1"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_ids(ws: &Ws) -> Vec<String> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["runs", "--json"]).stdout).unwrap();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn pages_show_runs_their_params_that_differ_metrics_and_logs() {
+    let ws = workspace();
+    let server = Server::start(&ws);
+    let ids = run_ids(&ws);
+    let (status, head, runs) = server.get("/");
+    assert_eq!(status, 200);
+    assert!(head.contains("Content-Type: text/html"), "{head}");
+    assert!(runs.contains(&ids[0]) && runs.contains(&ids[1]), "{runs}");
+    assert!(
+        runs.contains("<th scope=\"col\" class=\"param\">lr</th>"),
+        "lr differs: {runs}"
+    );
+    assert!(
+        runs.contains("0.8") && runs.contains("0.6"),
+        "accuracies: {runs}"
+    );
+    let (status, _, run) = server.get(&format!("/run/{}", ids[0]));
+    assert_eq!(status, 200);
+    assert!(
+        run.contains("train.accuracy") && run.contains("0.8"),
+        "{run}"
+    );
+    let log = format!("/runs/{}/logs/train.stdout", ids[0]);
+    assert!(run.contains(&format!("href=\"{log}\"")), "{run}");
+    let (status, head, text) = server.get(&log);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("text/plain") && text.contains("trained"),
+        "{head}{text}"
+    );
+    let (status, head, _) = server.get(&format!("/runs/{}/run.json", ids[0]));
+    assert_eq!(status, 200);
+    assert!(head.contains("application/json"), "{head}");
+    let (status, _, compare) = server.get(&format!("/compare?runs={},{}", ids[0], ids[1]));
+    assert_eq!(status, 200);
+    assert!(
+        compare.contains("(-0.2000)") && compare.contains('★'),
+        "{compare}"
+    );
+    let (status, _, js) = server.get("/assets/app.js");
+    assert_eq!(status, 200);
+    assert!(js.contains("sortable"));
+}
+
+#[test]
+fn nothing_outside_runs_is_served_and_nothing_can_be_written() {
+    let ws = workspace();
+    ws.write("secret.txt", "secret");
+    let id = &run_ids(&ws)[0];
+    std::os::unix::fs::symlink(
+        ws.file("secret.txt"),
+        ws.file(&format!("runs/{id}/leak.txt")),
+    )
+    .unwrap();
+    let server = Server::start(&ws);
+    for (path, expected) in [
+        ("/runs/../secret.txt", 400),
+        ("/runs/%2e%2e/secret.txt", 400),
+        ("/runs/%2E%2E/%2E%2E/etc/passwd", 400),
+        ("/runs//etc/passwd", 400),
+        ("/runs/x%5c..%5csecret.txt", 400),
+        (&format!("/runs/{id}/leak.txt"), 403),
+        (&format!("/runs/{id}"), 404),
+        ("/run/..%2f..%2fsecret", 404),
+        ("/nothing", 404),
+    ] {
+        let (status, _, body) = server.get(path);
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(
+            !body.contains("secret\n") && body != "secret",
+            "{path} leaked"
+        );
+    }
+    let (status, head, _) = server.send("POST / HTTP/1.1");
+    assert_eq!(status, 405);
+    assert!(head.contains("Allow: GET, HEAD"), "{head}");
+    let (status, head, body) = server.send("HEAD / HTTP/1.1");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Content-Length: ") && body.is_empty(),
+        "{head}"
+    );
+}
+
+#[test]
+fn an_export_is_the_same_pages_with_links_that_resolve_on_disk() {
+    let ws = workspace();
+    let out = ws.file("site");
+    ws.ok(&["ui", "--export", out.to_str().unwrap()]);
+    let index = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for id in run_ids(&ws) {
+        assert!(
+            index.contains(&format!("href=\"run/{id}.html\"")),
+            "{index}"
+        );
+        let page = std::fs::read_to_string(out.join(format!("run/{id}.html"))).unwrap();
+        for target in page
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+        {
+            let on_disk = out.join("run").join(target);
+            assert!(on_disk.exists(), "run/{id}.html links to missing {target}");
+        }
+    }
+    assert!(out.join("assets/app.css").is_file());
+}
