@@ -197,3 +197,103 @@ fn an_export_is_the_same_pages_with_links_that_resolve_on_disk() {
     }
     assert!(out.join("assets/app.css").is_file());
 }
+
+/// Headless Chromium (`chromium`, or `PIPE_TEST_CHROMIUM`), or `None` with the reason printed.
+fn chromium() -> Option<String> {
+    let candidates = std::env::var("PIPE_TEST_CHROMIUM")
+        .into_iter()
+        .chain(["chromium", "chromium-browser", "google-chrome"].map(String::from));
+    for candidate in candidates {
+        let found = std::process::Command::new(&candidate)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if found {
+            return Some(candidate);
+        }
+    }
+    eprintln!(
+        "skipping the browser test: no Chromium here (`.ci/run` installs Debian's `chromium`)"
+    );
+    None
+}
+
+/// The page's DOM after load and Chromium's log; with `screenshot`, a PNG of it there.
+fn browse(browser: &str, url: &str, screenshot: Option<&std::path::Path>) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(browser);
+    command.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1280,900",
+        "--timeout=10000",
+    ]);
+    command.arg(format!("--user-data-dir={}", profile.path().display()));
+    match screenshot {
+        Some(path) => command.arg(format!("--screenshot={}", path.display())),
+        None => command.arg("--dump-dom"),
+    };
+    let out = command.arg(url).output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_real_browser_renders_every_page_without_a_script_error() {
+    let Some(browser) = chromium() else { return };
+    let ws = workspace();
+    ws.ok(&["run", "p.yaml", "--sweep", "lr=0.2,0.4"]);
+    let server = Server::start(&ws);
+    let ids = run_ids(&ws);
+    let sweep = ws.ok(&["runs", "--sweep", "latest", "--json"]).stdout;
+    let sweep_id = serde_json::from_str::<serde_json::Value>(&sweep).unwrap()[0]["sweep"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let last = ids.len() - 1;
+    let pages = [
+        ("runs", "/".to_string(), ids[last].clone()),
+        (
+            "run",
+            format!("/run/{}", ids[last]),
+            "train.accuracy".to_string(),
+        ),
+        (
+            "compare",
+            format!("/compare?runs={},{}", ids[last], ids[last - 1]),
+            "Params that differ".to_string(),
+        ),
+        (
+            "sweep",
+            format!("/sweep/{sweep_id}"),
+            "By <code>lr</code>".to_string(),
+        ),
+    ];
+    // `PIPE_UI_SCREENSHOTS=docs/ui cargo test ... a_real_browser` refreshes the docs' screenshots.
+    let shots = std::env::var_os("PIPE_UI_SCREENSHOTS").map(std::path::PathBuf::from);
+    for (name, path, expected) in pages {
+        let url = format!("http://{}{path}", server.address);
+        let (dom, log) = browse(&browser, &url, None);
+        assert!(dom.contains(&expected), "{name}: no {expected:?} in\n{dom}");
+        assert!(
+            dom.contains("data-ready=\"1\""),
+            "{name}: app.js did not finish\n{log}"
+        );
+        assert!(
+            !log.contains("Uncaught") && !log.contains("Refused to"),
+            "{name}: the browser logged an error\n{log}"
+        );
+        if let Some(dir) = &shots {
+            std::fs::create_dir_all(dir).unwrap();
+            browse(&browser, &url, Some(&dir.join(format!("{name}.png"))));
+        }
+    }
+}

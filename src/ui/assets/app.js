@@ -56,3 +56,6 @@ if (runs) {
     window.location.href = "/compare?runs=" + selected().map(encodeURIComponent).join(",");
   });
 }
+
+// Reached only when everything above ran without an error: the browser tests look for it.
+document.body.dataset.ready = "1";
