@@ -59,3 +59,8 @@ if (runs) {
 
 // Reached only when everything above ran without an error: the browser tests look for it.
 document.body.dataset.ready = "1";
+
+// How long the page took to load (navigation start to the load event), for the benchmark.
+window.addEventListener("load", () => {
+  document.body.dataset.loadMs = String(Math.round(performance.now()));
+});
