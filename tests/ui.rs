@@ -297,3 +297,49 @@ fn a_real_browser_renders_every_page_without_a_script_error() {
         }
     }
 }
+
+#[test]
+fn a_running_runs_page_shows_the_stages_finished_so_far() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yaml",
+        "stages:\n  quick:\n    cmd: echo q > q.txt\n    outs: [q.txt]\n  slow:\n    cmd: sleep 4 && cat q.txt > s.txt\n    deps: [q.txt]\n    outs: [s.txt]\n",
+    );
+    let mut run = ws
+        .command(&["run", "p.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server::start(&ws);
+    // The record is rewritten each second while stages finish: `quick` shows before `slow` ends.
+    let start = std::time::Instant::now();
+    let page = loop {
+        let ids = ws
+            .ok(&["runs", "--json"])
+            .stdout
+            .contains("\"id\"")
+            .then(|| run_ids(&ws));
+        if let Some(ids) = ids {
+            let (_, _, page) = server.get(&format!("/run/{}", ids[0]));
+            if page.contains("<td>quick</td>") {
+                break page;
+            }
+        }
+        assert!(
+            start.elapsed().as_secs() < 4,
+            "the running record never showed `quick`"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        page.contains("data-live=\"1\"") && !page.contains("<td>slow</td>"),
+        "{page}"
+    );
+    assert!(run.wait().unwrap().success());
+    let (_, _, done) = server.get(&format!("/run/{}", run_ids(&ws)[0]));
+    assert!(
+        done.contains("<td>slow</td>") && !done.contains("data-live"),
+        "{done}"
+    );
+}

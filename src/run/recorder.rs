@@ -1,13 +1,76 @@
-//! The owner of a run's record: fills it in from the stages' results (stages, metrics, warnings,
-//! status, duration), publishes the run's reports, and writes it.
+//! The owner of a run's record: keeps it up to date while the run goes (for `pipe ui` and `pipe
+//! show`), fills it in from the stages' results at the end (stages, metrics, warnings, status,
+//! duration), publishes the run's reports, and writes it.
 
-use std::time::SystemTime;
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, SystemTime};
 
+use super::events::{Event, Observer};
 use super::outcome::{StageResult, Status};
 use super::workspace::Workspace;
 use crate::error::Error;
 use crate::pipeline::Pipeline;
 use crate::records::{self, RunRecord, RunStatus, StageRecord};
+
+/// How often a running record is rewritten while stages finish.
+const LIVE_WRITES_EVERY: Duration = Duration::from_secs(1);
+
+/// An observer that passes every event on and keeps the stages finished so far, which
+/// [`Live::keep_written`] writes into the running record every [`LIVE_WRITES_EVERY`] (a run faster
+/// than that is written at its start and end only).
+pub struct Live<'a> {
+    ws: &'a Workspace,
+    pipeline: &'a Pipeline,
+    inner: &'a dyn Observer,
+    /// The record so far, and whether it changed since it was last written.
+    state: Mutex<(RunRecord, bool)>,
+}
+
+impl<'a> Live<'a> {
+    /// Keeps `record` (as written at the run's start) up to date, passing events on to `inner`.
+    pub fn new(
+        ws: &'a Workspace,
+        pipeline: &'a Pipeline,
+        record: &RunRecord,
+        inner: &'a dyn Observer,
+    ) -> Live<'a> {
+        Live {
+            ws,
+            pipeline,
+            inner,
+            state: Mutex::new((record.clone(), false)),
+        }
+    }
+
+    /// Writes the record whenever it changed, every [`LIVE_WRITES_EVERY`], until `stop` is
+    /// dropped (at once, so a fast run does not wait).
+    pub fn keep_written(&self, stop: mpsc::Receiver<()>) {
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(LIVE_WRITES_EVERY) {
+            let mut state = self.state.lock().expect("live record lock");
+            let (record, changed) = &mut *state;
+            if *changed {
+                // A record that cannot be written now is written at the end, or the run fails then.
+                let _ = self.ws.runs.write(record);
+                *changed = false;
+            }
+        }
+    }
+}
+
+impl Observer for Live<'_> {
+    fn on(&self, event: Event<'_>) {
+        if let Event::Finished(result) = event {
+            let mut state = self.state.lock().expect("live record lock");
+            let (record, changed) = &mut *state;
+            record.stages.push(stage_record(self.pipeline, result));
+            if let Some(m) = &result.metrics {
+                record.metrics.insert(result.name.clone(), m.clone());
+            }
+            *changed = true;
+        }
+        self.inner.on(event);
+    }
+}
 
 /// Fills in a run record from its stages' results (stages, metrics, warnings, status, duration),
 /// writes the reports and the record.

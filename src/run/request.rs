@@ -90,7 +90,14 @@ impl Workspace {
             record.warnings.push(format!("{stage}: {message}"));
         }
         groups::forward_interrupts();
-        let walked = self.walk(&pipeline, &dag, &options, &Local, observer)?;
+        let live = recorder::Live::new(self, &pipeline, &record, observer);
+        let walked = std::thread::scope(|scope| {
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            scope.spawn(|| live.keep_written(stopped));
+            let walked = self.walk(&pipeline, &dag, &options, &Local, &live);
+            drop(stop);
+            walked
+        })?;
         record.warnings.extend(walked.warnings);
         record.warnings.extend(walked.state_error.clone());
         recorder::complete(

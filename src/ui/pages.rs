@@ -283,6 +283,13 @@ pub fn run(links: &Links, record: &RunRecord, figures: &[String], logs: &[String
         }
         body.push_str("</div>");
     }
+    // A running run's page refreshes this part in place (app.js) until the run ends.
+    let live = if record.effective_status() == RunStatus::Running {
+        " data-live=\"1\""
+    } else {
+        ""
+    };
+    let body = format!("<div id=\"run\"{live}>{body}</div>");
     page(links, &format!("Run {}", record.id), &body)
 }
 

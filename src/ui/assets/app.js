@@ -57,6 +57,28 @@ if (runs) {
   });
 }
 
+// A running run's page: its part is fetched again every 2 s and swapped in, until the run ends.
+const live = document.querySelector("#run[data-live]");
+if (live) {
+  const refresh = async () => {
+    try {
+      const response = await fetch(window.location.href, { cache: "no-store" });
+      const next = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("#run");
+      if (next) {
+        live.innerHTML = next.innerHTML;
+        if (!next.hasAttribute("data-live")) {
+          live.removeAttribute("data-live");
+          return;
+        }
+      }
+    } catch (error) {
+      // The server may be restarting: try again on the next tick.
+    }
+    setTimeout(refresh, 2000);
+  };
+  setTimeout(refresh, 2000);
+}
+
 // Reached only when everything above ran without an error: the browser tests look for it.
 document.body.dataset.ready = "1";
 
