@@ -56,8 +56,13 @@ impl Server {
 
     /// The raw response to `request_line` (sent as is: no client tidies the path first).
     fn send(&self, request_line: &str) -> (u16, String, String) {
+        self.send_to_host(request_line, "localhost:8321")
+    }
+
+    /// The same, naming `host` in the `Host` header.
+    fn send_to_host(&self, request_line: &str, host: &str) -> (u16, String, String) {
         let mut stream = TcpStream::connect(&self.address).unwrap();
-        write!(stream, "{request_line}\r\nHost: x\r\n\r\n").unwrap();
+        write!(stream, "{request_line}\r\nHost: {host}\r\n\r\n").unwrap();
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).unwrap();
         let text = String::from_utf8_lossy(&raw).into_owned();
@@ -163,6 +168,10 @@ fn nothing_outside_runs_is_served_and_nothing_can_be_written() {
             "{path} leaked"
         );
     }
+    let (status, _, _) = server.send_to_host("GET / HTTP/1.1", "attacker.example:8321");
+    assert_eq!(status, 403, "a rebound DNS name is refused");
+    let (status, _, _) = server.send_to_host("GET / HTTP/1.1", "127.0.0.1:8321");
+    assert_eq!(status, 200);
     let (status, head, _) = server.send("POST / HTTP/1.1");
     assert_eq!(status, 405);
     assert!(head.contains("Allow: GET, HEAD"), "{head}");

@@ -16,6 +16,8 @@ pub struct Request {
     pub path: String,
     /// What follows `?`, as sent.
     pub query: String,
+    /// The `Host` header's name, without its port (empty when none was sent).
+    pub host: String,
 }
 
 /// What the server answers.
@@ -66,9 +68,14 @@ pub fn read_request(stream: &TcpStream) -> io::Result<Option<Request>> {
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
     }
-    // The headers are not needed: read them to the blank line so the client sees a clean close.
+    let mut host = String::new();
     let mut header = String::new();
     while reader.read_line(&mut header)? > 2 {
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("host")
+        {
+            host = host_name(value.trim()).to_ascii_lowercase();
+        }
         header.clear();
     }
     let mut words = line.split_whitespace();
@@ -85,7 +92,16 @@ pub fn read_request(stream: &TcpStream) -> io::Result<Option<Request>> {
         method: method.to_string(),
         path,
         query: query.to_string(),
+        host,
     }))
+}
+
+/// `name` of `name:port`, `[::1]` of `[::1]:port`.
+fn host_name(value: &str) -> &str {
+    match value.rfind(']') {
+        Some(end) => &value[..=end],
+        None => value.split(':').next().unwrap_or(value),
+    }
 }
 
 /// Writes `response`, without its body for a HEAD request.
@@ -129,6 +145,13 @@ pub fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("localhost:8321"), "localhost");
+        assert_eq!(host_name("[::1]:8321"), "[::1]");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+    }
 
     #[test]
     fn percent_decoding_reveals_what_a_path_really_names() {

@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::time::Duration;
 
 use super::files;
 use super::http::{self, Request, Response};
@@ -14,27 +15,48 @@ use crate::records::Runs;
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
 
-/// Answers every connection on `listener` until the process ends.
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers every connection on `listener` until the process ends. On a loopback address, a request
+/// must name a loopback host: a web page elsewhere cannot reach the runs through a DNS name that
+/// resolves here (DNS rebinding).
 pub fn serve(runs: &Runs, listener: TcpListener) -> io::Result<()> {
+    let loopback = listener.local_addr()?.ip().is_loopback();
     std::thread::scope(|scope| {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
             scope.spawn(move || {
                 // A client that goes away mid-answer is its own business.
-                let _ = answer(runs, stream);
+                let _ = answer(runs, stream, loopback);
             });
         }
     });
     Ok(())
 }
 
-fn answer(runs: &Runs, mut stream: TcpStream) -> io::Result<()> {
+fn answer(runs: &Runs, mut stream: TcpStream, loopback: bool) -> io::Result<()> {
     let (response, head) = match http::read_request(&stream) {
+        Ok(Some(request)) if loopback && !is_loopback_name(&request.host) => (
+            Response::error(403, "this dashboard answers to localhost only"),
+            false,
+        ),
         Ok(Some(request)) => (respond(runs, &request), request.method == "HEAD"),
         Ok(None) => return Ok(()),
         Err(e) => (Response::error(400, &e.to_string()), false),
     };
     http::write_response(&mut stream, &response, head)
+}
+
+/// Whether a `Host` names this machine's loopback (or is absent, as from a plain HTTP/1.0 client).
+fn is_loopback_name(host: &str) -> bool {
+    host.is_empty()
+        || host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The answer to one request.
