@@ -160,7 +160,9 @@ impl RunContext<'_> {
                         };
                         board.in_flight += 1;
                         drop(board);
-                        let slot = self.shared.map(|s| s.slots.take());
+                        let slot = self
+                            .shared
+                            .map(|s| s.slots.take_for(&self.pipeline.stages[i]));
                         pool.observer.on(Event::Started(&self.pipeline.stages[i]));
                         let result = self.evaluate(job, pool.last_state, pool.observer);
                         drop(slot);
