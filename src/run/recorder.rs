@@ -22,7 +22,8 @@ pub struct Live<'a> {
     ws: &'a Workspace,
     pipeline: &'a Pipeline,
     inner: &'a dyn Observer,
-    /// The record so far, and whether it changed since it was last written.
+    /// The record so far (its stages' lines without their outputs, which the final record has),
+    /// and whether it changed since it was last written.
     state: Mutex<(RunRecord, bool)>,
 }
 
@@ -62,7 +63,7 @@ impl Observer for Live<'_> {
         if let Event::Finished(result) = event {
             let mut state = self.state.lock().expect("live record lock");
             let (record, changed) = &mut *state;
-            record.stages.push(stage_record(self.pipeline, result));
+            record.stages.push(stage_line(self.pipeline, result));
             if let Some(m) = &result.metrics {
                 record.metrics.insert(result.name.clone(), m.clone());
             }
@@ -141,6 +142,18 @@ fn publish_reports(
 
 /// A stage's line in `run.json`.
 pub fn stage_record(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
+    StageRecord {
+        outputs: r
+            .outputs
+            .iter()
+            .map(|(p, t)| (p.clone(), t.hash.clone()))
+            .collect(),
+        ..stage_line(pipeline, r)
+    }
+}
+
+/// A stage's line without its outputs (cheap: a running record's).
+fn stage_line(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
     let stage = &pipeline.stages[r.index];
     StageRecord {
         name: r.name.clone(),
@@ -150,11 +163,7 @@ pub fn stage_record(pipeline: &Pipeline, r: &StageResult) -> StageRecord {
         duration_s: r.duration_s,
         saved_s: r.saved_s,
         reason: r.reason.clone(),
-        outputs: r
-            .outputs
-            .iter()
-            .map(|(p, t)| (p.clone(), t.hash.clone()))
-            .collect(),
+        outputs: Default::default(),
         exit_code: r.exit_code,
         error: r.error.clone(),
         job_id: r.job_id.clone(),
