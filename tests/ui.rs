@@ -131,7 +131,7 @@ fn pages_show_runs_their_params_that_differ_metrics_and_logs() {
     let (status, _, compare) = server.get(&format!("/compare?runs={},{}", ids[0], ids[1]));
     assert_eq!(status, 200);
     assert!(
-        compare.contains("(-0.2000)") && compare.contains('★'),
+        compare.contains("(−0.200)") && compare.contains('★'),
         "{compare}"
     );
     let (status, _, js) = server.get("/assets/app.js");

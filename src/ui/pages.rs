@@ -93,6 +93,11 @@ fn status_cell(status: RunStatus) -> String {
     )
 }
 
+/// `2026-12-07T12:56:31.781Z` as `2026-12-07 12:56:31` (UTC).
+fn short_time(rfc3339: &str) -> String {
+    rfc3339.get(..19).unwrap_or(rfc3339).replace('T', " ")
+}
+
 fn value_text(value: Option<&Value>) -> String {
     match value {
         None => "-".into(),
@@ -129,7 +134,7 @@ pub fn runs(links: &Links, records: &[RunRecord], warnings: &[String]) -> String
     }
     body.push_str("</select></label> <label><input type=\"checkbox\" id=\"all-params\"> all params</label> \
                    <button type=\"button\" id=\"compare\" disabled>Compare selected</button></form>");
-    body.push_str("<table id=\"runs\" class=\"sortable\"><thead><tr><th scope=\"col\">select</th><th scope=\"col\">run</th><th scope=\"col\">status</th><th scope=\"col\">pipeline</th><th scope=\"col\">started</th><th scope=\"col\" data-type=\"number\">duration (s)</th>");
+    body.push_str("<div class=\"wide\"><table id=\"runs\" class=\"sortable\"><thead><tr><th scope=\"col\">select</th><th scope=\"col\">run</th><th scope=\"col\">status</th><th scope=\"col\">pipeline</th><th scope=\"col\">started</th><th scope=\"col\" data-type=\"number\">duration (s)</th>");
     for m in &metrics {
         let _ = write!(
             body,
@@ -171,7 +176,7 @@ pub fn runs(links: &Links, records: &[RunRecord], warnings: &[String]) -> String
             },
             status = status_cell(record.effective_status()),
             pipeline = escape(&record.pipeline),
-            started = escape(&record.started_at),
+            started = escape(&short_time(&record.started_at)),
             duration = record.duration_s,
         );
         for m in &metrics {
@@ -196,8 +201,24 @@ pub fn runs(links: &Links, records: &[RunRecord], warnings: &[String]) -> String
         }
         body.push_str("</tr>");
     }
-    body.push_str("</tbody></table>");
+    body.push_str("</tbody></table></div>");
     page(links, "Runs", &body)
+}
+
+/// A two-column table of metrics.
+fn metric_table<'m>(rows: impl Iterator<Item = (&'m str, f64)>) -> String {
+    let mut table = String::from(
+        "<table><thead><tr><th scope=\"col\">metric</th><th scope=\"col\">value</th></tr></thead><tbody>",
+    );
+    for (name, value) in rows {
+        let _ = write!(
+            table,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            number(value)
+        );
+    }
+    table + "</tbody></table>"
 }
 
 /// One run: its params, metrics, stages (status, time, reason, logs) and report figures.
@@ -208,7 +229,7 @@ pub fn run(links: &Links, record: &RunRecord, figures: &[String], logs: &[String
         id = escape(&record.id),
         status = record.effective_status().word(),
         pipeline = escape(&record.pipeline),
-        started = escape(&record.started_at),
+        started = escape(&short_time(&record.started_at)),
         duration = record.duration_s,
         json = links.file(&format!("{}/run.json", record.id)),
     );
@@ -222,16 +243,17 @@ pub fn run(links: &Links, record: &RunRecord, figures: &[String], logs: &[String
     }
     let numbers = record.numeric_metrics();
     if !numbers.is_empty() {
-        body.push_str("<h2>Metrics</h2><table><thead><tr><th scope=\"col\">metric</th><th scope=\"col\">value</th></tr></thead><tbody>");
-        for (name, value) in &numbers {
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td></tr>",
-                escape(name),
-                number(*value)
-            );
+        let key = crate::records::index::key_metrics(record);
+        body.push_str("<h2>Metrics</h2>");
+        if !key.is_empty() {
+            body.push_str(&metric_table(key.iter().map(|(k, v)| (*k, *v))));
         }
-        body.push_str("</tbody></table>");
+        let _ = write!(
+            body,
+            "<details><summary>all {} metrics</summary>{}</details>",
+            numbers.len(),
+            metric_table(numbers.iter().map(|(k, v)| (k.as_str(), *v)))
+        );
     }
     body.push_str("<h2>Params</h2><table><thead><tr><th scope=\"col\">param</th><th scope=\"col\">value</th></tr></thead><tbody>");
     for name in leaf_names(&record.params) {
@@ -426,7 +448,10 @@ pub fn compare(links: &Links, records: &[RunRecord]) -> String {
             for (i, v) in values.iter().enumerate() {
                 let delta = match (i, v, values[0]) {
                     (0, _, _) | (_, None, _) | (_, _, None) => String::new(),
-                    (_, Some(v), Some(first)) => format!(" ({:+.4})", v - first),
+                    (_, Some(v), Some(first)) => {
+                        let d = v - first;
+                        format!(" ({}{})", if d < 0.0 { "−" } else { "+" }, number(d.abs()))
+                    }
                 };
                 let star = if best == Some(i)
                     && values
