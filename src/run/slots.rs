@@ -3,7 +3,8 @@
 //!
 //! A command stage takes one slot (or `resources: cpus`); a built-in stage takes them all, since it
 //! spreads its own work over every core (two trainings side by side on two cores are slower than
-//! one after the other).
+//! one after the other). Stages are served in the order they ask, so one that needs every slot is
+//! not passed over for ever by stages that need one.
 
 use std::sync::{Condvar, Mutex};
 
@@ -12,8 +13,15 @@ use crate::pipeline::{Action, Stage};
 /// A pool of slots shared by runs that go at once.
 pub struct Slots {
     size: usize,
-    free: Mutex<usize>,
+    state: Mutex<Queue>,
     freed: Condvar,
+}
+
+/// The free slots and the line of stages waiting for them (tickets, served in order).
+struct Queue {
+    free: usize,
+    next_ticket: u64,
+    serving: u64,
 }
 
 /// Slots taken from [`Slots`], given back when dropped.
@@ -27,7 +35,11 @@ impl Slots {
     pub fn new(n: usize) -> Slots {
         Slots {
             size: n.max(1),
-            free: Mutex::new(n.max(1)),
+            state: Mutex::new(Queue {
+                free: n.max(1),
+                next_ticket: 0,
+                serving: 0,
+            }),
             freed: Condvar::new(),
         }
     }
@@ -42,21 +54,33 @@ impl Slots {
         wanted.clamp(1, self.size)
     }
 
-    /// Waits until `stage`'s slots are free and takes them.
+    /// Waits for `stage`'s turn and slots, and takes them.
     pub fn take_for(&self, stage: &Stage) -> Taken<'_> {
-        let n = self.needed_by(stage);
-        let mut free = self.free.lock().expect("slot lock");
-        while *free < n {
-            free = self.freed.wait(free).expect("slot lock");
+        self.take(self.needed_by(stage))
+    }
+
+    fn take(&self, n: usize) -> Taken<'_> {
+        let mut queue = self.state.lock().expect("slot lock");
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        while queue.serving != ticket || queue.free < n {
+            queue = self.freed.wait(queue).expect("slot lock");
         }
-        *free -= n;
+        queue.free -= n;
+        queue.serving += 1;
+        // The next in line may fit in what is left.
+        self.freed.notify_all();
         Taken { pool: self, n }
+    }
+
+    fn free(&self) -> usize {
+        self.state.lock().expect("slot lock").free
     }
 }
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        *self.pool.free.lock().expect("slot lock") += self.n;
+        self.pool.state.lock().expect("slot lock").free += self.n;
         self.pool.freed.notify_all();
     }
 }
@@ -76,11 +100,49 @@ mod tests {
         assert_eq!(pool.needed_by(&pipeline.stages[0]), 1);
         assert_eq!(pool.needed_by(&pipeline.stages[1]), 4, "capped at the pool");
         let one = pool.take_for(&pipeline.stages[0]);
-        assert_eq!(*pool.free.lock().unwrap(), 3);
+        assert_eq!(pool.free(), 3);
         drop(one);
         let all = pool.take_for(&pipeline.stages[1]);
-        assert_eq!(*pool.free.lock().unwrap(), 0);
+        assert_eq!(pool.free(), 0);
         drop(all);
-        assert_eq!(*pool.free.lock().unwrap(), 4);
+        assert_eq!(pool.free(), 4);
+    }
+
+    #[test]
+    fn a_stage_needing_every_slot_is_not_passed_over() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let pool = Slots::new(2);
+        let first = pool.take(1);
+        let (done, order) = mpsc::channel();
+        let pool = &pool;
+        std::thread::scope(|scope| {
+            let wide = done.clone();
+            scope.spawn(move || {
+                let _all = pool.take(2);
+                wide.send("all").unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            // Let the wide stage queue first, then a narrow one that would fit in the free slot.
+            while pool.state.lock().unwrap().next_ticket < 2 {
+                std::thread::yield_now();
+            }
+            let narrow = done.clone();
+            scope.spawn(move || {
+                let _one = pool.take(1);
+                narrow.send("one").unwrap();
+            });
+            while pool.state.lock().unwrap().next_ticket < 3 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                order.try_recv().is_err(),
+                "both wait while the first holds a slot"
+            );
+            drop(first);
+        });
+        let served: Vec<&str> = order.try_iter().collect();
+        assert_eq!(served, ["all", "one"]);
     }
 }
