@@ -72,10 +72,6 @@ impl Slots {
         self.freed.notify_all();
         Taken { pool: self, n }
     }
-
-    fn free(&self) -> usize {
-        self.state.lock().expect("slot lock").free
-    }
 }
 
 impl Drop for Taken<'_> {
@@ -89,6 +85,10 @@ impl Drop for Taken<'_> {
 mod tests {
     use super::*;
 
+    fn free(pool: &Slots) -> usize {
+        pool.state.lock().unwrap().free
+    }
+
     #[test]
     fn slots_are_shared_out_by_what_each_stage_needs() {
         let yaml =
@@ -100,12 +100,12 @@ mod tests {
         assert_eq!(pool.needed_by(&pipeline.stages[0]), 1);
         assert_eq!(pool.needed_by(&pipeline.stages[1]), 4, "capped at the pool");
         let one = pool.take_for(&pipeline.stages[0]);
-        assert_eq!(pool.free(), 3);
+        assert_eq!(free(&pool), 3);
         drop(one);
         let all = pool.take_for(&pipeline.stages[1]);
-        assert_eq!(pool.free(), 0);
+        assert_eq!(free(&pool), 0);
         drop(all);
-        assert_eq!(pool.free(), 4);
+        assert_eq!(free(&pool), 4);
     }
 
     #[test]
