@@ -5,7 +5,7 @@ use super::render::run_summary;
 use super::terminal::{Terminal, Verbosity, table, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::{Override, Pipeline};
-use crate::records::sweep::{SweepRecord, SweepRun, group_by, varying_params};
+use crate::records::sweep::{SweepRecord, SweepRun, describe, group_by, varying_params};
 use crate::records::{RunRecord, RunStatus};
 use crate::report::sweep::{shown_metrics, summary_cell};
 use crate::run::context::RunRequest;
@@ -198,14 +198,6 @@ fn grouped_table(sweep: &SweepRecord, records: &[RunRecord], key: &str) -> Strin
         varying_params(records).join(", "),
         table(&headers, &rows)
     )
-}
-
-fn describe(values: &[Override]) -> String {
-    values
-        .iter()
-        .map(|o| format!("{}={}", o.key, o.value))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The terminal through a sweep: one [`Terminal`] per run, a line as each starts and ends; when

@@ -155,6 +155,15 @@ pub fn group_by(records: &[RunRecord], key: &str) -> Vec<Group> {
         .collect()
 }
 
+/// A combination's values as `seed=1 lr=0.1`.
+pub fn describe(values: &[Override]) -> String {
+    values
+        .iter()
+        .map(|o| format!("{}={}", o.key, o.value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The params (dotted names) whose values differ between `records`.
 pub fn varying_params(records: &[RunRecord]) -> Vec<String> {
     super::compare::compare(records)

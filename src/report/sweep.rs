@@ -12,7 +12,7 @@ use super::history::{self, History};
 use super::markdown::number;
 use crate::plot::curves::Series;
 use crate::plot::spread::Spread;
-use crate::records::sweep::{Group, SweepRecord, group_by};
+use crate::records::sweep::{Group, SweepRecord, describe, group_by};
 use crate::records::{RunRecord, RunStatus};
 
 /// The metrics a sweep's tables show: the index's key metrics the runs have, else every numeric one.
@@ -254,11 +254,6 @@ pub fn write(
     md.push_str(&"---|".repeat(metrics.len()));
     md.push('\n');
     for run in &sweep.runs {
-        let values: Vec<String> = run
-            .values
-            .iter()
-            .map(|o| format!("{}={}", o.key, o.value))
-            .collect();
         let record = run
             .run
             .as_ref()
@@ -266,7 +261,7 @@ pub fn write(
         let _ = write!(
             md,
             "| {} | {} | {} |",
-            values.join(", "),
+            describe(&run.values),
             run.run.as_deref().unwrap_or("-"),
             run.error
                 .as_deref()

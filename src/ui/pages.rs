@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::records::compare::leaf_names;
-use crate::records::sweep::varying_params;
 use crate::records::sweep::{SweepRecord, group_by};
+use crate::records::sweep::{describe, varying_params};
 use crate::records::{RunRecord, RunStatus};
 use crate::report::markdown::number;
 use crate::report::sweep::{shown_metrics, summary_cell};
@@ -205,6 +205,23 @@ pub fn runs(links: &Links, records: &[RunRecord], warnings: &[String]) -> String
     page(links, "Runs", &body)
 }
 
+/// The figures of a run's or sweep's report (`id`), under `heading`; nothing when there are none.
+fn figures_section(links: &Links, heading: &str, id: &str, figures: &[String]) -> String {
+    if figures.is_empty() {
+        return String::new();
+    }
+    let mut section = format!("<h2>{heading}</h2><div class=\"figures\">");
+    for figure in figures {
+        let _ = write!(
+            section,
+            "<figure><img src=\"{}\" alt=\"{name}\" loading=\"lazy\"><figcaption>{name}</figcaption></figure>",
+            links.file(&format!("{id}/report/{figure}")),
+            name = escape(figure)
+        );
+    }
+    section + "</div>"
+}
+
 /// A two-column table of metrics.
 fn metric_table<'m>(rows: impl Iterator<Item = (&'m str, f64)>) -> String {
     let mut table = String::from(
@@ -293,18 +310,7 @@ pub fn run(links: &Links, record: &RunRecord, figures: &[String], logs: &[String
         );
     }
     body.push_str("</tbody></table>");
-    if !figures.is_empty() {
-        body.push_str("<h2>Report</h2><div class=\"figures\">");
-        for figure in figures {
-            let _ = write!(
-                body,
-                "<figure><img src=\"{}\" alt=\"{name}\" loading=\"lazy\"><figcaption>{name}</figcaption></figure>",
-                links.file(&format!("{}/report/{figure}", record.id)),
-                name = escape(figure)
-            );
-        }
-        body.push_str("</div>");
-    }
+    body.push_str(&figures_section(links, "Report", &record.id, figures));
     // A running run's page refreshes this part in place (app.js) until the run ends.
     let live = if record.effective_status() == RunStatus::Running {
         " data-live=\"1\""
@@ -358,34 +364,18 @@ pub fn sweep(
     }
     body.push_str("<h2>Runs</h2><table><thead><tr><th scope=\"col\">values</th><th scope=\"col\">run</th><th scope=\"col\">status</th></tr></thead><tbody>");
     for run in &sweep.runs {
-        let values: Vec<String> = run
-            .values
-            .iter()
-            .map(|o| format!("{}={}", o.key, o.value))
-            .collect();
         let link = run.run.as_deref().map_or("-".into(), |id| {
             format!("<a href=\"{}\">{}</a>", links.page("run", id), escape(id))
         });
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{link}</td>{}</tr>",
-            escape(&values.join(" ")),
+            escape(&describe(&run.values)),
             status_cell(run.status)
         );
     }
     body.push_str("</tbody></table>");
-    if !figures.is_empty() {
-        body.push_str("<h2>Figures</h2><div class=\"figures\">");
-        for figure in figures {
-            let _ = write!(
-                body,
-                "<figure><img src=\"{}\" alt=\"{name}\"><figcaption>{name}</figcaption></figure>",
-                links.file(&format!("{}/report/{figure}", sweep.id)),
-                name = escape(figure)
-            );
-        }
-        body.push_str("</div>");
-    }
+    body.push_str(&figures_section(links, "Figures", &sweep.id, figures));
     page(links, &format!("Sweep {}", sweep.id), &body)
 }
 
