@@ -238,6 +238,7 @@ fn browse(browser: &str, url: &str, screenshot: Option<&std::path::Path>) -> (St
         "--no-sandbox",
         "--disable-gpu",
         "--no-first-run",
+        "--disable-dev-shm-usage",
         "--enable-logging=stderr",
         "--v=0",
         "--window-size=1280,900",
