@@ -207,6 +207,22 @@ fn an_export_is_the_same_pages_with_links_that_resolve_on_disk() {
     assert!(out.join("assets/app.css").is_file());
 }
 
+/// A stand-in for training whose history depends on the seed; the report stage keeps it.
+const HISTORY_PIPELINE: &str = r#"
+params:
+  seed: 1
+stages:
+  train:
+    cmd: >-
+      mkdir -p hist && printf 'epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.9,0.9,0.5,0.5\n2,0.5,0.${params.seed},0.8,0.${params.seed}\n' > hist/history.csv
+    outs: [hist/history.csv]
+  report:
+    uses: report
+    with:
+      history: hist/history.csv
+      figures: figures
+"#;
+
 /// Headless Chromium (`chromium`, or `PIPE_TEST_CHROMIUM`), or `None` with the reason printed.
 fn chromium() -> Option<String> {
     let candidates = std::env::var("PIPE_TEST_CHROMIUM")
@@ -261,6 +277,10 @@ fn a_real_browser_renders_every_page_without_a_script_error() {
     let Some(browser) = chromium() else { return };
     let ws = workspace();
     ws.ok(&["run", "p.yaml", "--sweep", "lr=0.2,0.4"]);
+    // Two runs whose reports keep a training history, for the compare page's curves.
+    ws.write("h.yaml", HISTORY_PIPELINE);
+    ws.ok(&["run", "h.yaml", "--set", "seed=6"]);
+    ws.ok(&["run", "h.yaml", "--set", "seed=8"]);
     let server = Server::start(&ws);
     let ids = run_ids(&ws);
     let sweep = ws.ok(&["runs", "--sweep", "latest", "--json"]).stdout;
@@ -286,6 +306,11 @@ fn a_real_browser_renders_every_page_without_a_script_error() {
             format!("/sweep/{sweep_id}"),
             "By <code>lr</code>".to_string(),
         ),
+        (
+            "curves",
+            format!("/compare?runs={},{}", ids[1], ids[0]),
+            "Validation curves".to_string(),
+        ),
     ];
     // `PIPE_UI_SCREENSHOTS=docs/ui cargo test ... a_real_browser` refreshes the docs' screenshots.
     let shots = std::env::var_os("PIPE_UI_SCREENSHOTS").map(std::path::PathBuf::from);
@@ -293,6 +318,11 @@ fn a_real_browser_renders_every_page_without_a_script_error() {
         let url = format!("http://{}{path}", server.address);
         let (dom, log) = browse(&browser, &url, None);
         assert!(dom.contains(&expected), "{name}: no {expected:?} in\n{dom}");
+        if name == "curves" {
+            // Two runs in each of two charts, and a legend button per run.
+            assert_eq!(dom.matches("<g class=\"series\"").count(), 4, "{dom}");
+            assert_eq!(dom.matches("class=\"series-toggle\"").count(), 2, "{dom}");
+        }
         assert!(
             dom.contains("data-ready=\"1\""),
             "{name}: app.js did not finish\n{log}"

@@ -4,11 +4,15 @@
 //! ```text
 //!   http      one request per connection, GET and HEAD only, paths decoded
 //!   files     files under runs/ (figures, logs, records), nothing outside it
+//!   html      escaping what records hold
 //!   pages     the HTML of each page, the same served or exported
 //!   serve     routes requests to pages and files; --export writes them all
+//!   svg       line charts drawn as inline SVG, with a legend that hides a series
 //! ```
 
 pub mod files;
+pub mod html;
 pub mod http;
 pub mod pages;
 pub mod serve;
+pub mod svg;

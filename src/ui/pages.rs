@@ -7,10 +7,13 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use super::html::escape;
+use super::svg;
 use crate::records::compare::leaf_names;
 use crate::records::sweep::{SweepRecord, group_by};
 use crate::records::sweep::{describe, varying_params};
 use crate::records::{RunRecord, RunStatus};
+use crate::report::history::History;
 use crate::report::markdown::number;
 use crate::report::sweep::{shown_metrics, summary_cell};
 
@@ -53,22 +56,6 @@ impl Links {
     fn asset(&self, name: &str) -> String {
         format!("{}assets/{name}", self.root)
     }
-}
-
-/// `text` with HTML's special characters escaped.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// A whole page around `body`.
@@ -220,6 +207,62 @@ fn figures_section(links: &Links, heading: &str, id: &str, figures: &[String]) -
         );
     }
     section + "</div>"
+}
+
+/// The runs' validation curves overlaid (from the histories their reports kept), a legend that
+/// hides and shows each run, and the same numbers as a table; nothing when no run kept one.
+fn validation_curves(records: &[RunRecord], histories: &[Option<History>]) -> String {
+    let kept: Vec<(&str, &History)> = records
+        .iter()
+        .zip(histories)
+        .filter_map(|(r, h)| Some((r.id.as_str(), h.as_ref()?)))
+        .collect();
+    if kept.is_empty() {
+        return String::new();
+    }
+    let points = |column: fn(&History) -> &[f64]| -> Vec<Vec<(f64, f64)>> {
+        kept.iter()
+            .map(|(_, h)| {
+                h.epochs
+                    .iter()
+                    .copied()
+                    .zip(column(h).iter().copied())
+                    .collect()
+            })
+            .collect()
+    };
+    let (accuracy, loss) = (points(|h| &h.val_accuracy), points(|h| &h.val_loss));
+    let chart = |title: &str, y: &str, all: &[Vec<(f64, f64)>], range| {
+        let series: Vec<svg::Line> = all
+            .iter()
+            .zip(&kept)
+            .map(|(points, (id, _))| svg::Line { name: id, points })
+            .collect();
+        svg::line_chart(title, y, &series, range)
+    };
+    let names: Vec<&str> = kept.iter().map(|(id, _)| *id).collect();
+    let mut html = format!(
+        "<h2>Validation curves</h2>{}<div class=\"figures\">{}{}</div>",
+        svg::legend(&names),
+        chart(
+            "Validation accuracy",
+            "accuracy",
+            &accuracy,
+            Some((0.0, 1.0))
+        ),
+        chart("Validation loss", "binary cross-entropy", &loss, None),
+    );
+    html.push_str("<details><summary>the curves as a table</summary><table><thead><tr><th scope=\"col\">run</th><th scope=\"col\">epoch</th><th scope=\"col\">val accuracy</th><th scope=\"col\">val loss</th></tr></thead><tbody>");
+    for (id, h) in &kept {
+        for ((epoch, acc), l) in h.epochs.iter().zip(&h.val_accuracy).zip(&h.val_loss) {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{epoch}</td><td>{acc:.4}</td><td>{l:.4}</td></tr>",
+                escape(id)
+            );
+        }
+    }
+    html + "</tbody></table></details>"
 }
 
 /// A two-column table of metrics.
@@ -381,7 +424,7 @@ pub fn sweep(
 
 /// Runs side by side: the params that differ, each metric with its delta against the first run and
 /// the better run marked, and the stages each run ran.
-pub fn compare(links: &Links, records: &[RunRecord]) -> String {
+pub fn compare(links: &Links, records: &[RunRecord], histories: &[Option<History>]) -> String {
     let c = crate::records::compare::compare(records);
     let head = |first: &str| {
         let mut row = format!("<thead><tr><th scope=\"col\">{first}</th>");
@@ -412,6 +455,7 @@ pub fn compare(links: &Links, records: &[RunRecord]) -> String {
         }
         body.push_str("</tbody></table>");
     }
+    body.push_str(&validation_curves(records, histories));
     if !c.metrics.is_empty() {
         let _ = write!(
             body,
@@ -473,17 +517,4 @@ pub fn compare(links: &Links, records: &[RunRecord]) -> String {
     }
     body.push_str("</tr></tbody></table>");
     page(links, "Compare", &body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_from_records_cannot_become_markup() {
-        assert_eq!(
-            escape("<script>alert('x')</script> & \"q\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
-        );
-    }
 }

@@ -163,7 +163,11 @@ fn compare_page(runs: &Runs, links: &Links, ids: &[String]) -> Result<String, St
         .iter()
         .map(|id| runs.read(id))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(pages::compare(links, &records))
+    let histories: Vec<_> = ids
+        .iter()
+        .map(|id| crate::report::history::kept(&runs.run_dir(id).report(), id))
+        .collect();
+    Ok(pages::compare(links, &records, &histories))
 }
 
 /// Writes every page into `dir` (`index.html`, `run/<id>.html`, `sweep/<id>.html`), the assets,

@@ -79,6 +79,17 @@ if (live) {
   setTimeout(refresh, 2000);
 }
 
+// A legend button hides or shows its series in every chart of the page.
+for (const button of document.querySelectorAll("button.series-toggle")) {
+  button.addEventListener("click", () => {
+    const shown = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(shown));
+    for (const series of document.querySelectorAll("g.series")) {
+      if (series.dataset.series === button.dataset.series) series.toggleAttribute("hidden", !shown);
+    }
+  });
+}
+
 // Reached only when everything above ran without an error: the browser tests look for it.
 document.body.dataset.ready = "1";
 
