@@ -138,7 +138,7 @@ stages:
   train:
     cmd: >-
       touch started/${params.seed} &&
-      for i in $(seq 100); do [ -e started/1 ] && [ -e started/2 ] && break; sleep 0.1; done &&
+      for i in $(seq 300); do [ -e started/1 ] && [ -e started/2 ] && break; sleep 0.1; done &&
       [ -e started/1 ] && [ -e started/2 ] && cat data.txt > model.txt && echo ${params.seed} >> model.txt
     deps: [data.txt]
     outs: [model.txt]
