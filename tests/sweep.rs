@@ -184,24 +184,7 @@ stages:
 fn the_sweep_report_draws_each_groups_validation_curves_with_a_band() {
     // A stand-in for training writes a history that depends on the seed; the report stage keeps it.
     let ws = Ws::new();
-    ws.write(
-        "p.yaml",
-        r#"
-params:
-  seed: 1
-  lr: 1
-stages:
-  train:
-    cmd: >-
-      mkdir -p hist && printf 'epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.9,0.9,0.5,0.5\n2,0.5,0.${params.seed},0.8,0.${params.seed}\n' > hist/history.csv
-    outs: [hist/history.csv]
-  report:
-    uses: report
-    with:
-      history: hist/history.csv
-      figures: figures
-"#,
-    );
+    ws.write("p.yaml", crate::test::HISTORY_PIPELINE);
     ws.ok(&["run", "p.yaml", "--sweep", "lr=1,2", "--sweep", "seed=6,8"]);
     let id = sweep_record(&ws)["id"].as_str().unwrap().to_string();
     let report = ws.read(&format!("runs/{id}/report/sweep.md"));

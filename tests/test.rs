@@ -226,3 +226,21 @@ pub fn signal(pid: i32, sig: i32) {
         libc::kill(pid, sig);
     }
 }
+
+/// A stand-in for training whose history depends on `seed`; the report stage keeps it (for the
+/// validation curves of sweeps and comparisons). `lr` is there to be swept.
+pub const HISTORY_PIPELINE: &str = r#"
+params:
+  seed: 1
+  lr: 1
+stages:
+  train:
+    cmd: >-
+      mkdir -p hist && printf 'epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.9,0.9,0.5,0.5\n2,0.5,0.${params.seed},0.8,0.${params.seed}\n' > hist/history.csv
+    outs: [hist/history.csv]
+  report:
+    uses: report
+    with:
+      history: hist/history.csv
+      figures: figures
+"#;

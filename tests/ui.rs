@@ -207,22 +207,6 @@ fn an_export_is_the_same_pages_with_links_that_resolve_on_disk() {
     assert!(out.join("assets/app.css").is_file());
 }
 
-/// A stand-in for training whose history depends on the seed; the report stage keeps it.
-const HISTORY_PIPELINE: &str = r#"
-params:
-  seed: 1
-stages:
-  train:
-    cmd: >-
-      mkdir -p hist && printf 'epoch,train_loss,val_loss,train_accuracy,val_accuracy\n1,0.9,0.9,0.5,0.5\n2,0.5,0.${params.seed},0.8,0.${params.seed}\n' > hist/history.csv
-    outs: [hist/history.csv]
-  report:
-    uses: report
-    with:
-      history: hist/history.csv
-      figures: figures
-"#;
-
 /// Headless Chromium (`chromium`, or `PIPE_TEST_CHROMIUM`), or `None` with the reason printed.
 fn chromium() -> Option<String> {
     let candidates = std::env::var("PIPE_TEST_CHROMIUM")
@@ -278,7 +262,7 @@ fn a_real_browser_renders_every_page_without_a_script_error() {
     let ws = workspace();
     ws.ok(&["run", "p.yaml", "--sweep", "lr=0.2,0.4"]);
     // Two runs whose reports keep a training history, for the compare page's curves.
-    ws.write("h.yaml", HISTORY_PIPELINE);
+    ws.write("h.yaml", crate::test::HISTORY_PIPELINE);
     ws.ok(&["run", "h.yaml", "--set", "seed=6"]);
     ws.ok(&["run", "h.yaml", "--set", "seed=8"]);
     let server = Server::start(&ws);

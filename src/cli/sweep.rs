@@ -173,7 +173,7 @@ fn sweep_state(sweep: &SweepRecord) -> RunStatus {
 /// `pipe compare SWEEP --group-by KEY`.
 pub(super) fn compare_sweep(ws: &Workspace, spec: &str, key: &str) -> Result<i32, Error> {
     let sweep = ws.runs.resolve_sweep(spec).map_err(Error::Usage)?;
-    let records = ws.sweep_runs(&sweep);
+    let records = ws.runs.sweep_runs(&sweep);
     print!("{}", grouped_table(&sweep, &records, key));
     Ok(EXIT_OK)
 }

@@ -45,13 +45,7 @@ pub fn frame(records: &[RunRecord]) -> DataFrame {
         text("id", &|r| r.id.clone()),
         text("status", &|r| r.effective_status().to_string()),
         text("pipeline", &|r| r.pipeline.clone()),
-        text("started", &|r| {
-            r.started_at
-                .replace('T', " ")
-                .get(..19)
-                .unwrap_or(&r.started_at)
-                .to_string()
-        }),
+        text("started", &|r| super::short_time(&r.started_at)),
         Column::new(
             "seconds".into(),
             records.iter().map(|r| r.duration_s).collect::<Vec<_>>(),

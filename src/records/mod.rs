@@ -301,6 +301,16 @@ impl Runs {
         fsutil::write_atomic(&self.run_dir(&sweep.id).sweep_record(), &json)
     }
 
+    /// The records of `sweep`'s runs that can be read, in the sweep's order.
+    pub fn sweep_runs(&self, sweep: &SweepRecord) -> Vec<RunRecord> {
+        sweep
+            .runs
+            .iter()
+            .filter_map(|r| r.run.as_ref())
+            .filter_map(|id| self.read(id).ok())
+            .collect()
+    }
+
     /// The sweep named by `spec`: its id, a unique prefix of one (with or without `sweep-`), or
     /// `latest`.
     pub fn resolve_sweep(&self, spec: &str) -> Result<SweepRecord, String> {
@@ -349,6 +359,11 @@ impl Runs {
 fn compact_timestamp(secs: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(secs);
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+/// An RFC 3339 time as `2026-12-07 12:56:31` (UTC, to the second), for tables.
+pub fn short_time(rfc3339: &str) -> String {
+    rfc3339.get(..19).unwrap_or(rfc3339).replace('T', " ")
 }
 
 /// RFC 3339 UTC timestamp of `time`, to the millisecond (so runs in one second still sort).

@@ -46,7 +46,7 @@ impl Slots {
 
     /// How many slots `stage` needs: its `cpus` (one by default) for a command, every slot for a
     /// built-in kind; never more than the pool has.
-    pub fn needed_by(&self, stage: &Stage) -> usize {
+    fn needed_by(&self, stage: &Stage) -> usize {
         let wanted = match stage.action {
             Action::Builtin { .. } => self.size,
             Action::Command(_) => stage.resources.cpus.map_or(1, |c| c as usize),

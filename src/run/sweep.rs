@@ -315,14 +315,4 @@ impl Workspace {
             .write_sweep(record)
             .map_err(|e| Error::Io(format!("cannot write the sweep record: {e}")))
     }
-
-    /// The records of `sweep`'s runs that can be read, in the sweep's order.
-    pub fn sweep_runs(&self, sweep: &SweepRecord) -> Vec<RunRecord> {
-        sweep
-            .runs
-            .iter()
-            .filter_map(|r| r.run.as_ref())
-            .filter_map(|id| self.runs.read(id).ok())
-            .collect()
-    }
 }

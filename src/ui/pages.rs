@@ -12,7 +12,7 @@ use super::svg;
 use crate::records::compare::leaf_names;
 use crate::records::sweep::{SweepRecord, group_by};
 use crate::records::sweep::{describe, varying_params};
-use crate::records::{RunRecord, RunStatus};
+use crate::records::{RunRecord, RunStatus, short_time};
 use crate::report::history::History;
 use crate::report::markdown::number;
 use crate::report::sweep::{shown_metrics, summary_cell};
@@ -78,11 +78,6 @@ fn status_cell(status: RunStatus) -> String {
         "<td class=\"status {s}\">{s}</td>",
         s = escape(status.word())
     )
-}
-
-/// `2026-12-07T12:56:31.781Z` as `2026-12-07 12:56:31` (UTC).
-fn short_time(rfc3339: &str) -> String {
-    rfc3339.get(..19).unwrap_or(rfc3339).replace('T', " ")
 }
 
 fn value_text(value: Option<&Value>) -> String {

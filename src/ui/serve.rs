@@ -148,12 +148,7 @@ fn sweep_page(runs: &Runs, links: &Links, id: &str) -> Result<String, String> {
         return Err("not a sweep id".into());
     }
     let sweep = runs.resolve_sweep(id)?;
-    let records: Vec<_> = sweep
-        .runs
-        .iter()
-        .filter_map(|r| r.run.as_deref())
-        .filter_map(|id| runs.read(id).ok())
-        .collect();
+    let records = runs.sweep_runs(&sweep);
     let figures = files_in(&runs.run_dir(&sweep.id).report(), &[".png", ".svg"]);
     Ok(pages::sweep(links, &sweep, &records, &figures))
 }
