@@ -2,6 +2,7 @@
 //! temporary workspaces.
 
 mod architecture;
+mod browser;
 mod cache;
 mod crash;
 mod dag;

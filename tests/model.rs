@@ -88,6 +88,19 @@ fn train_writes_history_and_checkpoint_and_evaluate_agrees_with_its_predictions(
     let id = run["id"].as_str().unwrap();
     let report = ws.read(&format!("runs/{id}/report/report.md"));
     assert!(report.contains("MobileNetV2"), "{report}");
+
+    // The run's metrics stream: a row per epoch as it finished, the history's numbers.
+    let stream = ws.read(&format!("runs/{id}/logs/train.metrics.jsonl"));
+    let rows: Vec<Value> = stream
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{stream}");
+    for (row, csv) in rows.iter().zip(csv_rows(&history)) {
+        assert_eq!(row["epoch"].to_string(), csv[0]);
+        let val_loss: f64 = csv[2].parse().unwrap();
+        assert!((row["val_loss"].as_f64().unwrap() - val_loss).abs() < 1e-6);
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 
+use crate::browser::{Session, browse, chromium};
 use crate::test::Ws;
 
 /// Two runs that differ in `lr`, with metrics and a failed third.
@@ -207,55 +208,6 @@ fn an_export_is_the_same_pages_with_links_that_resolve_on_disk() {
     assert!(out.join("assets/app.css").is_file());
 }
 
-/// Headless Chromium (`chromium`, or `PIPE_TEST_CHROMIUM`), or `None` with the reason printed.
-fn chromium() -> Option<String> {
-    let candidates = std::env::var("PIPE_TEST_CHROMIUM")
-        .into_iter()
-        .chain(["chromium", "chromium-browser", "google-chrome"].map(String::from));
-    for candidate in candidates {
-        let found = std::process::Command::new(&candidate)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if found {
-            return Some(candidate);
-        }
-    }
-    eprintln!(
-        "skipping the browser test: no Chromium here (`.ci/run` installs Debian's `chromium`)"
-    );
-    None
-}
-
-/// The page's DOM after load and Chromium's log; with `screenshot`, a PNG of it there.
-fn browse(browser: &str, url: &str, screenshot: Option<&std::path::Path>) -> (String, String) {
-    let profile = tempfile::tempdir().unwrap();
-    let mut command = std::process::Command::new(browser);
-    command.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--window-size=1280,900",
-        "--timeout=10000",
-    ]);
-    command.arg(format!("--user-data-dir={}", profile.path().display()));
-    match screenshot {
-        Some(path) => command.arg(format!("--screenshot={}", path.display())),
-        None => command.arg("--dump-dom"),
-    };
-    let out = command.arg(url).output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_real_browser_renders_every_page_without_a_script_error() {
     let Some(browser) = chromium() else { return };
@@ -291,6 +243,11 @@ fn a_real_browser_renders_every_page_without_a_script_error() {
             "By <code>lr</code>".to_string(),
         ),
         (
+            "parallel",
+            format!("/compare?runs={},{}", ids[last], ids[last - 1]),
+            "Parallel coordinates".to_string(),
+        ),
+        (
             "curves",
             format!("/compare?runs={},{}", ids[1], ids[0]),
             "Validation curves".to_string(),
@@ -302,10 +259,25 @@ fn a_real_browser_renders_every_page_without_a_script_error() {
         let url = format!("http://{}{path}", server.address);
         let (dom, log) = browse(&browser, &url, None);
         assert!(dom.contains(&expected), "{name}: no {expected:?} in\n{dom}");
-        if name == "curves" {
+        match name {
             // Two runs in each of two charts, and a legend button per run.
-            assert_eq!(dom.matches("<g class=\"series\"").count(), 4, "{dom}");
-            assert_eq!(dom.matches("class=\"series-toggle\"").count(), 2, "{dom}");
+            "curves" => {
+                assert_eq!(dom.matches("<g class=\"series\"").count(), 4, "{dom}");
+                assert_eq!(dom.matches("class=\"series-toggle\"").count(), 2, "{dom}");
+            }
+            // `lr` and the accuracy it gave, one line per run.
+            "parallel" => {
+                assert_eq!(dom.matches("<g class=\"series\"").count(), 2, "{dom}");
+                assert_eq!(dom.matches("class=\"tick axis-name\"").count(), 2, "{dom}");
+            }
+            // The sweep's two runs folded under its row.
+            "runs" => assert_eq!(dom.matches("class=\"member\" hidden").count(), 2, "{dom}"),
+            // Each lr's accuracy: its mean ± sd as a bar, the better marked.
+            "sweep" => {
+                assert_eq!(dom.matches("<g class=\"spread\"").count(), 2, "{dom}");
+                assert!(dom.contains("class=\"best\""), "{dom}");
+            }
+            _ => {}
         }
         assert!(
             dom.contains("data-ready=\"1\""),
@@ -366,4 +338,90 @@ fn a_running_runs_page_shows_the_stages_finished_so_far() {
         done.contains("<td>slow</td>") && !done.contains("data-live"),
         "{done}"
     );
+}
+
+#[test]
+fn a_user_sorts_filters_opens_a_sweep_and_compares_what_they_picked() {
+    let Some(browser) = chromium() else { return };
+    let ws = workspace();
+    ws.ok(&["run", "p.yaml", "--sweep", "lr=0.2,0.4"]);
+    let server = Server::start(&ws);
+    let mut page = Session::start(&browser);
+    page.open(&format!("http://{}/", server.address));
+    let visible_runs = "Array.from(document.querySelectorAll('#runs tr[data-run]'))\
+                        .filter((r) => !r.hidden && !r.classList.contains('hidden') && r.offsetParent)\
+                        .map((r) => r.cells[1].textContent.trim())";
+    // The sweep is one row until opened; the two plain runs show.
+    assert_eq!(page.eval(&format!("{visible_runs}.length")), 2);
+    page.eval("document.querySelector('button.expand').click()");
+    assert_eq!(page.eval(&format!("{visible_runs}.length")), 4);
+    // Sorted by accuracy, lowest first: lr 0.1 (0.6), then the sweep (its mean 0.8 of lr 0.2 and
+    // 0.4) with its runs sorted inside it, then lr 0.3 (0.8, after the sweep as before the sort).
+    page.eval(
+        "Array.from(document.querySelectorAll('#runs th')).find((h) => h.textContent === 'train.accuracy').click()",
+    );
+    let accuracies = page.eval(
+        "Array.from(document.querySelectorAll('#runs tbody tr')).map((r) => r.cells[6].textContent)",
+    );
+    assert_eq!(
+        accuracies,
+        serde_json::json!(["0.600", "0.800 ± 0.141", "0.700", "0.900", "0.800"]),
+    );
+    // A filter keeps the rows that match it, and a sweep whose run matches.
+    page.eval("const f = document.getElementById('filter'); f.value = '0.9'; f.dispatchEvent(new Event('input'))");
+    assert_eq!(page.eval(&format!("{visible_runs}.length")), 1);
+    page.eval("const g = document.getElementById('filter'); g.value = ''; g.dispatchEvent(new Event('input'))");
+    // Two picked runs make the compare button lead to their comparison.
+    page.eval(
+        "for (const box of Array.from(document.querySelectorAll('#runs tr[data-run] input')).slice(0, 2)) box.click()",
+    );
+    assert_eq!(
+        page.eval("document.getElementById('compare').disabled"),
+        false
+    );
+    page.follow("document.getElementById('compare').click()");
+    assert_eq!(
+        page.eval("document.querySelector('h1').textContent"),
+        "Comparison of 2 runs"
+    );
+    // The legend hides a run's line in the parallel coordinates, and shows it again.
+    let hidden = "document.querySelectorAll('g.series[hidden]').length";
+    page.eval("document.querySelector('button.series-toggle').click()");
+    assert_eq!(page.eval(hidden), 1);
+    page.eval("document.querySelector('button.series-toggle').click()");
+    assert_eq!(page.eval(hidden), 0);
+    assert!(page.errors.is_empty(), "script errors: {:?}", page.errors);
+}
+
+#[test]
+fn a_trained_runs_page_shows_its_report_its_confusion_matrix_and_its_curves() {
+    let Some(browser) = chromium() else { return };
+    let ws = crate::model::trained();
+    let id = ws.latest()["id"].as_str().unwrap().to_string();
+    let server = Server::start(&ws);
+    let (dom, log) = browse(
+        &browser,
+        &format!("http://{}/run/{id}", server.address),
+        None,
+    );
+    assert!(dom.contains("data-ready=\"1\""), "{log}");
+    // The report rendered, its figures from the run's folder, without its own params and stages.
+    assert!(dom.contains("<h2>Bone fracture classification"), "{dom}");
+    assert!(
+        dom.contains(&format!("src=\"/runs/{id}/report/confusion_matrix.png\"")),
+        "{dom}"
+    );
+    assert!(!dom.contains("<h3>Params</h3>"), "{dom}");
+    // The confusion matrix as a table: its four counts add up to the test images.
+    let run = ws.latest();
+    let test_images = run["metrics"]["evaluate"]["test_images"].as_u64().unwrap();
+    let counts: u64 = ["tp", "fp", "tn", "fn"]
+        .iter()
+        .map(|c| run["metrics"]["evaluate"]["confusion"][c].as_u64().unwrap())
+        .sum();
+    assert_eq!(counts, test_images);
+    assert!(dom.contains("<table class=\"confusion\">"), "{dom}");
+    // Train's metrics stream as curves: losses and accuracies, train and validation.
+    assert!(dom.contains("Curves of <code>train</code>"), "{dom}");
+    assert_eq!(dom.matches("<g class=\"series\"").count(), 4, "{dom}");
 }

@@ -38,6 +38,9 @@ pub trait Reporter: Sync {
     fn log(&self, line: &str);
     /// Says how far the stage has come.
     fn progress(&self, progress: &Progress);
+    /// Records one row of the stage's metrics as it goes (train: one per epoch), for whoever
+    /// watches the run (the dashboard draws them live).
+    fn metrics(&self, row: &Value);
 }
 
 /// How far a stage has come: `done` of `total` `unit`s, and what it is doing now.
@@ -80,6 +83,7 @@ pub struct Unreported;
 impl Reporter for Unreported {
     fn log(&self, _: &str) {}
     fn progress(&self, _: &Progress) {}
+    fn metrics(&self, _: &Value) {}
 }
 
 impl Context<'_> {
@@ -141,6 +145,11 @@ impl Context<'_> {
     /// Appends `text` to the stage's log (a failure to log never fails the stage).
     pub fn log(&self, text: &str) {
         self.reporter.log(text);
+    }
+
+    /// Records one row of metrics as the stage goes (see [`Reporter::metrics`]).
+    pub fn metrics(&self, row: &Value) {
+        self.reporter.metrics(row);
     }
 
     /// Says that `done` of `total` `unit`s are done, and what the stage is doing now.

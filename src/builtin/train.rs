@@ -186,6 +186,15 @@ impl Observer for Training<'_> {
             e.images_per_second,
             if best { "  best" } else { "" }
         ));
+        self.ctx.metrics(&json!({
+            "epoch": e.epoch,
+            "train_loss": e.train_loss,
+            "val_loss": e.val_loss,
+            "train_accuracy": e.train_accuracy,
+            "val_accuracy": e.val_accuracy,
+            "lr": e.lr,
+            "seconds": e.seconds,
+        }));
         self.history.push(e.clone());
         if best {
             checkpoint::save(net, &self.checkpoint)?;

@@ -5,6 +5,7 @@
 //! runs/
 //!   <id>/run.json                 the record (written only by `Runs::write`)
 //!   <id>/logs/<stage>.stdout      a stage's output (commands: also .stderr)
+//!   <id>/logs/<stage>.metrics.jsonl  a built-in stage's metrics as it goes (a row per epoch)
 //!   <id>/report/…                 the run's report (report.md and its figures)
 //!   <id>/jobs/…                   a Slurm run's job scripts, logs and results
 //!   compare-<ids>/…               `pipe compare`'s report
@@ -19,6 +20,8 @@ pub enum LogStream {
     Stdout,
     /// Standard error.
     Stderr,
+    /// A built-in stage's metrics as it goes: one JSON object per line (train: one per epoch).
+    Metrics,
 }
 
 /// The folder of one run, `runs/<id>/`.
@@ -53,6 +56,7 @@ impl RunDir {
         let extension = match stream {
             LogStream::Stdout => "stdout",
             LogStream::Stderr => "stderr",
+            LogStream::Metrics => "metrics.jsonl",
         };
         self.logs().join(format!("{stage}.{extension}"))
     }
@@ -106,7 +110,9 @@ pub fn is_expected(path: &Path) -> bool {
     match parts.as_slice() {
         [compare, _, ..] if compare.starts_with("compare-") => true,
         [_, "run.json" | "sweep.json" | "sweep.log"] => true,
-        [_, "logs", log] => log.ends_with(".stdout") || log.ends_with(".stderr"),
+        [_, "logs", log] => [".stdout", ".stderr", ".metrics.jsonl"]
+            .iter()
+            .any(|x| log.ends_with(x)),
         [_, "report" | "jobs", _, ..] => true,
         _ => false,
     }
@@ -121,6 +127,7 @@ mod tests {
         for ok in [
             "20260101-000000-abcd/run.json",
             "20260101-000000-abcd/logs/train.stdout",
+            "20260101-000000-abcd/logs/train.metrics.jsonl",
             "20260101-000000-abcd/report/figures/roc.png",
             "20260101-000000-abcd/jobs/stages/train.sh",
             "compare-a-b/compare.md",

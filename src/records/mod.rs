@@ -28,6 +28,12 @@ use serde_json::Value;
 use crate::pipeline::{ExecutorKind, Override};
 use crate::util::fsutil;
 
+/// Whether `id` can name a run or sweep: letters, digits and `-` only, so never a path (an id read
+/// from a crafted `sweep.json` or a URL cannot reach outside `runs/`).
+pub fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 /// Version of `run.json`; bumped when a field changes meaning or goes away.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -259,6 +265,9 @@ impl Runs {
 
     /// The record of run `id` (the whole id), read alone.
     pub fn read(&self, id: &str) -> Result<RunRecord, String> {
+        if !is_id(id) {
+            return Err(format!("`{id}` is not a run id"));
+        }
         let path = self.run_dir(id).record();
         let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         serde_json::from_slice(&bytes)
@@ -299,6 +308,41 @@ impl Runs {
     pub fn write_sweep(&self, sweep: &SweepRecord) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(sweep).map_err(io::Error::other)?;
         fsutil::write_atomic(&self.run_dir(&sweep.id).sweep_record(), &json)
+    }
+
+    /// The metrics rows each built-in stage of run `id` recorded as it went
+    /// (`logs/<stage>.metrics.jsonl`), by stage name, with their numeric values. A line that is not
+    /// a whole JSON object (the one being written as we read) is left out.
+    pub fn stage_metrics(&self, id: &str) -> Vec<(String, Vec<BTreeMap<String, f64>>)> {
+        if !is_id(id) {
+            return Vec::new();
+        }
+        let suffix = ".metrics.jsonl";
+        let mut found: Vec<(String, Vec<BTreeMap<String, f64>>)> =
+            fs::read_dir(self.run_dir(id).logs())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| {
+                    let name = entry.file_name().into_string().ok()?;
+                    let stage = name.strip_suffix(suffix)?.to_string();
+                    let text = fs::read_to_string(entry.path()).ok()?;
+                    let rows = text
+                        .lines()
+                        .filter_map(|line| {
+                            serde_json::from_str::<serde_json::Map<String, Value>>(line).ok()
+                        })
+                        .map(|row| {
+                            row.into_iter()
+                                .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+                                .collect()
+                        })
+                        .collect();
+                    Some((stage, rows))
+                })
+                .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
     }
 
     /// The records of `sweep`'s runs that can be read, in the sweep's order.
@@ -410,5 +454,20 @@ mod tests {
         let t = UNIX_EPOCH + std::time::Duration::from_secs(1_795_721_405);
         assert_eq!(rfc3339(t), "2026-11-26T19:30:05.000Z");
         assert_eq!(compact_timestamp(1_795_721_405), "20261126-193005");
+    }
+
+    #[test]
+    fn an_id_that_is_a_path_reads_nothing_outside_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::new(dir.path().join("runs"));
+        let id = runs.create().unwrap();
+        assert!(is_id(&id) && is_id("sweep-20261207-120830-77c4"));
+        // A record outside `runs/` that a crafted `sweep.json` or URL could name.
+        fs::create_dir_all(dir.path().join("outside")).unwrap();
+        fs::write(dir.path().join("outside/run.json"), "{}").unwrap();
+        for bad in ["../outside", "..", "/etc", "a/b", "", "x\\..", "%2e%2e"] {
+            let error = runs.read(bad).unwrap_err();
+            assert!(error.contains("is not a run id"), "{bad}: {error}");
+        }
     }
 }

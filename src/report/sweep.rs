@@ -73,7 +73,7 @@ pub fn best_run<'r>(
 }
 
 /// The metric the figures show: the first that says which way is better, else the first.
-fn primary_metric(metrics: &[String]) -> Option<&String> {
+pub fn primary_metric(metrics: &[String]) -> Option<&String> {
     metrics
         .iter()
         .find(|m| higher_is_better(m).is_some())
@@ -113,22 +113,31 @@ fn file_safe(key: &str) -> String {
 
 /// A group's curve: (epoch, mean) points, and (min, max) at each.
 #[derive(Debug, Default, PartialEq)]
-struct Curve {
-    points: Vec<(f64, f64)>,
-    band: Vec<(f64, f64)>,
+pub struct Curve {
+    /// (epoch, mean over the group's runs).
+    pub points: Vec<(f64, f64)>,
+    /// (min, max) over the group's runs at each point.
+    pub band: Vec<(f64, f64)>,
 }
 
 /// A group's curve of one validation column: at each epoch the mean over the runs that reached it
 /// (early stopping ends runs at different epochs), with a band from their min to their max.
-fn group_curve(histories: &[History], column: fn(&History) -> &[f64]) -> Curve {
-    let Some(longest) = histories.iter().max_by_key(|h| h.epochs.len()) else {
+pub fn group_curve<H: std::borrow::Borrow<History>>(
+    histories: &[H],
+    column: fn(&History) -> &[f64],
+) -> Curve {
+    let Some(longest) = histories
+        .iter()
+        .map(H::borrow)
+        .max_by_key(|h| h.epochs.len())
+    else {
         return Curve::default();
     };
     let mut curve = Curve::default();
     for (i, &epoch) in longest.epochs.iter().enumerate() {
         let values: Vec<f64> = histories
             .iter()
-            .filter_map(|h| column(h).get(i).copied())
+            .filter_map(|h| column(h.borrow()).get(i).copied())
             .collect();
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         let low = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -328,6 +337,9 @@ mod tests {
             close(&band, &[(0.5, 0.6), (0.7, 0.8), (0.9, 0.9)]),
             "{band:?}"
         );
-        assert_eq!(group_curve(&[], |h| &h.val_loss), Curve::default());
+        assert_eq!(
+            group_curve::<History>(&[], |h| &h.val_loss),
+            Curve::default()
+        );
     }
 }

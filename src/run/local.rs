@@ -54,9 +54,13 @@ pub fn execute(env: &StageEnv, stage: &Stage) -> Result<(), StageFailure> {
         Action::Builtin { kind, settings, .. } => {
             let implementation =
                 builtin::implementation(kind).expect("declared kinds have implementations");
+            let metrics = env.run_dir.stage_log(&stage.name, LogStream::Metrics);
+            // A retried stage starts its metrics afresh (its log keeps every attempt's lines).
+            let _ = fs::remove_file(&metrics);
             let reporter = StageReporter {
                 stage: &stage.name,
                 log: env.run_dir.stage_log(&stage.name, LogStream::Stdout),
+                metrics,
                 events: env.events,
             };
             let ctx = builtin::Context {
@@ -126,33 +130,40 @@ fn run_commands(env: &StageEnv, stage: &Stage, cmds: &[String]) -> Result<(), St
     Ok(())
 }
 
-/// A built-in stage's reporter: log lines to its log in the run folder, progress to the run's events.
+/// A built-in stage's reporter: log lines to its log in the run folder, metrics rows to its metrics
+/// log there, progress to the run's events.
 struct StageReporter<'a> {
     stage: &'a str,
     log: PathBuf,
+    metrics: PathBuf,
     events: &'a dyn Observer,
 }
 
-impl Reporter for StageReporter<'_> {
-    fn log(&self, line: &str) {
-        let appended = self
-            .log
+impl StageReporter<'_> {
+    /// Appends `line` to `file`; a failure is a warning, never the stage's failure.
+    fn append(&self, file: &Path, line: &str) {
+        let appended = file
             .parent()
             .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| {
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.log)
-            })
-            .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
+            .and_then(|()| fs::OpenOptions::new().create(true).append(true).open(file))
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
         if let Err(e) = appended {
-            let message = format!("cannot write log `{}`: {e}", self.log.display());
+            let message = format!("cannot write log `{}`: {e}", file.display());
             self.events.on(Event::Warning {
                 stage: self.stage,
                 message: &message,
             });
         }
+    }
+}
+
+impl Reporter for StageReporter<'_> {
+    fn log(&self, line: &str) {
+        self.append(&self.log, line);
+    }
+
+    fn metrics(&self, row: &serde_json::Value) {
+        self.append(&self.metrics, &row.to_string());
     }
 
     fn progress(&self, progress: &Progress) {

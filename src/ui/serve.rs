@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::files;
 use super::http::{self, Request, Response};
 use super::pages::{self, Links};
-use crate::records::Runs;
+use crate::records::{Runs, is_id};
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
@@ -104,18 +104,13 @@ pub fn respond(runs: &Runs, request: &Request) -> Response {
     }
 }
 
-/// Whether `id` can name a run or sweep: letters, digits and `-` only (so never a path).
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
-
 fn compare_ids(query: &str) -> Option<Vec<String>> {
     let value = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("runs="))?;
     let decoded = http::percent_decode(value)?;
     let ids: Vec<String> = decoded.split(',').map(str::to_string).collect();
-    (ids.len() >= 2 && ids.iter().all(|id| valid_id(id))).then_some(ids)
+    (ids.len() >= 2 && ids.iter().all(|id| is_id(id))).then_some(ids)
 }
 
 /// Names of the files in `dir` with one of `extensions`, sorted.
@@ -133,24 +128,35 @@ fn files_in(dir: &Path, extensions: &[&str]) -> Vec<String> {
 }
 
 fn run_page(runs: &Runs, links: &Links, id: &str) -> Result<String, String> {
-    if !valid_id(id) {
+    if !is_id(id) {
         return Err("not a run id".into());
     }
     let record = runs.read(id)?;
     let dir = runs.run_dir(id);
-    let figures = files_in(&dir.report(), &[".png", ".svg"]);
-    let logs = files_in(&dir.logs(), &[]);
-    Ok(pages::run(links, &record, &figures, &logs))
+    let files = pages::RunFiles {
+        report: fs::read_to_string(dir.report().join("report.md")).ok(),
+        figures: files_in(&dir.report(), &[".png", ".svg"]),
+        logs: files_in(&dir.logs(), &[]),
+        stage_metrics: runs.stage_metrics(id),
+        history: crate::report::history::kept(&dir.report(), id),
+    };
+    Ok(pages::run(links, &record, &files))
 }
 
 fn sweep_page(runs: &Runs, links: &Links, id: &str) -> Result<String, String> {
-    if !valid_id(id) {
+    if !is_id(id) {
         return Err("not a sweep id".into());
     }
     let sweep = runs.resolve_sweep(id)?;
     let records = runs.sweep_runs(&sweep);
-    let figures = files_in(&runs.run_dir(&sweep.id).report(), &[".png", ".svg"]);
-    Ok(pages::sweep(links, &sweep, &records, &figures))
+    let histories = records
+        .iter()
+        .filter_map(|r| {
+            let kept = crate::report::history::kept(&runs.run_dir(&r.id).report(), &r.id)?;
+            Some((r.id.clone(), kept))
+        })
+        .collect();
+    Ok(pages::sweep(links, &sweep, &records, &histories))
 }
 
 fn compare_page(runs: &Runs, links: &Links, ids: &[String]) -> Result<String, String> {

@@ -9,6 +9,8 @@ function cellValue(row, index, numeric) {
   return Number.isNaN(value) ? -Infinity : value;
 }
 
+// Sorting by a column. In the runs table each run, and each sweep with its runs, is a <tbody>:
+// the blocks are sorted by their first row (a sweep's own row), a sweep's runs within it.
 for (const table of document.querySelectorAll("table.sortable")) {
   table.querySelectorAll("th").forEach((th, index) => {
     th.addEventListener("click", () => {
@@ -16,15 +18,21 @@ for (const table of document.querySelectorAll("table.sortable")) {
       const ascending = th.getAttribute("aria-sort") !== "ascending";
       table.querySelectorAll("th").forEach((h) => h.removeAttribute("aria-sort"));
       th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-      const body = table.tBodies[0];
-      const rows = Array.from(body.rows);
-      rows.sort((a, b) => {
+      const compare = (a, b) => {
         const x = cellValue(a, index, numeric);
         const y = cellValue(b, index, numeric);
         const order = x < y ? -1 : x > y ? 1 : 0;
         return ascending ? order : -order;
-      });
-      rows.forEach((row) => body.appendChild(row));
+      };
+      const bodies = Array.from(table.tBodies);
+      if (bodies.length === 1) {
+        Array.from(bodies[0].rows).sort(compare).forEach((row) => bodies[0].appendChild(row));
+        return;
+      }
+      bodies.sort((a, b) => compare(a.rows[0], b.rows[0])).forEach((body) => table.appendChild(body));
+      for (const body of bodies) {
+        Array.from(body.rows).slice(1).sort(compare).forEach((row) => body.appendChild(row));
+      }
     });
   });
 }
@@ -34,13 +42,21 @@ if (runs) {
   const filter = document.getElementById("filter");
   const status = document.getElementById("status");
   const compare = document.getElementById("compare");
+  const matches = (row, needle) => {
+    const rowStatus = row.querySelector("td.status").textContent.trim();
+    return (!needle || row.textContent.toLowerCase().includes(needle)) && (!status.value || rowStatus === status.value);
+  };
+  // A sweep shows while its own row or any of its runs matches.
   const apply = () => {
     const needle = filter.value.trim().toLowerCase();
-    for (const row of runs.tBodies[0].rows) {
-      const text = row.textContent.toLowerCase();
-      const rowStatus = row.querySelector("td.status").textContent.trim();
-      const shown = (!needle || text.includes(needle)) && (!status.value || rowStatus === status.value);
-      row.classList.toggle("hidden", !shown);
+    for (const body of runs.tBodies) {
+      let any = false;
+      for (const row of body.rows) {
+        const shown = matches(row, needle);
+        row.classList.toggle("hidden", !shown);
+        any = any || shown;
+      }
+      if (body.rows[0].classList.contains("sweep-head") && any) body.rows[0].classList.remove("hidden");
     }
   };
   filter.addEventListener("input", apply);
@@ -48,9 +64,18 @@ if (runs) {
   document.getElementById("all-params").addEventListener("change", (event) => {
     document.body.classList.toggle("all-params", event.target.checked);
   });
+  for (const button of runs.querySelectorAll("button.expand")) {
+    button.addEventListener("click", () => {
+      const open = button.getAttribute("aria-expanded") !== "true";
+      button.setAttribute("aria-expanded", String(open));
+      button.textContent = (open ? "▾ " : "▸ ") + button.textContent.slice(2);
+      for (const row of button.closest("tbody").querySelectorAll("tr.member")) row.hidden = !open;
+    });
+  }
   const selected = () => Array.from(runs.querySelectorAll("tbody input:checked")).map((box) => box.value);
   runs.addEventListener("change", () => {
-    compare.disabled = selected().length < 2;
+    // An exported site has no server to make a comparison.
+    compare.disabled = selected().length < 2 || compare.dataset.needsServer === "1";
   });
   compare.addEventListener("click", () => {
     window.location.href = "/compare?runs=" + selected().map(encodeURIComponent).join(",");
