@@ -13,8 +13,8 @@ use super::svg::style;
 
 const AXIS_GAP: f64 = 120.0;
 const SIDE: f64 = 70.0;
-const HEIGHT: f64 = 320.0;
-const TOP: f64 = 64.0;
+const HEIGHT: f64 = 330.0;
+const TOP: f64 = 72.0;
 const BOTTOM: f64 = 30.0;
 
 /// One axis: its name and each run's value on it (`None`: the run has none).
@@ -110,7 +110,7 @@ pub fn chart(title: &str, axes: &[Axis], runs: &[&str]) -> String {
     for (i, (axis, scale)) in axes.iter().zip(&scales).enumerate() {
         let x = x_of(i);
         // Names alternate between two rows so long ones do not run into each other.
-        let name_y = if i % 2 == 0 { 38.0 } else { 52.0 };
+        let name_y = if i % 2 == 0 { 32.0 } else { 46.0 };
         let _ = write!(
             svg,
             "<line class=\"axis\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#888\"/>\
@@ -118,12 +118,17 @@ pub fn chart(title: &str, axes: &[Axis], runs: &[&str]) -> String {
             HEIGHT - BOTTOM,
             escape(&axis.name)
         );
+        // A number axis's min and max sit below and above it, clear of the lines; words beside it.
+        let ends = matches!(scale, Scale::Numbers { .. });
         for (fraction, text) in scale.ticks() {
+            let (tx, ty, anchor) = match fraction {
+                f if ends && f == 1.0 => (x, TOP - 6.0, "middle"),
+                f if ends && f == 0.0 => (x, HEIGHT - BOTTOM + 14.0, "middle"),
+                f => (x + 5.0, y_of(f) + 4.0, "start"),
+            };
             let _ = write!(
                 svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\">{}</text>",
-                x + 5.0,
-                y_of(fraction) + 4.0,
+                "<text x=\"{tx:.1}\" y=\"{ty:.1}\" class=\"tick\" text-anchor=\"{anchor}\">{}</text>",
                 escape(&text)
             );
         }

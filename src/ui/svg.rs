@@ -180,7 +180,7 @@ pub struct Spread<'a> {
     pub values: &'a [f64],
 }
 
-/// A metric across an axis's groups: each run's value as a small ring, the mean as a dot with a bar
+/// A metric across an axis's groups: each run's value as a small ring (with several), the mean as a dot with a bar
 /// from one sd below to one above; `best` (a group's index) is drawn as a star.
 pub fn spread_chart(
     title: &str,
@@ -204,7 +204,8 @@ pub fn spread_chart(
             "<text x=\"{x:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{label}</text>",
             HEIGHT - BOTTOM + 14.0
         );
-        for value in group.values {
+        // With one run the dot is its value: no ring beside it.
+        for value in group.values.iter().filter(|_| group.values.len() > 1) {
             let _ = write!(
                 svg,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"none\" stroke=\"#777\"><title>{label}: {value:.4}</title></circle>",

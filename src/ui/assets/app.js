@@ -72,6 +72,10 @@ if (runs) {
       for (const row of button.closest("tbody").querySelectorAll("tr.member")) row.hidden = !open;
     });
   }
+  // `#sweeps-open` in the address opens every sweep (a link to the unfolded list).
+  if (window.location.hash === "#sweeps-open") {
+    for (const button of runs.querySelectorAll("button.expand")) button.click();
+  }
   const selected = () => Array.from(runs.querySelectorAll("tbody input:checked")).map((box) => box.value);
   runs.addEventListener("change", () => {
     // An exported site has no server to make a comparison.
