@@ -425,3 +425,23 @@ fn a_trained_runs_page_shows_its_report_its_confusion_matrix_and_its_curves() {
     assert!(dom.contains("Curves of <code>train</code>"), "{dom}");
     assert_eq!(dom.matches("<g class=\"series\"").count(), 4, "{dom}");
 }
+
+#[test]
+fn a_sweeps_page_draws_each_groups_curves_with_their_band_and_their_numbers() {
+    let ws = Ws::new();
+    ws.write("h.yaml", crate::test::HISTORY_PIPELINE);
+    // Validation accuracy at epoch 2 is 0.<seed>: each lr's group spans seeds 6 and 8.
+    ws.ok(&["run", "h.yaml", "--sweep", "lr=1,2", "--sweep", "seed=6,8"]);
+    let server = Server::start(&ws);
+    let sweep: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["runs", "--sweep", "latest", "--json"]).stdout).unwrap();
+    let id = sweep[0]["sweep"].as_str().unwrap();
+    let (status, _, page) = server.get(&format!("/sweep/{id}"));
+    assert_eq!(status, 200);
+    // Two axes, two groups each, two charts per axis: a band around each group's mean.
+    assert_eq!(page.matches("<polygon class=\"band\"").count(), 8, "{page}");
+    assert!(
+        page.contains("<td>lr=1</td><td>2</td><td>0.7000 [0.6000-0.8000]</td>"),
+        "{page}"
+    );
+}

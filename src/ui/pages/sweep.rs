@@ -75,8 +75,25 @@ fn group_curves(key: &str, groups: &[Group], histories: &BTreeMap<String, Histor
         return String::new();
     }
     let legend: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut table = String::from(
+        "<details><summary>the curves as a table</summary><table><thead><tr><th scope=\"col\">group</th><th scope=\"col\">epoch</th>\
+         <th scope=\"col\">val accuracy: mean [min-max]</th><th scope=\"col\">val loss: mean [min-max]</th></tr></thead><tbody>",
+    );
+    for ((name, accuracy), loss) in names.iter().zip(&accuracy).zip(&loss) {
+        let rows = accuracy.points.iter().zip(&accuracy.band);
+        for (((epoch, acc), (acc_lo, acc_hi)), ((_, l), (l_lo, l_hi))) in
+            rows.zip(loss.points.iter().zip(&loss.band))
+        {
+            let _ = write!(
+                table,
+                "<tr><td>{}</td><td>{epoch}</td><td>{acc:.4} [{acc_lo:.4}-{acc_hi:.4}]</td><td>{l:.4} [{l_lo:.4}-{l_hi:.4}]</td></tr>",
+                escape(name)
+            );
+        }
+    }
+    table.push_str("</tbody></table></details>");
     format!(
-        "<h3>Validation curves by <code>{}</code></h3><p>The mean over each group's runs, shaded from their min to their max; the runs' own numbers are on their pages.</p>{}{}",
+        "<h3>Validation curves by <code>{}</code></h3><p>The mean over each group's runs, shaded from their min to their max.</p>{}{}{table}",
         escape(key),
         svg::legend(&legend),
         svg::validation_charts(&group_lines(&accuracy, &names), &group_lines(&loss, &names)),
