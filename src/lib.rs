@@ -2,7 +2,8 @@
 //!
 //! A YAML file describes a DAG of stages (shell commands in DVC's syntax, or built-in kinds). Each
 //! stage has a key, the blake3 hash of everything that can change its outputs; a stage whose key is
-//! in the store is restored instead of run, and every run is recorded under `runs/`.
+//! in the store is restored instead of run (or fetched from a team's remote cache), and every run is
+//! recorded under `runs/`.
 //!
 //! ```text
 //!   spec (YAML -> Pipeline) -> dag (checked graph) -> exec (keys, store, workers) -> record (runs/)
@@ -19,6 +20,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod predict;
 pub mod records;
+pub mod remote;
 pub mod report;
 pub mod run;
 pub mod store;

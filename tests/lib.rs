@@ -12,6 +12,7 @@ mod model;
 mod pipelines;
 mod quoting;
 mod reliability;
+mod remote;
 mod report;
 mod runs;
 mod scheduler;

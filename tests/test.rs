@@ -54,10 +54,14 @@ impl Ws {
         std::fs::read_to_string(self.file(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
-    /// The `pipe` command, ready to run in this workspace without colours.
+    /// The `pipe` command, ready to run in this workspace without colours (and without a remote
+    /// cache the environment may name: `tests/remote.rs` gives its own).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipe"));
-        cmd.args(args).current_dir(self.path()).env("NO_COLOR", "1");
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("PIPE_REMOTE");
         cmd
     }
 

@@ -76,6 +76,22 @@ pub enum Command {
         /// (Set by `--detach`.) The sweep id reserved for this sweep.
         #[arg(long, hide = true)]
         sweep_id: Option<String>,
+        /// Do not push what ran to the remote cache (`PIPE_REMOTE`); it is still asked on a miss.
+        #[arg(long)]
+        no_push: bool,
+    },
+    /// Push runs' stage results to the remote cache (`PIPE_REMOTE`): objects first, then entries;
+    /// what the remote has is not sent again.
+    Push {
+        /// Runs (ids, prefixes or `latest`); default: every stage result in the local store.
+        runs: Vec<String>,
+    },
+    /// Pull a run's stage results from the remote cache into the local store (`pipe run` then
+    /// restores them without running anything).
+    Pull {
+        /// Runs (ids, prefixes or `latest`) whose stages' results to fetch.
+        #[arg(num_args = 1.., required = true)]
+        runs: Vec<String>,
     },
     /// Say per stage whether it is up to date or will run, and why; with `--run`, where a run's
     /// stages are (queued, running, done).

@@ -1,9 +1,11 @@
 //! The command line: its grammar ([`args`]), one function per subcommand ([`commands`]), the text they
-//! print ([`render`]), and the terminal, the only writer to it while a pipeline runs ([`terminal`]).
+//! print ([`render`]), the remote cache's commands ([`remote`]), and the terminal, the only writer to it
+//! while a pipeline runs ([`terminal`]).
 //! This file maps each subcommand to its function. Nothing here hashes, schedules or reads YAML.
 
 mod args;
 mod commands;
+mod remote;
 mod render;
 mod sweep;
 mod terminal;
@@ -32,7 +34,7 @@ fn verbosity(cli: &Cli) -> Verbosity {
 pub fn run(cli: Cli) -> Result<i32, Error> {
     let root = std::env::current_dir()
         .map_err(|e| Error::Io(format!("cannot read the current directory: {e}")))?;
-    let ws = Workspace::new(root, cli.cache_dir.clone(), cli.runs_dir.clone());
+    let mut ws = Workspace::new(root, cli.cache_dir.clone(), cli.runs_dir.clone());
     let verbosity = verbosity(&cli);
     match cli.command {
         Command::Run {
@@ -50,7 +52,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             seed,
             no_sweep,
             sweep_id,
+            no_push,
         } => {
+            remote::attach(&mut ws, !no_push)?;
             let plan = crate::run::sweep::SweepPlan {
                 axes: sweep,
                 sample: sample.map(|n| (n, seed)),
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             json,
             run: None,
         } => {
+            remote::attach(&mut ws, false)?;
             let request = RunRequest {
                 file: file.expect("clap requires FILE without --run"),
                 targets: stages,
@@ -126,5 +131,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Weights(WeightsCommand::Inspect { file, .. }) => commands::inspect_weights(&file),
         Command::Stages => commands::stages(),
+        Command::Push { runs } => {
+            remote::attach(&mut ws, true)?;
+            remote::push(&ws, &runs)
+        }
+        Command::Pull { runs } => {
+            remote::attach(&mut ws, false)?;
+            remote::pull(&ws, &runs)
+        }
     }
 }

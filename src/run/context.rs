@@ -14,6 +14,7 @@ use crate::pipeline::graph::Dag;
 use crate::pipeline::{ExecutorKind, Override};
 use crate::pipeline::{Pipeline, Stage};
 use crate::records::RunDir;
+use crate::remote::Remote;
 use crate::store::Store;
 use crate::store::hash::StatCache;
 
@@ -78,6 +79,8 @@ pub struct RunContext<'a> {
     /// In a sandbox: the keys of the hits restored so far (each is restored only when a stage that
     /// runs reads it).
     pub restored_on_demand: Mutex<BTreeSet<String>>,
+    /// The team's remote cache, asked on a local miss and pushed to after each commit.
+    pub remote: Option<&'a Remote>,
 }
 
 /// What the runs of a sweep that go at once share, each in its own sandbox

@@ -15,6 +15,7 @@ use super::executor::Launch;
 use super::outcome::{StageResult, Status};
 use crate::builtin::Progress;
 use crate::pipeline::{Action, ExecutorKind, Stage, is_within};
+use crate::remote::Fetched;
 use crate::store::hash::{Tree, TreeKind};
 use crate::store::key::{KEY_VERSION, KeyInput};
 use crate::store::state::{self, PipelineState, StageState};
@@ -214,6 +215,9 @@ impl RunContext<'_> {
         self.store
             .commit(self.root, &entry)
             .map_err(|e| format!("cannot save outputs of `{}` to the store: {e}", stage.name))?;
+        if let Some(remote) = self.remote {
+            remote.push_in_background(self.store, &entry.key);
+        }
         r.status = Status::Ran;
         r.outputs = Arc::new(entry.outputs);
         r.metrics = self.read_metrics(stage);
@@ -239,17 +243,26 @@ impl RunContext<'_> {
                 None
             }
         };
-        let Some(entry) = entry else {
-            return Ok(None);
+        let (entry, remote) = match entry {
+            Some(entry) => (entry, false),
+            None => match self.remote_entry(key, warnings) {
+                Some(entry) => (entry, true),
+                None => return Ok(None),
+            },
         };
         match self.use_entry(stage, &entry) {
             Ok(used) => {
                 let mut r = StageResult::new(i, stage, Status::Cached, String::new());
-                r.reason = match (self.options.mode, used) {
-                    (_, Use::InPlace) => "up to date".into(),
-                    (Mode::Plan, _) => "will restore outputs from the cache".into(),
-                    (Mode::Run, Use::Restored) => "restored from the cache".into(),
-                    (Mode::Run, Use::Deferred) => "in the cache".into(),
+                r.reason = match (self.options.mode, used, remote) {
+                    (Mode::Plan, _, true) => "will restore outputs from the remote cache".into(),
+                    (Mode::Run, Use::Restored | Use::InPlace, true) => {
+                        "restored from the remote cache".into()
+                    }
+                    (Mode::Run, Use::Deferred, true) => "fetched from the remote cache".into(),
+                    (_, Use::InPlace, false) => "up to date".into(),
+                    (Mode::Plan, _, false) => "will restore outputs from the cache".into(),
+                    (Mode::Run, Use::Restored, false) => "restored from the cache".into(),
+                    (Mode::Run, Use::Deferred, false) => "in the cache".into(),
                 };
                 r.key = Some(key.to_string());
                 r.saved_s = entry.duration_s;
@@ -275,6 +288,23 @@ impl RunContext<'_> {
                 warnings.push(e.to_string());
                 Ok(None)
             }
+        }
+    }
+
+    /// The entry for `key` from the remote cache after a local miss: in run mode fetched into the
+    /// store (entry and objects, each checked), in plan mode only read.
+    fn remote_entry(&self, key: &str, warnings: &mut Vec<String>) -> Option<Entry> {
+        let remote = self.remote?;
+        match self.options.mode {
+            Mode::Plan => remote.entry(key),
+            Mode::Run => match remote.fetch(self.store, key) {
+                Fetched::Restored => self.store.lookup(key).ok().flatten(),
+                Fetched::Missing => None,
+                Fetched::Warning(warning) => {
+                    warnings.push(warning);
+                    None
+                }
+            },
         }
     }
 

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::pipeline::graph::Dag;
 use crate::pipeline::{self, Diagnostics, Override, Pipeline};
 use crate::records::Runs;
+use crate::remote::Remote;
 use crate::store::Store;
 use crate::store::hash::StatCache;
 use crate::store::state::{self, PipelineState};
@@ -38,6 +39,8 @@ pub struct Workspace {
     pub runs: Runs,
     /// Set in a sweep's sandbox: what the sweep's runs share (`root` is then the sandbox).
     pub shared: Option<Arc<Shared>>,
+    /// The team's remote cache, if one is configured.
+    pub remote: Option<Arc<Remote>>,
 }
 
 impl Workspace {
@@ -48,6 +51,7 @@ impl Workspace {
             runs: Runs::new(root.join(runs_dir)),
             root,
             shared: None,
+            remote: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl Workspace {
             store: Store::new(self.store.dir().to_path_buf()),
             runs: Runs::new(self.runs.dir().to_path_buf()),
             shared: Some(shared),
+            remote: self.remote.clone(),
         }
     }
 
@@ -122,6 +127,7 @@ impl Workspace {
             executor,
             shared: self.shared.as_deref(),
             restored_on_demand: Default::default(),
+            remote: self.remote.as_deref(),
         };
         let state_path = state::path(self.store.dir(), &pipeline.file);
         let last_state = PipelineState::load(&state_path);

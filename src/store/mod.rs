@@ -1,6 +1,7 @@
 //! The content-addressed store under `.pipe/`: what makes a stage's key ([`key`]), the content of files
 //! and folders with a stat cache ([`hash`]) found by a walk that keeps or follows links ([`walk`]), stage outputs saved after success and restored on a hit
-//! ([`objects`]), the locks that keep runs, cluster jobs and `pipe gc` apart ([`locks`]), and each
+//! ([`objects`]), the same entries and objects exchanged with a remote cache, checked on the way in
+//! ([`exchange`]), the locks that keep runs, cluster jobs and `pipe gc` apart ([`locks`]), and each
 //! pipeline's last state, which says why a stage must run again ([`state`]).
 //!
 //! ```text
@@ -16,6 +17,7 @@
 //!   stat-cache            size, mtime, ctime, inode and when hashed -> hash (unchanged files are not read again)
 //! ```
 
+mod exchange;
 pub mod hash;
 pub mod key;
 mod locks;
@@ -26,5 +28,6 @@ pub mod walk;
 #[cfg(test)]
 mod proptests;
 
+pub use exchange::{ObjectWriter, Refused};
 pub use locks::FileLock;
 pub use objects::{Entry, EntryError, RestoreError, Store};

@@ -18,7 +18,7 @@ use crate::util::fsutil;
 use crate::util::fsutil::with_path;
 
 /// Version of the entry format; entries of another version are misses.
-const ENTRY_FORMAT: u32 = 1;
+pub(super) const ENTRY_FORMAT: u32 = 1;
 
 /// What the store knows about one stage key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ impl Entry {
     /// Whether everything in the entry can be trusted before anything is restored from it: output
     /// and file paths relative, normal and inside their output, hashes 64 hex digits, every folder's
     /// hash that of its listing, and the cached outputs among the outputs.
-    fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), String> {
         for (output, tree) in &self.outputs {
             if !is_plain_relative(output) {
                 return Err(format!(
@@ -122,7 +122,7 @@ fn crash_point(point: &str) {
 }
 
 /// Whether `text` is a blake3 hash as the store writes them: 64 lowercase hexadecimal digits.
-fn is_hash(text: &str) -> bool {
+pub(super) fn is_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -207,11 +207,11 @@ impl Store {
         &self.dir
     }
 
-    fn object_path(&self, hash: &str) -> PathBuf {
+    pub(super) fn object_path(&self, hash: &str) -> PathBuf {
         self.dir.join("objects").join(&hash[..2]).join(hash)
     }
 
-    fn entry_path(&self, key: &str) -> PathBuf {
+    pub(super) fn entry_path(&self, key: &str) -> PathBuf {
         self.dir
             .join("stages")
             .join(&key[..2])
@@ -224,7 +224,7 @@ impl Store {
         self.dir.join("tmp").join("sandboxes")
     }
 
-    fn tmp_path(&self, what: &str) -> PathBuf {
+    pub(super) fn tmp_path(&self, what: &str) -> PathBuf {
         self.dir
             .join("tmp")
             .join(format!("{what}.{}", fsutil::unique_suffix()))

@@ -1,0 +1,249 @@
+//! The S3 client: `object_store`'s `AmazonS3` (SigV4, retries with backoff, multipart uploads) with
+//! the few operations a remote cache needs: is a name there, download it (streamed), upload a file
+//! (in parts when it is big) and write a name only if it is absent. Every request has a timeout and a
+//! bounded number of retries, so a remote that is down or slow costs seconds, not a hung run.
+//!
+//! Credentials come only from the standard AWS places: `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, else the profile (`AWS_PROFILE`, or `default`)
+//! of the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/credentials`).
+
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+use object_store::path::Path as Name;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, PutMode, PutOptions,
+    PutPayload, RetryConfig, WriteMultipart,
+};
+
+use super::config::RemoteConfig;
+use crate::store::ObjectWriter;
+
+/// Files at least this big go up in parts of this size.
+const PART: usize = 16 << 20;
+
+/// A request that could not be carried out: the remote is down, slow, or refuses us.
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
+fn unavailable(e: object_store::Error) -> Unavailable {
+    // object_store's messages name the request and the status, never a credential.
+    Unavailable(e.to_string())
+}
+
+/// A connection to one remote.
+pub struct Client {
+    store: Arc<AmazonS3>,
+    config: RemoteConfig,
+}
+
+/// `(key id, secret, session token)` of `profile` in the shared credentials file `text`.
+fn profile_credentials(text: &str, profile: &str) -> Option<(String, String, Option<String>)> {
+    let mut in_profile = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = name.trim() == profile;
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if in_profile {
+            let value = Some(value.trim().to_string());
+            match key.trim() {
+                "aws_access_key_id" => id = value,
+                "aws_secret_access_key" => secret = value,
+                "aws_session_token" => token = value,
+                _ => {}
+            }
+        }
+    }
+    Some((id?, secret?, token))
+}
+
+/// The credentials the environment gives, else the shared credentials file's profile.
+fn with_credentials(builder: AmazonS3Builder) -> AmazonS3Builder {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if var("AWS_ACCESS_KEY_ID").is_some() {
+        return builder;
+    }
+    let file = var("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|home| Path::new(&home).join(".aws/credentials")));
+    let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let found = file
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|text| profile_credentials(&text, &profile));
+    match found {
+        Some((id, secret, token)) => {
+            let builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+            match token {
+                Some(token) => builder.with_token(token),
+                None => builder,
+            }
+        }
+        None => builder,
+    }
+}
+
+impl Client {
+    /// A client for `config` (nothing is sent until the first request).
+    pub fn new(config: &RemoteConfig) -> Result<Client, String> {
+        let options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(60))
+            .with_allow_http(
+                config
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+            );
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(20),
+        };
+        let mut builder = with_credentials(AmazonS3Builder::from_env())
+            .with_bucket_name(&config.bucket)
+            .with_region(config.region.as_deref().unwrap_or("us-east-1"))
+            .with_client_options(options)
+            .with_retry(retry)
+            .with_conditional_put(S3ConditionalPut::ETagMatch);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| format!("remote {config}: {e}"))?;
+        Ok(Client {
+            store: Arc::new(store),
+            config: config.clone(),
+        })
+    }
+
+    fn name(&self, name: &str) -> Name {
+        Name::from(self.config.path(name))
+    }
+
+    /// Whether `name` is there.
+    pub async fn exists(&self, name: &str) -> Result<bool, Unavailable> {
+        match self.store.head(&self.name(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The bytes of `name`, or `None` when it is not there.
+    pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Unavailable> {
+        match self.store.get(&self.name(name)).await {
+            Ok(found) => Ok(Some(found.bytes().await.map_err(unavailable)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Streams `name` into `writer`; false when it is not there.
+    pub async fn download(
+        &self,
+        name: &str,
+        writer: &mut ObjectWriter,
+    ) -> Result<bool, Unavailable> {
+        let found = match self.store.get(&self.name(name)).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let mut stream = found.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(unavailable)?;
+            writer
+                .write(&chunk)
+                .map_err(|e| Unavailable(format!("cannot write a download: {e}")))?;
+        }
+        Ok(true)
+    }
+
+    /// Uploads the file at `path` as `name`: in one request, or in parts when it is big.
+    pub async fn upload(&self, name: &str, path: &Path) -> Result<u64, Unavailable> {
+        let local =
+            |e: std::io::Error| Unavailable(format!("cannot read `{}`: {e}", path.display()));
+        let size = std::fs::metadata(path).map_err(local)?.len();
+        if size < PART as u64 {
+            let bytes = std::fs::read(path).map_err(local)?;
+            self.store
+                .put(&self.name(name), PutPayload::from(bytes))
+                .await
+                .map_err(unavailable)?;
+            return Ok(size);
+        }
+        let upload = self
+            .store
+            .put_multipart(&self.name(name))
+            .await
+            .map_err(unavailable)?;
+        let mut parts = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut file = std::fs::File::open(path).map_err(local)?;
+        let mut buffer = vec![0; PART];
+        loop {
+            let read = file.read(&mut buffer).map_err(local)?;
+            if read == 0 {
+                break;
+            }
+            parts.wait_for_capacity(4).await.map_err(unavailable)?;
+            parts.write(&buffer[..read]);
+        }
+        parts.finish().await.map_err(unavailable)?;
+        Ok(size)
+    }
+
+    /// Writes `bytes` as `name` unless something is there already; true when this wrote it.
+    pub async fn put_if_absent(&self, name: &str, bytes: Vec<u8>) -> Result<bool, Unavailable> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&self.name(name), PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_is_read_from_the_shared_credentials_file() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n[ci]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=E\n";
+        assert_eq!(
+            profile_credentials(text, "default"),
+            Some(("A".into(), "B".into(), None))
+        );
+        assert_eq!(
+            profile_credentials(text, "ci"),
+            Some(("C".into(), "D".into(), Some("E".into())))
+        );
+        assert_eq!(profile_credentials(text, "other"), None);
+    }
+}

@@ -1,0 +1,352 @@
+//! A remote cache of stage results on S3-compatible storage, shared by every machine of a team: on a
+//! local miss a run asks the remote for the stage's key and restores from it; after a stage commits,
+//! its objects and then its entry go up in the background, and the run waits for them only before
+//! it exits.
+//!
+//! ```text
+//!   config   where the remote is (PIPE_REMOTE and AWS_ENDPOINT_URL, or a pipeline's `remote:`)
+//!   client   the S3 requests, with timeouts, retries, streamed downloads and multipart uploads
+//! ```
+//!
+//! In the bucket, under the remote's folder, the layout is the local store's:
+//! `objects/ab/<hash>` (named by content, so two machines pushing the same bytes write the same
+//! object) and `stages/9c/<key>.json` (written after its objects, only if absent). Nothing from the
+//! remote is used before the store's own checks: an entry is parsed and checked like a local one, an
+//! object is stored only if its bytes hash to its name. A remote that is down, slow or refuses the
+//! credentials costs one warning; the run goes on with the local store.
+
+mod client;
+pub mod config;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use futures::StreamExt as _;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+use self::client::{Client, Unavailable};
+pub use self::config::RemoteConfig;
+use crate::store::Store;
+
+/// How many objects go up or down at once.
+const IN_FLIGHT: usize = 32;
+
+/// What a lookup on the remote found.
+#[derive(Debug, PartialEq)]
+pub enum Fetched {
+    /// The entry and its objects are now in the local store.
+    Restored,
+    /// The remote has no entry for the key (or is known to be unavailable).
+    Missing,
+    /// The remote could not be used for this key: the warning to show (said once per problem).
+    Warning(String),
+}
+
+/// What pushes did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Pushed {
+    /// Entries written.
+    pub entries: usize,
+    /// Entries the remote had already.
+    pub present: usize,
+    /// Objects uploaded and their bytes.
+    pub objects: usize,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// What went wrong (the remote unavailable, an entry unreadable).
+    pub warnings: Vec<String>,
+}
+
+impl Pushed {
+    fn add(&mut self, other: Pushed) {
+        self.entries += other.entries;
+        self.present += other.present;
+        self.objects += other.objects;
+        self.bytes += other.bytes;
+        self.warnings.extend(other.warnings);
+    }
+}
+
+/// A remote cache in use by one `pipe` process.
+pub struct Remote {
+    client: std::sync::Arc<Client>,
+    config: RemoteConfig,
+    runtime: Runtime,
+    /// Set at the first failed request: later ones are not tried (one warning, not one a stage).
+    down: Mutex<Option<String>>,
+    /// Pushes under way in the background.
+    pending: Mutex<Vec<JoinHandle<Pushed>>>,
+    /// Whether runs push what they commit (`--no-push` turns it off).
+    push_commits: bool,
+}
+
+fn entry_name(key: &str) -> String {
+    format!("stages/{}/{key}.json", &key[..2])
+}
+
+fn object_name(hash: &str) -> String {
+    format!("objects/{}/{hash}", &hash[..2])
+}
+
+impl Remote {
+    /// A remote at `config`; `push_commits` says whether runs push what their stages commit.
+    pub fn new(config: RemoteConfig, push_commits: bool) -> Result<Remote, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the remote's client: {e}"))?;
+        Ok(Remote {
+            client: std::sync::Arc::new(Client::new(&config)?),
+            config,
+            runtime,
+            down: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
+            push_commits,
+        })
+    }
+
+    /// Where it is, for messages.
+    pub fn config(&self) -> &RemoteConfig {
+        &self.config
+    }
+
+    /// Notes that the remote failed; the warning to show, or `None` when one was shown already.
+    fn failed(&self, why: Unavailable) -> Option<String> {
+        let mut down = self.down.lock().expect("remote state");
+        if down.is_some() {
+            return None;
+        }
+        let warning = format!(
+            "the remote cache {} is unavailable ({}); going on with the local cache",
+            self.config, why.0
+        );
+        *down = Some(warning.clone());
+        Some(warning)
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.lock().expect("remote state").is_some()
+    }
+
+    /// The remote's entry for `key`, checked, without its objects (for plans); `None` when it has
+    /// none, or it is unusable or unavailable.
+    pub fn entry(&self, key: &str) -> Option<crate::store::Entry> {
+        if self.is_down() {
+            return None;
+        }
+        match self.runtime.block_on(self.client.get(&entry_name(key))) {
+            Ok(bytes) => Store::parse_entry(key, &bytes?).ok(),
+            Err(why) => {
+                self.failed(why);
+                None
+            }
+        }
+    }
+
+    /// Looks `key` up on the remote and, when it is there, brings its entry and objects into
+    /// `store`, each checked before it is kept.
+    pub fn fetch(&self, store: &Store, key: &str) -> Fetched {
+        if self.is_down() {
+            return Fetched::Missing;
+        }
+        match self.runtime.block_on(fetch(&self.client, store, key)) {
+            Ok(fetched) => fetched,
+            Err(why) => self.failed(why).map_or(Fetched::Missing, Fetched::Warning),
+        }
+    }
+
+    /// Starts pushing `key`'s entry (and its objects first) in the background.
+    pub fn push_in_background(&self, store: &Store, key: &str) {
+        if !self.push_commits || self.is_down() {
+            return;
+        }
+        let (client, store, key) = (
+            self.client.clone(),
+            Store::new(store.dir().to_path_buf()),
+            key.to_string(),
+        );
+        let task = self
+            .runtime
+            .spawn(async move { push(&client, &store, &key).await });
+        self.pending.lock().expect("pending pushes").push(task);
+    }
+
+    /// Waits for every push started in the background; what they did.
+    pub fn finish_pushes(&self) -> Pushed {
+        let tasks = std::mem::take(&mut *self.pending.lock().expect("pending pushes"));
+        let mut total = Pushed::default();
+        for task in tasks {
+            match self.runtime.block_on(task) {
+                Ok(pushed) => total.add(pushed),
+                Err(e) => total.warnings.push(format!("a push failed: {e}")),
+            }
+        }
+        self.settle(total)
+    }
+
+    /// Pushes `keys` now (`pipe push`), several at once.
+    pub fn push(&self, store: &Store, keys: &[String]) -> Pushed {
+        let total = self.runtime.block_on(async {
+            let pushes =
+                futures::stream::iter(keys.iter().map(|key| push(&self.client, store, key)))
+                    .buffer_unordered(4)
+                    .collect::<Vec<Pushed>>()
+                    .await;
+            let mut total = Pushed::default();
+            for pushed in pushes {
+                total.add(pushed);
+            }
+            total
+        });
+        self.settle(total)
+    }
+
+    /// Keeps one warning about the remote being unavailable among `pushed`'s.
+    fn settle(&self, mut pushed: Pushed) -> Pushed {
+        let mut unavailable = pushed
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with(UNAVAILABLE))
+            .map(|w| Unavailable(w[UNAVAILABLE.len()..].to_string()));
+        let first = unavailable.next();
+        pushed.warnings.retain(|w| !w.starts_with(UNAVAILABLE));
+        if let Some(warning) = first.and_then(|why| self.failed(why)) {
+            pushed.warnings.push(warning);
+        }
+        pushed
+    }
+}
+
+/// Marks a push's warning that says the remote could not be reached (settled into one warning).
+const UNAVAILABLE: &str = "\u{0}unavailable: ";
+
+/// Brings `key` from the remote into `store`.
+async fn fetch(client: &Client, store: &Store, key: &str) -> Result<Fetched, Unavailable> {
+    let Some(bytes) = client.get(&entry_name(key)).await? else {
+        return Ok(Fetched::Missing);
+    };
+    let entry = match Store::parse_entry(key, &bytes) {
+        Ok(entry) => entry,
+        Err(refused) => {
+            return Ok(Fetched::Warning(format!(
+                "the remote's {refused}; not used"
+            )));
+        }
+    };
+    let wanted: Vec<String> = Store::objects_of(&entry)
+        .into_iter()
+        .filter(|hash| store.object_file(hash).is_none())
+        .collect();
+    let downloads = futures::stream::iter(wanted.iter().map(|hash| download(client, store, hash)))
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    for result in downloads {
+        if let Some(problem) = result? {
+            return Ok(Fetched::Warning(format!(
+                "the remote's entry for {key} is not used: {problem}"
+            )));
+        }
+    }
+    match store.import_entry(&entry) {
+        Ok(()) => Ok(Fetched::Restored),
+        Err(refused) => Ok(Fetched::Warning(refused.to_string())),
+    }
+}
+
+/// Downloads object `hash` into `store`; the problem when it is missing or does not match its hash.
+async fn download(
+    client: &Client,
+    store: &Store,
+    hash: &str,
+) -> Result<Option<String>, Unavailable> {
+    let mut writer = store
+        .object_writer(hash)
+        .map_err(|e| Unavailable(format!("cannot write into the store: {e}")))?;
+    if !client.download(&object_name(hash), &mut writer).await? {
+        return Ok(Some(format!("its object {hash} is missing")));
+    }
+    Ok(writer.finish().err().map(|refused| refused.to_string()))
+}
+
+/// Pushes `key`'s objects, then its entry, unless the remote has the entry already.
+async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
+    let mut pushed = Pushed::default();
+    let unavailable = |why: Unavailable| format!("{UNAVAILABLE}{}", why.0);
+    let bytes = match store.entry_bytes(key) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return pushed,
+        Err(e) => {
+            pushed
+                .warnings
+                .push(format!("cannot read entry {key}: {e}"));
+            return pushed;
+        }
+    };
+    let entry = match Store::parse_entry(key, &bytes) {
+        Ok(entry) => entry,
+        Err(refused) => {
+            pushed.warnings.push(format!("not pushed: {refused}"));
+            return pushed;
+        }
+    };
+    match client.exists(&entry_name(key)).await {
+        Ok(true) => {
+            pushed.present += 1;
+            return pushed;
+        }
+        Ok(false) => {}
+        Err(why) => {
+            pushed.warnings.push(unavailable(why));
+            return pushed;
+        }
+    }
+    let objects = Store::objects_of(&entry);
+    if let Some(missing) = objects.iter().find(|h| store.object_file(h).is_none()) {
+        pushed.warnings.push(format!(
+            "entry {key} not pushed: its object {missing} is not in the local store"
+        ));
+        return pushed;
+    }
+    let uploads =
+        futures::stream::iter(objects.into_iter().map(|hash| upload(client, store, hash)))
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+    for upload in uploads {
+        match upload {
+            Ok(Some(bytes)) => {
+                pushed.objects += 1;
+                pushed.bytes += bytes;
+            }
+            Ok(None) => {}
+            Err(why) => {
+                pushed.warnings.push(unavailable(why));
+                return pushed;
+            }
+        }
+    }
+    match client.put_if_absent(&entry_name(key), bytes).await {
+        Ok(true) => pushed.entries += 1,
+        Ok(false) => pushed.present += 1,
+        Err(why) => pushed.warnings.push(unavailable(why)),
+    }
+    pushed
+}
+
+/// Uploads object `hash` unless the remote has it; its size when it went up.
+async fn upload(client: &Client, store: &Store, hash: String) -> Result<Option<u64>, Unavailable> {
+    if client.exists(&object_name(&hash)).await? {
+        return Ok(None);
+    }
+    // Checked by the caller; gone since only if `pipe gc` ran beside us, which a push survives.
+    let Some(file) = store.object_file(&hash) else {
+        return Ok(None);
+    };
+    client
+        .upload(&object_name(&hash), Path::new(&file))
+        .await
+        .map(Some)
+}

@@ -1,0 +1,284 @@
+//! The remote cache against a real S3 server (`s3s-fs`, which serves a folder over the S3 API and
+//! checks SigV4 signatures; `.ci/run` installs it): workspaces on two "machines" share results, and
+//! a corrupt object, a crafted entry, wrong credentials and a server that is down each cost a
+//! warning while the run goes on. Skipped, with the reason, where `s3s-fs` is not installed.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::test::{Run, Ws};
+
+const ACCESS_KEY: &str = "pipe-test";
+const SECRET_KEY: &str = "pipe-test-secret";
+
+/// An S3 server on a free local port serving a temporary folder with one bucket, `cache`.
+struct S3 {
+    child: Option<Child>,
+    port: u16,
+    root: tempfile::TempDir,
+}
+
+impl S3 {
+    /// The server, or `None` (with the reason printed) where `s3s-fs` is not installed.
+    fn start() -> Option<S3> {
+        let found = Command::new("s3s-fs")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            eprintln!(
+                "skipping: no `s3s-fs` here (`cargo install s3s-fs@0.14.1 --features binary --locked`; .ci/run installs it)"
+            );
+            return None;
+        }
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("cache")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s3 = S3 {
+            child: None,
+            port,
+            root,
+        };
+        s3.restart();
+        Some(s3)
+    }
+
+    /// Starts the server (again) on its port and waits until it answers.
+    fn restart(&mut self) {
+        let child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "s3s-fs did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `pipe` in `ws` with this server as its remote (and `secret` as the credentials' secret).
+    fn pipe_with(&self, ws: &Ws, args: &[&str], secret: &str) -> Run {
+        let output = ws
+            .command(args)
+            .env("PIPE_REMOTE", "s3://cache/team")
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            )
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The same, asserting it succeeds.
+    fn ok(&self, ws: &Ws, args: &[&str]) -> Run {
+        let run = self.pipe_with(ws, args, SECRET_KEY);
+        assert_eq!(run.code, 0, "pipe {args:?}:\n{}", run.stderr);
+        run
+    }
+
+    /// The files the bucket holds under `folder` (`objects` or `stages`).
+    fn stored(&self, folder: &str) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let top = self.root.path().join("cache/team").join(folder);
+        for shard in std::fs::read_dir(&top).into_iter().flatten().flatten() {
+            found.extend(
+                std::fs::read_dir(shard.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+        found.sort();
+        found
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A two-stage pipeline whose first stage writes a folder and a file big enough to go up in parts.
+const PIPELINE: &str = r#"
+stages:
+  make:
+    cmd: mkdir -p out && for i in 1 2 3; do echo $i > out/$i.txt; done && head -c 20000000 /dev/urandom > big.bin
+    outs: [out, big.bin]
+  count:
+    cmd: cat out/*.txt | wc -l > count.txt && wc -c < big.bin >> count.txt
+    deps: [out, big.bin]
+    outs: [count.txt]
+"#;
+
+fn machine() -> Ws {
+    let ws = Ws::new();
+    ws.write("p.yaml", PIPELINE);
+    ws
+}
+
+#[test]
+fn two_machines_share_results_and_nothing_is_sent_twice() {
+    let Some(s3) = S3::start() else { return };
+    let laptop = machine();
+    let run = s3.ok(&laptop, &["run", "p.yaml"]);
+    assert!(
+        run.stderr.contains("pushed 2 stage results (5 objects"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s3.stored("stages").len(), 2);
+
+    // A fresh machine plans to restore both stages from the remote, then does, running nothing.
+    let ci = machine();
+    let plan = s3.ok(&ci, &["status", "p.yaml"]);
+    assert!(
+        plan.stdout
+            .contains("will restore outputs from the remote cache"),
+        "{}",
+        plan.stdout
+    );
+    s3.ok(&ci, &["run", "p.yaml"]);
+    assert_eq!(ci.with_status("cached"), ["make", "count"]);
+    assert_eq!(ci.reason("make"), "restored from the remote cache");
+    assert_eq!(ci.read("count.txt"), laptop.read("count.txt"));
+    assert_eq!(
+        std::fs::read(ci.file("big.bin")).unwrap(),
+        std::fs::read(laptop.file("big.bin")).unwrap()
+    );
+
+    // What the remote has is never sent again.
+    let push = s3.ok(&laptop, &["push"]);
+    assert!(
+        push.stderr
+            .contains("pushed 0 stage results (0 objects, 0.0 MiB)")
+            && push.stderr.contains("2 there already"),
+        "{}",
+        push.stderr
+    );
+}
+
+#[test]
+fn a_corrupt_object_or_a_crafted_entry_on_the_remote_is_a_warning_and_the_stage_runs() {
+    let Some(s3) = S3::start() else { return };
+    s3.ok(&machine(), &["run", "p.yaml"]);
+    let objects = s3.stored("objects");
+    for object in &objects {
+        let mut permissions = std::fs::metadata(object).unwrap().permissions();
+        #[expect(
+            clippy::permissions_set_readonly_false,
+            reason = "the test tampers with the bucket"
+        )]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(object, permissions).unwrap();
+        std::fs::write(object, "tampered").unwrap();
+    }
+    let ws = machine();
+    let run = s3.ok(&ws, &["run", "p.yaml"]);
+    assert!(
+        run.stderr.contains("does not match its hash"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ws.with_status("ran"), ["make", "count"]);
+
+    // An entry that would write outside the workspace is refused before anything is written.
+    for entry in s3.stored("stages") {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        std::fs::write(&entry, text.replace("\"out\"", "\"../../escaped\"")).unwrap();
+    }
+    let ws = machine();
+    let run = s3.ok(&ws, &["run", "p.yaml"]);
+    assert!(run.stderr.contains("is not usable"), "{}", run.stderr);
+    assert_eq!(ws.with_status("ran"), ["make", "count"]);
+    assert!(!ws.path().parent().unwrap().join("escaped").exists());
+}
+
+#[test]
+fn a_remote_that_refuses_or_is_down_is_one_warning_and_the_next_push_completes() {
+    let Some(mut s3) = S3::start() else { return };
+    let ws = machine();
+    let refused = s3.pipe_with(&ws, &["run", "p.yaml"], "a-wrong-secret");
+    assert_eq!(refused.code, 0, "{}", refused.stderr);
+    assert_eq!(
+        refused.stderr.matches("is unavailable").count(),
+        1,
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("a-wrong-secret"),
+        "{}",
+        refused.stderr
+    );
+
+    s3.stop();
+    let down = s3.ok(&ws, &["run", "p.yaml", "--force"]);
+    assert_eq!(
+        down.stderr.matches("is unavailable").count(),
+        1,
+        "{}",
+        down.stderr
+    );
+    assert!(s3.stored("stages").is_empty());
+
+    // Back up: `pipe push` sends what the runs left behind, and another machine gets it all.
+    s3.restart();
+    let push = s3.ok(&ws, &["push", "latest"]);
+    assert!(
+        push.stderr.contains("pushed 2 stage results"),
+        "{}",
+        push.stderr
+    );
+    // Another machine with the run's record (runs/ kept in git, say) pulls its results by its id.
+    let other = machine();
+    let id = ws.latest()["id"].as_str().unwrap().to_string();
+    crate::pipelines::copy_dir(
+        &ws.file(&format!("runs/{id}")),
+        &other.file(&format!("runs/{id}")),
+    );
+    let pulled = s3.ok(&other, &["pull", &id]);
+    assert!(
+        pulled.stderr.contains("pulled 2 stage results"),
+        "{}",
+        pulled.stderr
+    );
+    let again = s3.ok(&other, &["pull", &id]);
+    assert!(
+        again.stderr.contains("2 were here already"),
+        "{}",
+        again.stderr
+    );
+    s3.ok(&other, &["run", "p.yaml", "--no-push"]);
+    assert_eq!(other.with_status("cached"), ["make", "count"]);
+}
