@@ -30,11 +30,18 @@ fn verbosity(cli: &Cli) -> Verbosity {
     }
 }
 
-/// Runs the parsed command line; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32, Error> {
+/// The workspace in the current directory, with the remote cache the command uses (if any).
+fn workspace(cli: &Cli) -> Result<Workspace, Error> {
     let root = std::env::current_dir()
         .map_err(|e| Error::Io(format!("cannot read the current directory: {e}")))?;
     let mut ws = Workspace::new(root, cli.cache_dir.clone(), cli.runs_dir.clone());
+    remote::attach(&mut ws, &cli.command)?;
+    Ok(ws)
+}
+
+/// Runs the parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32, Error> {
+    let ws = workspace(&cli)?;
     let verbosity = verbosity(&cli);
     match cli.command {
         Command::Run {
@@ -52,9 +59,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             seed,
             no_sweep,
             sweep_id,
-            no_push,
+            ..
         } => {
-            remote::attach(&mut ws, !no_push)?;
             let plan = crate::run::sweep::SweepPlan {
                 axes: sweep,
                 sample: sample.map(|n| (n, seed)),
@@ -85,7 +91,6 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             json,
             run: None,
         } => {
-            remote::attach(&mut ws, false)?;
             let request = RunRequest {
                 file: file.expect("clap requires FILE without --run"),
                 targets: stages,
@@ -131,13 +136,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Weights(WeightsCommand::Inspect { file, .. }) => commands::inspect_weights(&file),
         Command::Stages => commands::stages(),
-        Command::Push { runs } => {
-            remote::attach(&mut ws, true)?;
-            remote::push(&ws, &runs)
-        }
-        Command::Pull { runs } => {
-            remote::attach(&mut ws, false)?;
-            remote::pull(&ws, &runs)
-        }
+        Command::Push { runs } => remote::push(&ws, &runs),
+        Command::Pull { runs } => remote::pull(&ws, &runs),
     }
 }

@@ -3,13 +3,21 @@
 
 use std::time::Instant;
 
+use super::args::Command;
 use super::render::plural;
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::remote::{Fetched, Pushed, Remote, RemoteConfig};
 use crate::run::workspace::Workspace;
 
-/// Attaches the remote the environment names, if any; `push_commits` says whether runs push.
-pub(super) fn attach(ws: &mut Workspace, push_commits: bool) -> Result<(), Error> {
+/// Attaches the remote the environment names, if any, for the commands that use one: runs (which
+/// push what they commit unless `--no-push`), plans, `pipe push` and `pipe pull`.
+pub(super) fn attach(ws: &mut Workspace, command: &Command) -> Result<(), Error> {
+    let push_commits = match command {
+        Command::Run { no_push, .. } => !no_push,
+        Command::Status { run: None, .. } | Command::Pull { .. } => false,
+        Command::Push { .. } => true,
+        _ => return Ok(()),
+    };
     if let Some(config) = RemoteConfig::from_env().map_err(Error::Usage)? {
         let remote = Remote::new(config, push_commits).map_err(Error::Usage)?;
         ws.remote = Some(std::sync::Arc::new(remote));

@@ -14,9 +14,9 @@ use crate::pipeline::graph::Dag;
 use crate::pipeline::{ExecutorKind, Override};
 use crate::pipeline::{Pipeline, Stage};
 use crate::records::RunDir;
-use crate::remote::Remote;
-use crate::store::Store;
+use crate::remote::{Fetched, Remote};
 use crate::store::hash::StatCache;
+use crate::store::{Entry, Store};
 
 /// Whether to do the work or only say what would be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,4 +144,23 @@ pub struct RunRequest {
     pub detach: bool,
     /// The sweep this run belongs to (recorded in its `run.json`).
     pub sweep: Option<String>,
+}
+
+impl RunContext<'_> {
+    /// The entry for `key` from the remote cache after a local miss: in run mode fetched into the
+    /// store (entry and objects, each checked), in plan mode only read.
+    pub(super) fn remote_entry(&self, key: &str, warnings: &mut Vec<String>) -> Option<Entry> {
+        let remote = self.remote?;
+        match self.options.mode {
+            Mode::Plan => remote.entry(key),
+            Mode::Run => match remote.fetch(self.store, key) {
+                Fetched::Restored => self.store.lookup(key).ok().flatten(),
+                Fetched::Missing => None,
+                Fetched::Warning(warning) => {
+                    warnings.push(warning);
+                    None
+                }
+            },
+        }
+    }
 }

@@ -15,7 +15,6 @@ use super::executor::Launch;
 use super::outcome::{StageResult, Status};
 use crate::builtin::Progress;
 use crate::pipeline::{Action, ExecutorKind, Stage, is_within};
-use crate::remote::Fetched;
 use crate::store::hash::{Tree, TreeKind};
 use crate::store::key::{KEY_VERSION, KeyInput};
 use crate::store::state::{self, PipelineState, StageState};
@@ -288,23 +287,6 @@ impl RunContext<'_> {
                 warnings.push(e.to_string());
                 Ok(None)
             }
-        }
-    }
-
-    /// The entry for `key` from the remote cache after a local miss: in run mode fetched into the
-    /// store (entry and objects, each checked), in plan mode only read.
-    fn remote_entry(&self, key: &str, warnings: &mut Vec<String>) -> Option<Entry> {
-        let remote = self.remote?;
-        match self.options.mode {
-            Mode::Plan => remote.entry(key),
-            Mode::Run => match remote.fetch(self.store, key) {
-                Fetched::Restored => self.store.lookup(key).ok().flatten(),
-                Fetched::Missing => None,
-                Fetched::Warning(warning) => {
-                    warnings.push(warning);
-                    None
-                }
-            },
         }
     }
 

@@ -57,8 +57,7 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
         executor: &Local,
         shared: None,
         restored_on_demand: Default::default(),
-        // A cluster's jobs share the store over its filesystem; the submitting `pipe` talks to a remote.
-        remote: None,
+        remote: None, // the jobs share the store over the cluster's filesystem
     };
     let last_state = PipelineState::load(&state::path(ws.store.dir(), &pipeline.file));
     let job = Job {
