@@ -282,3 +282,29 @@ fn a_remote_that_refuses_or_is_down_is_one_warning_and_the_next_push_completes()
     s3.ok(&other, &["run", "p.yaml", "--no-push"]);
     assert_eq!(other.with_status("cached"), ["make", "count"]);
 }
+
+#[test]
+fn with_a_remote_lookups_go_at_once_but_stages_still_run_within_jobs() {
+    let Some(s3) = S3::start() else { return };
+    let ws = Ws::new();
+    // Four independent stages that note when they start and end in one log.
+    let mut pipeline = String::from("stages:\n");
+    for i in 0..4 {
+        pipeline.push_str(&format!(
+            "  s{i}:\n    cmd: echo start >> log.txt && sleep 0.3 && echo end >> log.txt && echo {i} > o{i}.txt\n    outs: [o{i}.txt]\n"
+        ));
+    }
+    ws.write("p.yaml", &pipeline);
+    s3.ok(&ws, &["run", "p.yaml", "--jobs", "1"]);
+    assert_eq!(
+        ws.read("log.txt"),
+        "start\nend\n".repeat(4),
+        "with --jobs 1 no two stages ran at once"
+    );
+    // A second machine restores all four from the remote, running none.
+    let other = Ws::new();
+    other.write("p.yaml", &pipeline);
+    s3.ok(&other, &["run", "p.yaml", "--jobs", "1"]);
+    assert_eq!(other.with_status("cached").len(), 4);
+    assert!(!other.file("log.txt").exists());
+}

@@ -81,6 +81,9 @@ pub struct RunContext<'a> {
     pub restored_on_demand: Mutex<BTreeSet<String>>,
     /// The team's remote cache, asked on a local miss and pushed to after each commit.
     pub remote: Option<&'a Remote>,
+    /// A run's own pool of `--jobs` slots when it has more workers than that (see
+    /// [`RunContext::workers`]).
+    pub own_slots: Option<Slots>,
 }
 
 /// What the runs of a sweep that go at once share, each in its own sandbox
@@ -146,7 +149,32 @@ pub struct RunRequest {
     pub sweep: Option<String>,
 }
 
+/// Workers of a run that looks up a remote cache: a lookup waits on the network, not a core, so
+/// many go at once while the stages that run still share `--jobs` slots.
+const REMOTE_WORKERS: usize = 16;
+
 impl RunContext<'_> {
+    /// The slots a stage takes while it runs: a sweep's shared pool, or the run's own.
+    pub(super) fn launch_slots(&self) -> Option<&Slots> {
+        self.shared.map(|s| &s.slots).or(self.own_slots.as_ref())
+    }
+
+    /// How many workers evaluate stages: `--jobs`, or more for a run with a remote cache, whose
+    /// lookups then go at once while running stages stay within `--jobs` (its own slots).
+    pub(super) fn workers(&self) -> usize {
+        if self.own_slots.is_some() {
+            self.options.jobs.max(REMOTE_WORKERS)
+        } else {
+            self.options.jobs
+        }
+    }
+
+    /// The slots of a run whose workers outnumber `--jobs` (one with a remote cache, not in a sweep,
+    /// whose runs share a pool already).
+    pub fn own_slots(options: &Options, remote: bool, in_sweep: bool) -> Option<Slots> {
+        (remote && !in_sweep && options.mode == Mode::Run).then(|| Slots::new(options.jobs))
+    }
+
     /// The entry for `key` from the remote cache after a local miss: in run mode fetched into the
     /// store (entry and objects, each checked), in plan mode only read.
     pub(super) fn remote_entry(&self, key: &str, warnings: &mut Vec<String>) -> Option<Entry> {

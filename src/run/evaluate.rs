@@ -182,7 +182,11 @@ impl RunContext<'_> {
         events: &dyn Observer,
     ) -> Result<StageResult, String> {
         let started = Instant::now();
-        match self.executor.launch(&self.stage_env(events), stage, &[]) {
+        // The stage's share of the cores, held while it runs (see `RunContext::launch_slots`).
+        let slot = self.launch_slots().map(|slots| slots.take_for(stage));
+        let launched = self.executor.launch(&self.stage_env(events), stage, &[]);
+        drop(slot);
+        match launched {
             Launch::Finished(Ok(())) => {}
             Launch::Finished(Err(failure)) => {
                 r.status = Status::Failed;

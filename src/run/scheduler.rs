@@ -7,6 +7,9 @@
 //!   whose upstream stages are now all done (and carries on with the first of them itself)
 //! ```
 //!
+//! With a remote cache a run has more workers than `--jobs` (lookups wait on the network), and the
+//! stages that run take slots of a pool of `--jobs`, as a sweep's runs do.
+//!
 //! In plan mode (`pipe status`, `--dry-run`) a stage below one that will run is reported as "upstream
 //! `x` will run" (its key cannot be known until then).
 
@@ -86,8 +89,7 @@ impl RunContext<'_> {
             .filter(|&i| selected[i] && waiting[i] == 0)
             .collect();
         let jobs = self
-            .options
-            .jobs
+            .workers()
             .max(1)
             .min(selected.iter().filter(|s| **s).count().max(1));
         let board = Mutex::new(Board {
@@ -160,12 +162,8 @@ impl RunContext<'_> {
                         };
                         board.in_flight += 1;
                         drop(board);
-                        let slot = self
-                            .shared
-                            .map(|s| s.slots.take_for(&self.pipeline.stages[i]));
                         pool.observer.on(Event::Started(&self.pipeline.stages[i]));
                         let result = self.evaluate(job, pool.last_state, pool.observer);
-                        drop(slot);
                         board = pool.board.lock().expect("scheduler lock");
                         board.in_flight -= 1;
                         if result.status == Status::Failed

@@ -1,5 +1,7 @@
 //! A pool of slots that runs going at once (a sweep's) share, so that however many runs are at work,
-//! the stages at work across them use at most `--jobs` cores.
+//! the stages running across them use at most `--jobs` cores; a run with a remote cache, whose
+//! workers outnumber `--jobs`, has a pool of its own. A stage holds its slots while it runs (not while
+//! it is hashed, looked up or restored).
 //!
 //! A command stage takes one slot (or `resources: cpus`); a built-in stage takes them all, since it
 //! spreads its own work over every core (two trainings side by side on two cores are slower than

@@ -128,6 +128,7 @@ impl Workspace {
             shared: self.shared.as_deref(),
             restored_on_demand: Default::default(),
             remote: self.remote.as_deref(),
+            own_slots: RunContext::own_slots(options, self.remote.is_some(), self.shared.is_some()),
         };
         let state_path = state::path(self.store.dir(), &pipeline.file);
         let last_state = PipelineState::load(&state_path);

@@ -58,6 +58,7 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
         shared: None,
         restored_on_demand: Default::default(),
         remote: None, // the jobs share the store over the cluster's filesystem
+        own_slots: None,
     };
     let last_state = PipelineState::load(&state::path(ws.store.dir(), &pipeline.file));
     let job = Job {
