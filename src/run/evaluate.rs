@@ -37,6 +37,7 @@ const SHOWN_HASHING: u64 = 64 << 20;
 
 /// One stage handed to [`RunContext::evaluate`]: its settled upstream stages' outputs, and the upstream
 /// stages queued as cluster jobs (name, job id), which it must wait for.
+#[derive(Default)]
 pub struct Job {
     /// Index in `pipeline.stages`.
     pub index: usize,

@@ -64,8 +64,7 @@ pub fn exec_stage(ws: &Workspace, run_id: &str, stage: &str) -> Result<i32, Erro
     let job = Job {
         index,
         upstream,
-        queued_upstream: Vec::new(),
-        deferred_upstream: Vec::new(),
+        ..Job::default()
     };
     let gc_guard = ws
         .store
