@@ -27,7 +27,7 @@ use crate::store::ObjectWriter;
 const PART: usize = 16 << 20;
 
 /// A request that could not be carried out: the remote is down, slow, or refuses us.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Unavailable(pub String);
 
 fn unavailable(e: object_store::Error) -> Unavailable {

@@ -54,8 +54,10 @@ pub struct Pushed {
     pub objects: usize,
     /// Bytes uploaded.
     pub bytes: u64,
-    /// What went wrong (the remote unavailable, an entry unreadable).
+    /// What went wrong with particular entries (one unreadable, an object missing locally).
     pub warnings: Vec<String>,
+    /// Why the remote could not be reached, if a request failed (settled into one warning).
+    unavailable: Option<Unavailable>,
 }
 
 impl Pushed {
@@ -65,6 +67,7 @@ impl Pushed {
         self.objects += other.objects;
         self.bytes += other.bytes;
         self.warnings.extend(other.warnings);
+        self.unavailable = self.unavailable.take().or(other.unavailable);
     }
 }
 
@@ -203,24 +206,14 @@ impl Remote {
         self.settle(total)
     }
 
-    /// Keeps one warning about the remote being unavailable among `pushed`'s.
+    /// Turns a failed request among `pushed`'s into the one warning about the remote.
     fn settle(&self, mut pushed: Pushed) -> Pushed {
-        let mut unavailable = pushed
-            .warnings
-            .iter()
-            .filter(|w| w.starts_with(UNAVAILABLE))
-            .map(|w| Unavailable(w[UNAVAILABLE.len()..].to_string()));
-        let first = unavailable.next();
-        pushed.warnings.retain(|w| !w.starts_with(UNAVAILABLE));
-        if let Some(warning) = first.and_then(|why| self.failed(why)) {
+        if let Some(warning) = pushed.unavailable.take().and_then(|why| self.failed(why)) {
             pushed.warnings.push(warning);
         }
         pushed
     }
 }
-
-/// Marks a push's warning that says the remote could not be reached (settled into one warning).
-const UNAVAILABLE: &str = "\u{0}unavailable: ";
 
 /// Brings `key` from the remote into `store`.
 async fn fetch(client: &Client, store: &Store, key: &str) -> Result<Fetched, Unavailable> {
@@ -274,7 +267,6 @@ async fn download(
 /// Pushes `key`'s objects, then its entry, unless the remote has the entry already.
 async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
     let mut pushed = Pushed::default();
-    let unavailable = |why: Unavailable| format!("{UNAVAILABLE}{}", why.0);
     let bytes = match store.entry_bytes(key) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return pushed,
@@ -299,7 +291,7 @@ async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
         }
         Ok(false) => {}
         Err(why) => {
-            pushed.warnings.push(unavailable(why));
+            pushed.unavailable = Some(why);
             return pushed;
         }
     }
@@ -323,7 +315,7 @@ async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
             }
             Ok(None) => {}
             Err(why) => {
-                pushed.warnings.push(unavailable(why));
+                pushed.unavailable = Some(why);
                 return pushed;
             }
         }
@@ -331,7 +323,7 @@ async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
     match client.put_if_absent(&entry_name(key), bytes).await {
         Ok(true) => pushed.entries += 1,
         Ok(false) => pushed.present += 1,
-        Err(why) => pushed.warnings.push(unavailable(why)),
+        Err(why) => pushed.unavailable = Some(why),
     }
     pushed
 }
