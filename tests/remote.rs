@@ -260,18 +260,22 @@ fn a_remote_that_refuses_or_is_down_is_one_warning_and_the_next_push_completes()
         "{}",
         push.stderr
     );
-    // Another machine with the run's record (runs/ kept in git, say) pulls its results by its id.
+    // Another machine pulls the run by its id: its record came with the push, and is kept there.
     let other = machine();
     let id = ws.latest()["id"].as_str().unwrap().to_string();
-    crate::pipelines::copy_dir(
-        &ws.file(&format!("runs/{id}")),
-        &other.file(&format!("runs/{id}")),
-    );
     let pulled = s3.ok(&other, &["pull", &id]);
     assert!(
         pulled.stderr.contains("pulled 2 stage results"),
         "{}",
         pulled.stderr
+    );
+    assert_eq!(other.latest()["id"], id.as_str());
+    let unknown = s3.pipe_with(&other, &["pull", "20990101-000000-beef"], SECRET_KEY);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no run `20990101-000000-beef`"),
+        "{}",
+        unknown.stderr
     );
     let again = s3.ok(&other, &["pull", &id]);
     assert!(

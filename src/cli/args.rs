@@ -80,8 +80,8 @@ pub enum Command {
         #[arg(long)]
         no_push: bool,
     },
-    /// Push runs' stage results to the remote cache (`PIPE_REMOTE`): objects first, then entries;
-    /// what the remote has is not sent again.
+    /// Push runs' stage results (and their records) to the remote cache (`PIPE_REMOTE`): objects
+    /// first, then entries; what the remote has is not sent again.
     Push {
         /// Runs (ids, prefixes or `latest`); default: every stage result in the local store.
         runs: Vec<String>,
@@ -89,7 +89,8 @@ pub enum Command {
     /// Pull a run's stage results from the remote cache into the local store (`pipe run` then
     /// restores them without running anything).
     Pull {
-        /// Runs (ids, prefixes or `latest`) whose stages' results to fetch.
+        /// Runs (ids, prefixes or `latest`; a run recorded only on the remote by its full id) whose
+        /// stages' results to fetch.
         #[arg(num_args = 1.., required = true)]
         runs: Vec<String>,
     },

@@ -242,7 +242,7 @@ fn run_pipeline(
     let pipeline = &loaded.0;
     let term = Terminal::new(verbosity, pipeline);
     let record = ws.run(request, loaded, &term, wait_message)?;
-    let (push_warnings, pushed) = super::remote::finish_pushes(ws);
+    let (push_warnings, pushed) = super::remote::finish_pushes(ws, Some(&record));
     push_warnings.iter().for_each(|w| term.warn(w));
     pushed.iter().for_each(|line| term.line(line));
     if record.status == RunStatus::Running {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::args::Command;
 use super::render::plural;
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
+use crate::records::{RunRecord, is_id};
 use crate::remote::{Fetched, Pushed, Remote, RemoteConfig};
 use crate::run::workspace::Workspace;
 
@@ -51,39 +52,84 @@ fn pushed_line(pushed: &Pushed, remote: &Remote) -> String {
     )
 }
 
-/// Waits for a run's (or a sweep's) background pushes: the warnings, and a line saying what went up
-/// (none when there is no remote or nothing was pushed).
-pub(super) fn finish_pushes(ws: &Workspace) -> (Vec<String>, Option<String>) {
+/// Waits for a run's (or a sweep's) background pushes, then pushes `record` (a single run's): the
+/// warnings, and a line saying what went up (none when there is no remote or nothing was pushed).
+pub(super) fn finish_pushes(
+    ws: &Workspace,
+    record: Option<&RunRecord>,
+) -> (Vec<String>, Option<String>) {
     let Some(remote) = ws.remote.as_deref() else {
         return (Vec::new(), None);
     };
-    let pushed = remote.finish_pushes();
+    let mut pushed = remote.finish_pushes();
+    if let Some(record) = record.filter(|_| remote.pushes_commits()) {
+        pushed.warnings.extend(push_record(ws, remote, &record.id));
+    }
     let line = (pushed.entries > 0).then(|| pushed_line(&pushed, remote));
     (pushed.warnings, line)
 }
 
-/// The stage keys of the runs named by `specs`.
-fn run_keys(ws: &Workspace, specs: &[String]) -> Result<Vec<String>, Error> {
-    let mut keys = Vec::new();
-    for spec in specs {
-        let record = ws.runs.resolve(spec).map_err(Error::Usage)?;
-        keys.extend(record.stages.iter().filter_map(|s| s.key.clone()));
+/// Uploads run `id`'s record; the warning when it could not.
+fn push_record(ws: &Workspace, remote: &Remote, id: &str) -> Option<String> {
+    match std::fs::read(ws.runs.run_dir(id).record()) {
+        Ok(bytes) => remote.push_record(id, bytes),
+        Err(e) => Some(format!("cannot read the record of run {id}: {e}")),
     }
+}
+
+/// The run named by `spec`: recorded here, or else (an exact id) recorded on the remote, whose
+/// record is then kept here too (so `pipe show`, `compare` and `ui` see it).
+fn local_or_remote(ws: &Workspace, remote: &Remote, spec: &str) -> Result<RunRecord, Error> {
+    let local = ws.runs.resolve(spec);
+    if local.is_ok() || !is_id(spec) {
+        return local.map_err(Error::Usage);
+    }
+    let bytes = remote
+        .record(spec)
+        .map_err(Error::Io)?
+        .ok_or_else(|| Error::Usage(format!("no run `{spec}` here or on {}", remote.config())))?;
+    let record: RunRecord = serde_json::from_slice(&bytes)
+        .ok()
+        .filter(|r: &RunRecord| r.id == spec)
+        .ok_or_else(|| {
+            Error::Io(format!(
+                "the remote's record of run {spec} is not a run record"
+            ))
+        })?;
+    ws.runs
+        .write(&record)
+        .map_err(|e| Error::Io(format!("cannot keep the record of run {spec}: {e}")))?;
+    Ok(record)
+}
+
+/// The stage keys of `records`.
+fn run_keys(records: &[RunRecord]) -> Vec<String> {
+    let mut keys: Vec<String> = records
+        .iter()
+        .flat_map(|r| r.stages.iter().filter_map(|s| s.key.clone()))
+        .collect();
     keys.sort();
     keys.dedup();
-    Ok(keys)
+    keys
 }
 
 /// `pipe push [RUN...]`.
 pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
     let remote = required(ws)?;
+    let records = runs
+        .iter()
+        .map(|spec| ws.runs.resolve(spec).map_err(Error::Usage))
+        .collect::<Result<Vec<_>, _>>()?;
     let keys = if runs.is_empty() {
         ws.store.entry_keys()
     } else {
-        run_keys(ws, runs)?
+        run_keys(&records)
     };
     let started = Instant::now();
-    let pushed = remote.push(&ws.store, &keys);
+    let mut pushed = remote.push(&ws.store, &keys);
+    for record in &records {
+        pushed.warnings.extend(push_record(ws, remote, &record.id));
+    }
     for warning in &pushed.warnings {
         eprintln!("warning: {warning}");
     }
@@ -104,7 +150,11 @@ pub(super) fn pull(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
     let remote = required(ws)?;
     let started = Instant::now();
     let (mut fetched, mut local, mut missing, mut warnings) = (0, 0, 0, Vec::new());
-    for key in run_keys(ws, runs)? {
+    let records = runs
+        .iter()
+        .map(|spec| local_or_remote(ws, remote, spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    for key in run_keys(&records) {
         if matches!(ws.store.lookup(&key), Ok(Some(_))) {
             local += 1;
             continue;

@@ -39,7 +39,7 @@ pub(super) fn run_sweep(
         at_once: 1,
     };
     let (sweep, records) = ws.sweep(request, plan, &mut progress, &wait_message)?;
-    let (push_warnings, pushed) = super::remote::finish_pushes(ws);
+    let (push_warnings, pushed) = super::remote::finish_pushes(ws, None);
     push_warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     pushed.iter().for_each(|line| eprintln!("{line}"));
     let report = crate::report::sweep::write(

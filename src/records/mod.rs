@@ -227,6 +227,9 @@ impl Runs {
 
     /// Writes `record` atomically to `runs/<id>/run.json`.
     pub fn write(&self, record: &RunRecord) -> io::Result<()> {
+        if !is_id(&record.id) {
+            return Err(io::Error::other(format!("`{}` is not a run id", record.id)));
+        }
         let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
         fsutil::write_atomic(&self.run_dir(&record.id).record(), &json)
     }
@@ -469,5 +472,16 @@ mod tests {
             let error = runs.read(bad).unwrap_err();
             assert!(error.contains("is not a run id"), "{bad}: {error}");
         }
+        // Nor is a record that came from elsewhere (a remote) written outside it.
+        let mut record: RunRecord = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "id": id, "pipeline": "p.yaml", "status": "succeeded",
+            "started_at": "2026-12-07T12:00:00.000Z", "duration_s": 1.0, "params": {},
+            "overrides": {}, "targets": [], "pipe_version": "0", "pid": 1, "jobs": 1,
+            "executor": "local", "stages": [], "metrics": {}
+        }))
+        .unwrap();
+        runs.write(&record).unwrap();
+        record.id = "../outside".into();
+        assert!(runs.write(&record).is_err());
     }
 }

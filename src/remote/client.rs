@@ -208,6 +208,16 @@ impl Client {
         Ok(size)
     }
 
+    /// Writes `bytes` as `name`, replacing what is there.
+    pub async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), Unavailable> {
+        let payload = PutPayload::from(bytes);
+        self.store
+            .put(&self.name(name), payload)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
     /// Writes `bytes` as `name` unless something is there already; true when this wrote it.
     pub async fn put_if_absent(&self, name: &str, bytes: Vec<u8>) -> Result<bool, Unavailable> {
         let options = PutOptions {

@@ -88,6 +88,10 @@ fn entry_name(key: &str) -> String {
     format!("stages/{}/{key}.json", &key[..2])
 }
 
+fn record_name(id: &str) -> String {
+    format!("runs/{id}.json")
+}
+
 fn object_name(hash: &str) -> String {
     format!("objects/{}/{hash}", &hash[..2])
 }
@@ -174,6 +178,35 @@ impl Remote {
             .runtime
             .spawn(async move { push(&client, &store, &key).await });
         self.pending.lock().expect("pending pushes").push(task);
+    }
+
+    /// Whether runs push what they commit (not with `--no-push`).
+    pub fn pushes_commits(&self) -> bool {
+        self.push_commits
+    }
+
+    /// Uploads run `id`'s record (`run.json`'s bytes), so that `pipe pull ID` works on a machine
+    /// that does not have it; the warning when it could not.
+    pub fn push_record(&self, id: &str, bytes: Vec<u8>) -> Option<String> {
+        if self.is_down() {
+            return None;
+        }
+        let put = self
+            .runtime
+            .block_on(self.client.put(&record_name(id), bytes));
+        put.err().and_then(|why| self.failed(why))
+    }
+
+    /// The bytes of run `id`'s record on the remote, if it is there.
+    pub fn record(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        self.runtime
+            .block_on(self.client.get(&record_name(id)))
+            .map_err(|why| {
+                format!(
+                    "the remote cache {} is unavailable ({})",
+                    self.config, why.0
+                )
+            })
     }
 
     /// Waits for every push started in the background; what they did.
