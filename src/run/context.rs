@@ -169,10 +169,10 @@ impl RunContext<'_> {
         }
     }
 
-    /// The slots of a run whose workers outnumber `--jobs` (one with a remote cache, not in a sweep,
-    /// whose runs share a pool already).
+    /// The slots of a run (or plan) whose workers outnumber `--jobs`: one with a remote cache, not in
+    /// a sweep, whose runs share a pool already.
     pub fn own_slots(options: &Options, remote: bool, in_sweep: bool) -> Option<Slots> {
-        (remote && !in_sweep && options.mode == Mode::Run).then(|| Slots::new(options.jobs))
+        (remote && !in_sweep).then(|| Slots::new(options.jobs))
     }
 
     /// The entry for `key` from the remote cache after a local miss: in run mode fetched into the
