@@ -1,11 +1,13 @@
 //! Where a remote cache is: `s3://bucket/prefix`, with the endpoint and region of an S3-compatible
 //! service. Read from the environment (`PIPE_REMOTE`, with the endpoint from `AWS_ENDPOINT_URL` and
-//! the region from `AWS_REGION` as the AWS CLI reads them) or a pipeline's `remote:`. Plain HTTP is
+//! the region from `AWS_REGION` as the AWS CLI reads them). Plain HTTP is
 //! allowed only to a loopback endpoint (a server on this machine), so credentials and results never
 //! cross a network unencrypted. Credentials are not part of it: they come from the standard AWS
 //! environment variables and are never written anywhere.
 
 use std::fmt;
+
+use crate::util::net::{host_of, is_loopback_host};
 
 /// A remote's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,24 +44,15 @@ fn valid_bucket(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
-/// Whether `endpoint` names this machine: `localhost`, `127.x.x.x` or `[::1]`.
+/// Whether `endpoint` (`scheme://host:port/...`) names this machine: `localhost`, `127.x.x.x` or `[::1]`.
 fn is_loopback(endpoint: &str) -> bool {
-    let host = endpoint
+    let authority = endpoint
         .split_once("://")
         .map_or(endpoint, |(_, rest)| rest)
         .split('/')
         .next()
         .unwrap_or("");
-    let name = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(name, _)| name)
-    };
-    name == "localhost"
-        || name == "::1"
-        || name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    is_loopback_host(host_of(authority))
 }
 
 impl RemoteConfig {

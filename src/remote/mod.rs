@@ -4,7 +4,7 @@
 //! it exits.
 //!
 //! ```text
-//!   config   where the remote is (PIPE_REMOTE and AWS_ENDPOINT_URL, or a pipeline's `remote:`)
+//!   config   where the remote is (PIPE_REMOTE, AWS_ENDPOINT_URL, AWS_REGION)
 //!   client   the S3 requests, with timeouts, retries, streamed downloads and multipart uploads
 //! ```
 //!

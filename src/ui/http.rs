@@ -4,6 +4,8 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
+use crate::util::net::host_of;
+
 /// The longest request head read (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
 
@@ -74,7 +76,7 @@ pub fn read_request(stream: &TcpStream) -> io::Result<Option<Request>> {
         if let Some((name, value)) = header.split_once(':')
             && name.eq_ignore_ascii_case("host")
         {
-            host = host_name(value.trim()).to_ascii_lowercase();
+            host = host_of(value.trim()).to_ascii_lowercase();
         }
         header.clear();
     }
@@ -94,14 +96,6 @@ pub fn read_request(stream: &TcpStream) -> io::Result<Option<Request>> {
         query: query.to_string(),
         host,
     }))
-}
-
-/// `name` of `name:port`, `[::1]` of `[::1]:port`.
-fn host_name(value: &str) -> &str {
-    match value.rfind(']') {
-        Some(end) => &value[..=end],
-        None => value.split(':').next().unwrap_or(value),
-    }
 }
 
 /// Writes `response`, without its body for a HEAD request.
@@ -145,13 +139,6 @@ pub fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_names_lose_their_port() {
-        assert_eq!(host_name("localhost:8321"), "localhost");
-        assert_eq!(host_name("[::1]:8321"), "[::1]");
-        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
-    }
 
     #[test]
     fn percent_decoding_reveals_what_a_path_really_names() {

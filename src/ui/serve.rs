@@ -11,6 +11,7 @@ use super::files;
 use super::http::{self, Request, Response};
 use super::pages::{self, Links};
 use crate::records::{Runs, is_id};
+use crate::util::net::is_loopback_host;
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
@@ -51,12 +52,7 @@ fn answer(runs: &Runs, mut stream: TcpStream, loopback: bool) -> io::Result<()> 
 
 /// Whether a `Host` names this machine's loopback (or is absent, as from a plain HTTP/1.0 client).
 fn is_loopback_name(host: &str) -> bool {
-    host.is_empty()
-        || host == "localhost"
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.is_empty() || is_loopback_host(host)
 }
 
 /// The answer to one request.
