@@ -160,7 +160,7 @@ pub(super) fn pull(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
             continue;
         }
         match remote.fetch(&ws.store, &key) {
-            Fetched::Restored => fetched += 1,
+            Fetched::Restored(_) => fetched += 1,
             Fetched::Missing => missing += 1,
             Fetched::Warning(warning) => warnings.push(warning),
         }

@@ -182,10 +182,7 @@ impl Client {
         let size = std::fs::metadata(path).map_err(local)?.len();
         if size < PART as u64 {
             let bytes = std::fs::read(path).map_err(local)?;
-            self.store
-                .put(&self.name(name), PutPayload::from(bytes))
-                .await
-                .map_err(unavailable)?;
+            self.put(name, bytes).await?;
             return Ok(size);
         }
         let upload = self

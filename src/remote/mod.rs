@@ -20,6 +20,7 @@ pub mod config;
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt as _;
 use tokio::runtime::Runtime;
@@ -27,16 +28,16 @@ use tokio::task::JoinHandle;
 
 use self::client::{Client, Unavailable};
 pub use self::config::RemoteConfig;
-use crate::store::Store;
+use crate::store::{Entry, Store};
 
 /// How many objects go up or down at once.
 const IN_FLIGHT: usize = 32;
 
 /// What a lookup on the remote found.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Fetched {
-    /// The entry and its objects are now in the local store.
-    Restored,
+    /// The entry (returned) and its objects are now in the local store.
+    Restored(Entry),
     /// The remote has no entry for the key (or is known to be unavailable).
     Missing,
     /// The remote could not be used for this key: the warning to show (said once per problem).
@@ -77,7 +78,7 @@ pub struct Remote {
     config: RemoteConfig,
     runtime: Runtime,
     /// Set at the first failed request: later ones are not tried (one warning, not one a stage).
-    down: Mutex<Option<String>>,
+    down: AtomicBool,
     /// Pushes under way in the background.
     pending: Mutex<Vec<JoinHandle<Pushed>>>,
     /// Whether runs push what they commit (`--no-push` turns it off).
@@ -108,7 +109,7 @@ impl Remote {
             client: std::sync::Arc::new(Client::new(&config)?),
             config,
             runtime,
-            down: Mutex::new(None),
+            down: AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             push_commits,
         })
@@ -121,25 +122,22 @@ impl Remote {
 
     /// Notes that the remote failed; the warning to show, or `None` when one was shown already.
     fn failed(&self, why: Unavailable) -> Option<String> {
-        let mut down = self.down.lock().expect("remote state");
-        if down.is_some() {
-            return None;
-        }
-        let warning = format!(
-            "the remote cache {} is unavailable ({}); going on with the local cache",
-            self.config, why.0
-        );
-        *down = Some(warning.clone());
-        Some(warning)
+        let already = self.down.swap(true, Ordering::Relaxed);
+        (!already).then(|| {
+            format!(
+                "the remote cache {} is unavailable ({}); going on with the local cache",
+                self.config, why.0
+            )
+        })
     }
 
     fn is_down(&self) -> bool {
-        self.down.lock().expect("remote state").is_some()
+        self.down.load(Ordering::Relaxed)
     }
 
     /// The remote's entry for `key`, checked, without its objects (for plans); `None` when it has
     /// none, or it is unusable or unavailable.
-    pub fn entry(&self, key: &str) -> Option<crate::store::Entry> {
+    pub fn entry(&self, key: &str) -> Option<Entry> {
         if self.is_down() {
             return None;
         }
@@ -277,7 +275,7 @@ async fn fetch(client: &Client, store: &Store, key: &str) -> Result<Fetched, Una
         }
     }
     match store.import_entry(&entry) {
-        Ok(()) => Ok(Fetched::Restored),
+        Ok(()) => Ok(Fetched::Restored(entry)),
         Err(refused) => Ok(Fetched::Warning(refused.to_string())),
     }
 }

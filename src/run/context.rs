@@ -182,7 +182,7 @@ impl RunContext<'_> {
         match self.options.mode {
             Mode::Plan => remote.entry(key),
             Mode::Run => match remote.fetch(self.store, key) {
-                Fetched::Restored => self.store.lookup(key).ok().flatten(),
+                Fetched::Restored(entry) => Some(entry),
                 Fetched::Missing => None,
                 Fetched::Warning(warning) => {
                     warnings.push(warning);
