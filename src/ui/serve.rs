@@ -129,12 +129,18 @@ fn run_page(runs: &Runs, links: &Links, id: &str) -> Result<String, String> {
     }
     let record = runs.read(id)?;
     let dir = runs.run_dir(id);
+    let stage_metrics = runs.stage_metrics(id);
+    // A run older than the metrics logs shows the history its report kept instead.
+    let history = stage_metrics
+        .is_empty()
+        .then(|| crate::report::history::kept(&dir.report(), id))
+        .flatten();
     let files = pages::RunFiles {
         report: fs::read_to_string(dir.report().join("report.md")).ok(),
         figures: files_in(&dir.report(), &[".png", ".svg"]),
         logs: files_in(&dir.logs(), &[]),
-        stage_metrics: runs.stage_metrics(id),
-        history: crate::report::history::kept(&dir.report(), id),
+        stage_metrics,
+        history,
     };
     Ok(pages::run(links, &record, &files))
 }

@@ -25,7 +25,7 @@ pub struct RunFiles {
     pub logs: Vec<String>,
     /// Each built-in stage's metrics rows as it went, by stage.
     pub stage_metrics: Vec<(String, Vec<BTreeMap<String, f64>>)>,
-    /// The training history the report kept (for runs older than the metrics logs).
+    /// The training history the report kept, read only for runs older than the metrics logs.
     pub history: Option<History>,
 }
 
