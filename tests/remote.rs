@@ -92,11 +92,7 @@ impl S3 {
             .env("AWS_REGION", "us-east-1")
             .output()
             .unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from(output)
     }
 
     /// The same, asserting it succeeds.
