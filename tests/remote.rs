@@ -78,21 +78,33 @@ impl S3 {
         }
     }
 
-    /// `pipe` in `ws` with this server as its remote (and `secret` as the credentials' secret).
-    fn pipe_with(&self, ws: &Ws, args: &[&str], secret: &str) -> Run {
-        let output = ws
-            .command(args)
-            .env("PIPE_REMOTE", "s3://cache/team")
-            .env(
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            )
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `pipe` in `ws` with this server's credentials (with `secret` as the secret), the remote not
+    /// named.
+    fn credentialed(&self, ws: &Ws, args: &[&str], secret: &str) -> Command {
+        let mut command = ws.command(args);
+        command
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-east-1")
-            .output()
-            .unwrap();
-        Run::from(output)
+            .env("AWS_REGION", "us-east-1");
+        command
+    }
+
+    /// `pipe` in `ws` with this server named as its remote by the environment.
+    fn command(&self, ws: &Ws, args: &[&str], secret: &str) -> Command {
+        let mut command = self.credentialed(ws, args, secret);
+        command
+            .env("PIPE_REMOTE", "s3://cache/team")
+            .env("AWS_ENDPOINT_URL", self.endpoint());
+        command
+    }
+
+    /// `pipe` in `ws` with this server as its remote (and `secret` as the credentials' secret).
+    fn pipe_with(&self, ws: &Ws, args: &[&str], secret: &str) -> Run {
+        Run::from(self.command(ws, args, secret).output().unwrap())
     }
 
     /// The same, asserting it succeeds.
@@ -307,4 +319,202 @@ fn with_a_remote_lookups_go_at_once_but_stages_still_run_within_jobs() {
     s3.ok(&other, &["run", "p.yaml", "--jobs", "1"]);
     assert_eq!(other.with_status("cached").len(), 4);
     assert!(!other.file("log.txt").exists());
+}
+
+#[test]
+fn the_pipeline_or_the_workspace_file_names_the_remote_and_the_environment_wins() {
+    let Some(s3) = S3::start() else { return };
+    let named = format!(
+        "remote:\n  url: s3://cache/team\n  endpoint: {}\n",
+        s3.endpoint()
+    );
+    let run = |ws: &Ws, args: &[&str], env: &[(&str, &str)]| {
+        let mut command = s3.credentialed(ws, args, SECRET_KEY);
+        command.envs(env.iter().copied());
+        let run = Run::from(command.output().unwrap());
+        assert_eq!(run.code, 0, "pipe {args:?}:\n{}", run.stderr);
+        run
+    };
+    // The committed pipeline names the remote: a run pushes there with only credentials set.
+    let laptop = Ws::new();
+    laptop.write("p.yaml", &format!("{named}{PIPELINE}"));
+    let pushed = run(&laptop, &["run", "p.yaml"], &[]);
+    assert!(
+        pushed.stderr.contains("pushed 2 stage results"),
+        "{}",
+        pushed.stderr
+    );
+    // A workspace's own file names it for a pipeline that does not.
+    let ci = machine();
+    ci.write(".pipe/config.yaml", &named);
+    run(&ci, &["run", "p.yaml"], &[]);
+    assert_eq!(ci.with_status("cached"), ["make", "count"]);
+    assert_eq!(ci.reason("make"), "restored from the remote cache");
+    // The environment wins over both: `PIPE_REMOTE=none` runs with the local store only.
+    let offline = Ws::new();
+    offline.write("p.yaml", &format!("{named}{PIPELINE}"));
+    offline.write(".pipe/config.yaml", &named);
+    run(&offline, &["run", "p.yaml"], &[("PIPE_REMOTE", "none")]);
+    assert_eq!(offline.with_status("ran"), ["make", "count"]);
+
+    // `pipe pull --all` brings every run the remote records (the laptop's and the CI's), with their
+    // results.
+    let gpu = machine();
+    gpu.write(".pipe/config.yaml", &named);
+    let pulled = run(&gpu, &["pull", "--all"], &[]);
+    assert!(
+        pulled.stderr.contains("pulled 2 stage results of 2 runs"),
+        "{}",
+        pulled.stderr
+    );
+    let listed = gpu.ok(&["runs"]).stdout;
+    for ws in [&laptop, &ci] {
+        let id = ws.latest()["id"].as_str().unwrap().to_string();
+        assert!(listed.contains(&id), "{listed}");
+    }
+
+    // The team key is a secret: a pipeline may not hold it, and a bad workspace file is named.
+    let leaky = Ws::new();
+    leaky.write(
+        "p.yaml",
+        &format!("remote:\n  url: s3://cache/team\n  key_file: team.key\n{PIPELINE}"),
+    );
+    leaky.fails(
+        &["run", "p.yaml"],
+        2,
+        &["may not hold the team key", "p.yaml:3"],
+    );
+    let typo = machine();
+    typo.write(".pipe/config.yaml", "remote:\n  ulr: s3://cache/team\n");
+    typo.fails(
+        &["run", "p.yaml"],
+        2,
+        &[".pipe/config.yaml", "unknown field `ulr`"],
+    );
+}
+
+#[test]
+fn a_signed_remote_takes_only_entries_signed_with_the_team_key() {
+    let Some(s3) = S3::start() else { return };
+    let with_key = |ws: &Ws, args: &[&str], key: &str| {
+        let mut command = s3.command(ws, args, SECRET_KEY);
+        command.env("PIPE_REMOTE_KEY", key);
+        let run = Run::from(command.output().unwrap());
+        assert_eq!(run.code, 0, "pipe {args:?}:\n{}", run.stderr);
+        run
+    };
+    const TEAM: &str = "the team's key, kept out of git";
+    // Someone without the key (or with write access only) pushes: a signed machine does not use it,
+    // runs the stages (`count` then too, as `make` writes random bytes), and pushes signed entries.
+    s3.ok(&machine(), &["run", "p.yaml"]);
+    let signed = machine();
+    let run = with_key(&signed, &["run", "p.yaml"], TEAM);
+    assert_eq!(
+        run.stderr
+            .matches("is not signed with the team key")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(signed.with_status("ran"), ["make", "count"]);
+    assert!(
+        run.stderr.contains("pushed 2 stage results"),
+        "{}",
+        run.stderr
+    );
+    // A teammate with the key restores everything; another key is as good as none.
+    let teammate = machine();
+    with_key(&teammate, &["run", "p.yaml"], TEAM);
+    assert_eq!(teammate.with_status("cached"), ["make", "count"]);
+    let stranger = machine();
+    with_key(&stranger, &["run", "p.yaml"], "another team's key text");
+    assert_eq!(stranger.with_status("ran"), ["make", "count"]);
+
+    // An entry rewritten in the bucket keeps its old signature, which no longer holds.
+    for entry in s3.stored("stages") {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        std::fs::write(&entry, text.replacen("{", "{ ", 1)).unwrap();
+    }
+    let fooled = machine();
+    let run = with_key(&fooled, &["run", "p.yaml"], TEAM);
+    assert!(
+        run.stderr.contains("is not signed with the team key"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fooled.with_status("ran"), ["make", "count"]);
+
+    // A pipeline that requires signed entries will not run with the remote but without the key.
+    let careless = Ws::new();
+    careless.write(
+        "p.yaml",
+        &format!("remote:\n  url: s3://cache/team\n  signed: true\n{PIPELINE}"),
+    );
+    let refused = s3.pipe_with(&careless, &["run", "p.yaml"], SECRET_KEY);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("takes only signed entries"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains(TEAM));
+}
+
+#[test]
+fn a_server_killed_in_mid_push_leaves_no_entry_without_its_objects_and_the_next_push_completes() {
+    let Some(mut s3) = S3::start() else { return };
+    let ws = Ws::new();
+    // Many small files and a big one, so the push takes a while.
+    ws.write(
+        "p.yaml",
+        "stages:\n  make:\n    cmd: mkdir -p out && for i in $(seq 1500); do echo $i > out/$i.txt; done && head -c 60000000 /dev/urandom > big.bin\n    outs: [out, big.bin]\n",
+    );
+    s3.ok(&ws, &["run", "p.yaml", "--no-push"]);
+    let push = s3
+        .command(&ws, &["push"], SECRET_KEY)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while s3.stored("objects").len() < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the push never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s3.stop();
+    let interrupted = Run::from(push.wait_with_output().unwrap());
+    assert_eq!(interrupted.code, 1, "{}", interrupted.stderr);
+    assert!(
+        interrupted.stderr.contains("is unavailable"),
+        "{}",
+        interrupted.stderr
+    );
+    assert!(
+        s3.stored("objects").len() < 1501,
+        "the push was not cut off"
+    );
+    assert!(
+        s3.stored("stages").is_empty(),
+        "an entry went up before its objects"
+    );
+
+    s3.restart();
+    let completed = s3.ok(&ws, &["push"]);
+    assert!(
+        completed.stderr.contains("pushed 1 stage result "),
+        "{}",
+        completed.stderr
+    );
+    let other = Ws::new();
+    other.write("p.yaml", &ws.read("p.yaml"));
+    s3.ok(&other, &["run", "p.yaml"]);
+    assert_eq!(other.with_status("cached"), ["make"]);
+    assert_eq!(
+        std::fs::read(other.file("big.bin")).unwrap(),
+        std::fs::read(ws.file("big.bin")).unwrap()
+    );
+    assert_eq!(other.read("out/1500.txt"), "1500\n");
 }

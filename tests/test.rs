@@ -62,7 +62,10 @@ impl Ws {
         cmd.args(args)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
-            .env_remove("PIPE_REMOTE");
+            .env_remove("PIPE_REMOTE")
+            .env_remove("PIPE_REMOTE_KEY")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_S3");
         cmd
     }
 

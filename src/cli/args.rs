@@ -91,8 +91,11 @@ pub enum Command {
     Pull {
         /// Runs (ids, prefixes or `latest`; a run recorded only on the remote by its full id) whose
         /// stages' results to fetch.
-        #[arg(num_args = 1.., required = true)]
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
         runs: Vec<String>,
+        /// Every run recorded on the remote, with its record kept here.
+        #[arg(long)]
+        all: bool,
     },
     /// Say per stage whether it is up to date or will run, and why; with `--run`, where a run's
     /// stages are (queued, running, done).

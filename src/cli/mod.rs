@@ -137,6 +137,6 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Weights(WeightsCommand::Inspect { file, .. }) => commands::inspect_weights(&file),
         Command::Stages => commands::stages(),
         Command::Push { runs } => remote::push(&ws, &runs),
-        Command::Pull { runs } => remote::pull(&ws, &runs),
+        Command::Pull { runs, all } => remote::pull(&ws, &runs, all),
     }
 }

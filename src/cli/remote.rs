@@ -1,5 +1,6 @@
-//! The remote cache on the command line: attaching it to the workspace (`PIPE_REMOTE`), saying what a
-//! run's pushes did before `pipe run` exits, and `pipe push` and `pipe pull` by hand.
+//! The remote cache on the command line: attaching it to the workspace (from the environment, the
+//! workspace's `.pipe/config.yaml` and the pipeline's `remote:`), saying what a run's pushes did
+//! before `pipe run` exits, and `pipe push` and `pipe pull` by hand.
 
 use std::time::Instant;
 
@@ -7,30 +8,57 @@ use super::args::Command;
 use super::render::plural;
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::records::{RunRecord, is_id};
-use crate::remote::{Fetched, Pushed, Remote, RemoteConfig};
+use crate::remote::config::WORKSPACE_FILE;
+use crate::remote::{Fetched, Pushed, Remote, RemoteSettings};
 use crate::run::workspace::Workspace;
 
-/// Attaches the remote the environment names, if any, for the commands that use one: runs (which
-/// push what they commit unless `--no-push`), plans, `pipe push` and `pipe pull`.
+/// Attaches the remote the command uses, if one is named, for the commands that use one: runs
+/// (which push what they commit unless `--no-push`), plans, `pipe push` and `pipe pull`. Each
+/// setting comes from the first place that gives it: the environment, the workspace's file, then
+/// the pipeline's `remote:` (of the pipeline run or planned, or of the runs pushed or pulled).
 pub(super) fn attach(ws: &mut Workspace, command: &Command) -> Result<(), Error> {
-    let push_commits = match command {
-        Command::Run { no_push, .. } => !no_push,
-        Command::Status { run: None, .. } | Command::Pull { .. } => false,
-        Command::Push { .. } => true,
+    let (push_commits, pipelines) = match command {
+        Command::Run { no_push, file, .. } => (!no_push, vec![file.clone()]),
+        Command::Status {
+            run: None, file, ..
+        } => (false, file.iter().cloned().collect()),
+        Command::Pull { runs, .. } => (false, pipelines_of(ws, runs)),
+        Command::Push { runs } => (true, pipelines_of(ws, runs)),
         _ => return Ok(()),
     };
-    if let Some(config) = RemoteConfig::from_env().map_err(Error::Usage)? {
-        let remote = Remote::new(config, push_commits).map_err(Error::Usage)?;
+    let workspace_file = ws.store.dir().join(WORKSPACE_FILE);
+    let mut settings = RemoteSettings::from_env()
+        .over(RemoteSettings::from_workspace_file(&workspace_file).map_err(Error::Usage)?);
+    if let Some(pipeline) = pipelines
+        .iter()
+        .find_map(|file| crate::pipeline::remote_of(file, &ws.root))
+    {
+        settings = settings.over(pipeline);
+    }
+    let key = std::env::var("PIPE_REMOTE_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    if let Some((config, team_key)) = settings.resolve(key, &ws.root).map_err(Error::Usage)? {
+        let remote = Remote::new(config, team_key, push_commits).map_err(Error::Usage)?;
         ws.remote = Some(std::sync::Arc::new(remote));
     }
     Ok(())
 }
 
+/// The pipeline files of the runs `specs` names that are recorded here.
+fn pipelines_of(ws: &Workspace, specs: &[String]) -> Vec<String> {
+    specs
+        .iter()
+        .filter_map(|spec| ws.runs.resolve(spec).ok())
+        .map(|record| record.pipeline)
+        .collect()
+}
+
 fn required(ws: &Workspace) -> Result<&Remote, Error> {
     ws.remote.as_deref().ok_or_else(|| {
-        Error::Usage(
-            "no remote cache: set PIPE_REMOTE=s3://bucket/folder (and AWS_ENDPOINT_URL for a service other than AWS)".into(),
-        )
+        Error::Usage(format!(
+            "no remote cache: set PIPE_REMOTE=s3://bucket/folder (and AWS_ENDPOINT_URL for a service other than AWS), or `remote:` in `.pipe/{WORKSPACE_FILE}` or in the runs' pipeline"
+        ))
     })
 }
 
@@ -145,21 +173,27 @@ pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
     })
 }
 
-/// `pipe pull RUN...`.
-pub(super) fn pull(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
+/// `pipe pull RUN...` (or `--all`: every run recorded on the remote).
+pub(super) fn pull(ws: &Workspace, runs: &[String], all: bool) -> Result<i32, Error> {
     let remote = required(ws)?;
     let started = Instant::now();
-    let (mut fetched, mut local, mut missing, mut warnings) = (0, 0, 0, Vec::new());
-    let records = runs
+    let specs = if all {
+        let mut ids = remote.run_ids().map_err(Error::Io)?;
+        ids.retain(|id| is_id(id));
+        ids
+    } else {
+        runs.to_vec()
+    };
+    let records = specs
         .iter()
         .map(|spec| local_or_remote(ws, remote, spec))
         .collect::<Result<Vec<_>, _>>()?;
-    for key in run_keys(&records) {
-        if matches!(ws.store.lookup(&key), Ok(Some(_))) {
-            local += 1;
-            continue;
-        }
-        match remote.fetch(&ws.store, &key) {
+    let (here, wanted): (Vec<String>, Vec<String>) = run_keys(&records)
+        .into_iter()
+        .partition(|key| matches!(ws.store.lookup(key), Ok(Some(_))));
+    let (mut fetched, mut missing, mut warnings) = (0, 0, Vec::new());
+    for result in remote.fetch_many(&ws.store, &wanted) {
+        match result {
             Fetched::Restored(_) => fetched += 1,
             Fetched::Missing => missing += 1,
             Fetched::Warning(warning) => warnings.push(warning),
@@ -169,9 +203,12 @@ pub(super) fn pull(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
         eprintln!("warning: {warning}");
     }
     eprintln!(
-        "pulled {fetched} stage result{} from {}; {local} were here already, {missing} not on the remote ({:.2} s)",
+        "pulled {fetched} stage result{} of {} run{} from {}; {} were here already, {missing} not on the remote ({:.2} s)",
         plural(fetched),
+        records.len(),
+        plural(records.len()),
         remote.config(),
+        here.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(if warnings.is_empty() {

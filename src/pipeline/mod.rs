@@ -15,6 +15,8 @@ pub mod sweep;
 mod validate;
 pub mod yaml;
 
+pub use self::validate::remote_of;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

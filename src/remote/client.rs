@@ -16,11 +16,12 @@ use futures::StreamExt as _;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as Name;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, PutMode, PutOptions,
-    PutPayload, RetryConfig, WriteMultipart,
+    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _,
+    PutMode, PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 
 use super::config::RemoteConfig;
+use super::signing;
 use crate::store::ObjectWriter;
 
 /// Files at least this big go up in parts of this size.
@@ -147,11 +148,41 @@ impl Client {
 
     /// The bytes of `name`, or `None` when it is not there.
     pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Unavailable> {
+        Ok(self.get_signed(name).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// The bytes of `name` and the signature it was written with (if any), or `None` when it is not
+    /// there.
+    pub async fn get_signed(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, Unavailable> {
         match self.store.get(&self.name(name)).await {
-            Ok(found) => Ok(Some(found.bytes().await.map_err(unavailable)?.to_vec())),
+            Ok(found) => {
+                let signature = found
+                    .attributes
+                    .get(&Attribute::Metadata(signing::METADATA.into()))
+                    .map(|value| value.to_string());
+                let bytes = found.bytes().await.map_err(unavailable)?.to_vec();
+                Ok(Some((bytes, signature)))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// The file names directly in folder `folder` (listed with a delimiter, one level only).
+    pub async fn list_folder(&self, folder: &str) -> Result<Vec<String>, Unavailable> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.name(folder)))
+            .await
+            .map_err(unavailable)?;
+        Ok(listed
+            .objects
+            .into_iter()
+            .filter_map(|object| object.location.filename().map(String::from))
+            .collect())
     }
 
     /// Streams `name` into `writer`; false when it is not there.
@@ -215,10 +246,29 @@ impl Client {
             .map_err(unavailable)
     }
 
-    /// Writes `bytes` as `name` unless something is there already; true when this wrote it.
-    pub async fn put_if_absent(&self, name: &str, bytes: Vec<u8>) -> Result<bool, Unavailable> {
+    /// Writes `bytes` as `name` with `signature` (if any): only if nothing is there already, or
+    /// else (`replace`) whatever is there; true when this wrote it.
+    pub async fn put_entry(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        signature: Option<String>,
+        replace: bool,
+    ) -> Result<bool, Unavailable> {
+        let mut attributes = Attributes::new();
+        if let Some(signature) = signature {
+            attributes.insert(
+                Attribute::Metadata(signing::METADATA.into()),
+                signature.into(),
+            );
+        }
         let options = PutOptions {
-            mode: PutMode::Create,
+            mode: if replace {
+                PutMode::Overwrite
+            } else {
+                PutMode::Create
+            },
+            attributes,
             ..PutOptions::default()
         };
         match self

@@ -6,6 +6,7 @@
 //! ```text
 //!   config   where the remote is (PIPE_REMOTE, AWS_ENDPOINT_URL, AWS_REGION)
 //!   client   the S3 requests, with timeouts, retries, streamed downloads and multipart uploads
+//!   signing  the team key that signs entries, so those who check take only what the team pushed
 //! ```
 //!
 //! In the bucket, under the remote's folder, the layout is the local store's:
@@ -13,10 +14,12 @@
 //! object) and `stages/9c/<key>.json` (written after its objects, only if absent). Nothing from the
 //! remote is used before the store's own checks: an entry is parsed and checked like a local one, an
 //! object is stored only if its bytes hash to its name. A remote that is down, slow or refuses the
-//! credentials costs one warning; the run goes on with the local store.
+//! credentials costs one warning; the run goes on with the local store. With a team key, pushed
+//! entries are signed and looked-up entries without its signature are not used.
 
 mod client;
 pub mod config;
+pub mod signing;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -27,7 +30,8 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use self::client::{Client, Unavailable};
-pub use self::config::RemoteConfig;
+pub use self::config::{RemoteConfig, RemoteSettings};
+use self::signing::TeamKey;
 use crate::store::{Entry, Store};
 
 /// How many objects go up or down at once.
@@ -83,6 +87,8 @@ pub struct Remote {
     pending: Mutex<Vec<JoinHandle<Pushed>>>,
     /// Whether runs push what they commit (`--no-push` turns it off).
     push_commits: bool,
+    /// The team key: pushed entries are signed with it, looked-up ones must be.
+    team_key: Option<TeamKey>,
 }
 
 fn entry_name(key: &str) -> String {
@@ -98,8 +104,13 @@ fn object_name(hash: &str) -> String {
 }
 
 impl Remote {
-    /// A remote at `config`; `push_commits` says whether runs push what their stages commit.
-    pub fn new(config: RemoteConfig, push_commits: bool) -> Result<Remote, String> {
+    /// A remote at `config` whose entries are signed with `team_key` (if any); `push_commits` says
+    /// whether runs push what their stages commit.
+    pub fn new(
+        config: RemoteConfig,
+        team_key: Option<TeamKey>,
+        push_commits: bool,
+    ) -> Result<Remote, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -112,6 +123,7 @@ impl Remote {
             down: AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             push_commits,
+            team_key,
         })
     }
 
@@ -141,8 +153,12 @@ impl Remote {
         if self.is_down() {
             return None;
         }
-        match self.runtime.block_on(self.client.get(&entry_name(key))) {
-            Ok(bytes) => Store::parse_entry(key, &bytes?).ok(),
+        match self
+            .runtime
+            .block_on(get_entry(&self.client, key, self.team_key.as_ref()))
+        {
+            Ok(Some(Ok(entry))) => Some(entry),
+            Ok(_) => None,
             Err(why) => {
                 self.failed(why);
                 None
@@ -156,10 +172,54 @@ impl Remote {
         if self.is_down() {
             return Fetched::Missing;
         }
-        match self.runtime.block_on(fetch(&self.client, store, key)) {
+        let team_key = self.team_key.as_ref();
+        match self
+            .runtime
+            .block_on(fetch(&self.client, store, key, team_key))
+        {
             Ok(fetched) => fetched,
             Err(why) => self.failed(why).map_or(Fetched::Missing, Fetched::Warning),
         }
+    }
+
+    /// Looks `keys` up and brings what the remote has into `store`, 16 at a time (`pipe pull`).
+    pub fn fetch_many(&self, store: &Store, keys: &[String]) -> Vec<Fetched> {
+        let team_key = self.team_key.as_ref();
+        let one = async |key: &String| {
+            if self.is_down() {
+                return Fetched::Missing;
+            }
+            match fetch(&self.client, store, key, team_key).await {
+                Ok(fetched) => fetched,
+                Err(why) => self.failed(why).map_or(Fetched::Missing, Fetched::Warning),
+            }
+        };
+        self.runtime.block_on(
+            futures::stream::iter(keys.iter().map(one))
+                .buffer_unordered(16)
+                .collect(),
+        )
+    }
+
+    /// The names of the runs whose records are on the remote (`runs/<name>.json`), sorted; the
+    /// caller checks that each is a run id.
+    pub fn run_ids(&self) -> Result<Vec<String>, String> {
+        let names = self
+            .runtime
+            .block_on(self.client.list_folder("runs"))
+            .map_err(|why| {
+                format!(
+                    "the remote cache {} is unavailable ({})",
+                    self.config, why.0
+                )
+            })?;
+        let mut ids: Vec<String> = names
+            .iter()
+            .filter_map(|name| name.strip_suffix(".json"))
+            .map(String::from)
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     /// Starts pushing `key`'s entry (and its objects first) in the background.
@@ -167,14 +227,15 @@ impl Remote {
         if !self.push_commits || self.is_down() {
             return;
         }
-        let (client, store, key) = (
+        let (client, store, key, team_key) = (
             self.client.clone(),
             Store::new(store.dir().to_path_buf()),
             key.to_string(),
+            self.team_key.clone(),
         );
         let task = self
             .runtime
-            .spawn(async move { push(&client, &store, &key).await });
+            .spawn(async move { push(&client, &store, &key, team_key.as_ref()).await });
         self.pending.lock().expect("pending pushes").push(task);
     }
 
@@ -223,11 +284,14 @@ impl Remote {
     /// Pushes `keys` now (`pipe push`), several at once.
     pub fn push(&self, store: &Store, keys: &[String]) -> Pushed {
         let total = self.runtime.block_on(async {
-            let pushes =
-                futures::stream::iter(keys.iter().map(|key| push(&self.client, store, key)))
-                    .buffer_unordered(4)
-                    .collect::<Vec<Pushed>>()
-                    .await;
+            let team_key = self.team_key.as_ref();
+            let pushes = futures::stream::iter(
+                keys.iter()
+                    .map(|key| push(&self.client, store, key, team_key)),
+            )
+            .buffer_unordered(4)
+            .collect::<Vec<Pushed>>()
+            .await;
             let mut total = Pushed::default();
             for pushed in pushes {
                 total.add(pushed);
@@ -246,18 +310,39 @@ impl Remote {
     }
 }
 
-/// Brings `key` from the remote into `store`.
-async fn fetch(client: &Client, store: &Store, key: &str) -> Result<Fetched, Unavailable> {
-    let Some(bytes) = client.get(&entry_name(key)).await? else {
-        return Ok(Fetched::Missing);
+/// The remote's entry for `key`, parsed and checked (and its signature, with a team key): `None`
+/// when there is none, else the entry or why it is not used.
+async fn get_entry(
+    client: &Client,
+    key: &str,
+    team_key: Option<&TeamKey>,
+) -> Result<Option<Result<Entry, String>>, Unavailable> {
+    let Some((bytes, signature)) = client.get_signed(&entry_name(key)).await? else {
+        return Ok(None);
     };
-    let entry = match Store::parse_entry(key, &bytes) {
-        Ok(entry) => entry,
-        Err(refused) => {
-            return Ok(Fetched::Warning(format!(
-                "the remote's {refused}; not used"
-            )));
-        }
+    if let Some(team_key) = team_key
+        && !team_key.verifies(key, &bytes, signature.as_deref())
+    {
+        return Ok(Some(Err(format!(
+            "the remote's entry for {key} is not signed with the team key; not used"
+        ))));
+    }
+    Ok(Some(Store::parse_entry(key, &bytes).map_err(|refused| {
+        format!("the remote's {refused}; not used")
+    })))
+}
+
+/// Brings `key` from the remote into `store`.
+async fn fetch(
+    client: &Client,
+    store: &Store,
+    key: &str,
+    team_key: Option<&TeamKey>,
+) -> Result<Fetched, Unavailable> {
+    let entry = match get_entry(client, key, team_key).await? {
+        None => return Ok(Fetched::Missing),
+        Some(Ok(entry)) => entry,
+        Some(Err(problem)) => return Ok(Fetched::Warning(problem)),
     };
     let wanted: Vec<String> = Store::objects_of(&entry)
         .into_iter()
@@ -295,8 +380,25 @@ async fn download(
     Ok(writer.finish().err().map(|refused| refused.to_string()))
 }
 
-/// Pushes `key`'s objects, then its entry, unless the remote has the entry already.
-async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
+/// Whether the remote has an entry for `key` that needs no push: any entry, or with a team key one
+/// signed with it (an unsigned or wrongly signed one is replaced).
+async fn entry_present(
+    client: &Client,
+    key: &str,
+    team_key: Option<&TeamKey>,
+) -> Result<bool, Unavailable> {
+    let Some(team_key) = team_key else {
+        return client.exists(&entry_name(key)).await;
+    };
+    Ok(client
+        .get_signed(&entry_name(key))
+        .await?
+        .is_some_and(|(bytes, signature)| team_key.verifies(key, &bytes, signature.as_deref())))
+}
+
+/// Pushes `key`'s objects, then its entry (signed with `team_key`, if any), unless the remote has
+/// the entry already.
+async fn push(client: &Client, store: &Store, key: &str, team_key: Option<&TeamKey>) -> Pushed {
     let mut pushed = Pushed::default();
     let bytes = match store.entry_bytes(key) {
         Ok(Some(bytes)) => bytes,
@@ -315,7 +417,7 @@ async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
             return pushed;
         }
     };
-    match client.exists(&entry_name(key)).await {
+    match entry_present(client, key, team_key).await {
         Ok(true) => {
             pushed.present += 1;
             return pushed;
@@ -351,7 +453,12 @@ async fn push(client: &Client, store: &Store, key: &str) -> Pushed {
             }
         }
     }
-    match client.put_if_absent(&entry_name(key), bytes).await {
+    let signature = team_key.map(|team_key| team_key.sign(key, &bytes));
+    let replace = team_key.is_some();
+    match client
+        .put_entry(&entry_name(key), bytes, signature, replace)
+        .await
+    {
         Ok(true) => pushed.entries += 1,
         Ok(false) => pushed.present += 1,
         Err(why) => pushed.unavailable = Some(why),

@@ -3,12 +3,13 @@
 //! before returning, so the user fixes a file in one pass.
 //!
 //! One checker walks the file; its parts live beside this file: `--set` and `foreach`/`matrix`
-//! ([`expand`]), command stages ([`command`]), built-in kinds ([`builtin`]) and Slurm resources
-//! ([`resources`]).
+//! ([`expand`]), command stages ([`command`]), built-in kinds ([`builtin`]), Slurm resources
+//! ([`resources`]) and the remote cache ([`remote`]).
 
 mod builtin;
 mod command;
 mod expand;
+mod remote;
 mod resources;
 
 use std::collections::HashMap;
@@ -23,7 +24,16 @@ use super::sweep::Axis;
 use super::yaml::{Node, NodeKind, Pos};
 use super::{ExecutorKind, Resources, Stage};
 
-const TOP_KEYS: &[&str] = &["params", "stages", "executor", "resources", "sweep"];
+pub use self::remote::remote_of;
+
+const TOP_KEYS: &[&str] = &[
+    "params",
+    "stages",
+    "executor",
+    "resources",
+    "sweep",
+    "remote",
+];
 const RESOURCE_KEYS: &[&str] = &["cpus", "mem", "gpus", "time", "partition", "account"];
 const COMMAND_KEYS: &[&str] = &[
     "cmd",
@@ -103,6 +113,9 @@ pub(super) fn validate(
     }
     let executor = node.get("executor").and_then(|n| c.executor(n));
     let sweep = node.get("sweep").map(|n| c.sweep(n)).unwrap_or_default();
+    if let Some(remote) = node.get("remote") {
+        c.remote(remote);
+    }
     if let Some(r) = node.get("resources") {
         c.default_resources = c.resources(r, "the pipeline");
     }
