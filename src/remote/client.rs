@@ -21,11 +21,23 @@ use object_store::{
 };
 
 use super::config::RemoteConfig;
-use super::signing;
 use crate::store::ObjectWriter;
 
 /// Files at least this big go up in parts of this size.
 const PART: usize = 16 << 20;
+
+/// An object's user metadata (S3's `x-amz-meta-*`), by name.
+pub type Metadata = std::collections::BTreeMap<String, String>;
+
+/// How streaming an object ended.
+pub enum Streamed {
+    /// It is not there.
+    Missing,
+    /// Every byte was taken.
+    Whole,
+    /// The taker refused a piece: why.
+    Refused(String),
+}
 
 /// A request that could not be carried out: the remote is down, slow, or refuses us.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,23 +160,26 @@ impl Client {
 
     /// The bytes of `name`, or `None` when it is not there.
     pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Unavailable> {
-        Ok(self.get_signed(name).await?.map(|(bytes, _)| bytes))
+        Ok(self.get_with_metadata(name).await?.map(|(bytes, _)| bytes))
     }
 
-    /// The bytes of `name` and the signature it was written with (if any), or `None` when it is not
-    /// there.
-    pub async fn get_signed(
+    /// The bytes of `name` and its user metadata, or `None` when it is not there.
+    pub async fn get_with_metadata(
         &self,
         name: &str,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, Unavailable> {
+    ) -> Result<Option<(Vec<u8>, Metadata)>, Unavailable> {
         match self.store.get(&self.name(name)).await {
             Ok(found) => {
-                let signature = found
+                let metadata = found
                     .attributes
-                    .get(&Attribute::Metadata(signing::METADATA.into()))
-                    .map(|value| value.to_string());
+                    .iter()
+                    .filter_map(|(key, value)| match key {
+                        Attribute::Metadata(key) => Some((key.to_string(), value.to_string())),
+                        _ => None,
+                    })
+                    .collect();
                 let bytes = found.bytes().await.map_err(unavailable)?.to_vec();
-                Ok(Some((bytes, signature)))
+                Ok(Some((bytes, metadata)))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(unavailable(e)),
@@ -191,28 +206,66 @@ impl Client {
         name: &str,
         writer: &mut ObjectWriter,
     ) -> Result<bool, Unavailable> {
+        let streamed = self
+            .stream(name, |bytes| {
+                writer
+                    .write(bytes)
+                    .map_err(|e| format!("cannot write a download: {e}"))
+            })
+            .await?;
+        match streamed {
+            Streamed::Missing => Ok(false),
+            Streamed::Whole => Ok(true),
+            Streamed::Refused(problem) => Err(Unavailable(problem)),
+        }
+    }
+
+    /// Streams `name` into `take`, piece by piece, until the end or what `take` refuses.
+    pub async fn stream(
+        &self,
+        name: &str,
+        mut take: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<Streamed, Unavailable> {
         let found = match self.store.get(&self.name(name)).await {
             Ok(found) => found,
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(object_store::Error::NotFound { .. }) => return Ok(Streamed::Missing),
             Err(e) => return Err(unavailable(e)),
         };
         let mut stream = found.into_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(unavailable)?;
-            writer
-                .write(&chunk)
-                .map_err(|e| Unavailable(format!("cannot write a download: {e}")))?;
+            if let Err(problem) = take(&chunk.map_err(unavailable)?) {
+                return Ok(Streamed::Refused(problem));
+            }
         }
-        Ok(true)
+        Ok(Streamed::Whole)
     }
 
     /// Uploads the file at `path` as `name`: in one request, or in parts when it is big.
     pub async fn upload(&self, name: &str, path: &Path) -> Result<u64, Unavailable> {
-        let local =
-            |e: std::io::Error| Unavailable(format!("cannot read `{}`: {e}", path.display()));
-        let size = std::fs::metadata(path).map_err(local)?.len();
+        self.upload_joined(name, &[], &[path.to_path_buf()]).await
+    }
+
+    /// Uploads `head` followed by the files at `paths` as one object `name`: in one request, or in
+    /// parts when it is big; its size.
+    pub async fn upload_joined(
+        &self,
+        name: &str,
+        head: &[u8],
+        paths: &[std::path::PathBuf],
+    ) -> Result<u64, Unavailable> {
+        let local = |path: &Path, e: std::io::Error| {
+            Unavailable(format!("cannot read `{}`: {e}", path.display()))
+        };
+        let mut size = head.len() as u64;
+        for path in paths {
+            size += std::fs::metadata(path).map_err(|e| local(path, e))?.len();
+        }
         if size < PART as u64 {
-            let bytes = std::fs::read(path).map_err(local)?;
+            let mut bytes = head.to_vec();
+            for path in paths {
+                let mut file = std::fs::File::open(path).map_err(|e| local(path, e))?;
+                file.read_to_end(&mut bytes).map_err(|e| local(path, e))?;
+            }
             self.put(name, bytes).await?;
             return Ok(size);
         }
@@ -222,15 +275,18 @@ impl Client {
             .await
             .map_err(unavailable)?;
         let mut parts = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut file = std::fs::File::open(path).map_err(local)?;
+        parts.write(head);
         let mut buffer = vec![0; PART];
-        loop {
-            let read = file.read(&mut buffer).map_err(local)?;
-            if read == 0 {
-                break;
+        for path in paths {
+            let mut file = std::fs::File::open(path).map_err(|e| local(path, e))?;
+            loop {
+                let read = file.read(&mut buffer).map_err(|e| local(path, e))?;
+                if read == 0 {
+                    break;
+                }
+                parts.wait_for_capacity(4).await.map_err(unavailable)?;
+                parts.write(&buffer[..read]);
             }
-            parts.wait_for_capacity(4).await.map_err(unavailable)?;
-            parts.write(&buffer[..read]);
         }
         parts.finish().await.map_err(unavailable)?;
         Ok(size)
@@ -246,21 +302,18 @@ impl Client {
             .map_err(unavailable)
     }
 
-    /// Writes `bytes` as `name` with `signature` (if any): only if nothing is there already, or
-    /// else (`replace`) whatever is there; true when this wrote it.
+    /// Writes `bytes` as `name` with user `metadata`: only if nothing is there already, or else
+    /// (`replace`) whatever is there; true when this wrote it.
     pub async fn put_entry(
         &self,
         name: &str,
         bytes: Vec<u8>,
-        signature: Option<String>,
+        metadata: Metadata,
         replace: bool,
     ) -> Result<bool, Unavailable> {
         let mut attributes = Attributes::new();
-        if let Some(signature) = signature {
-            attributes.insert(
-                Attribute::Metadata(signing::METADATA.into()),
-                signature.into(),
-            );
+        for (key, value) in metadata {
+            attributes.insert(Attribute::Metadata(key.into()), value.into());
         }
         let options = PutOptions {
             mode: if replace {

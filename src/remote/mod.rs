@@ -7,6 +7,8 @@
 //!   config   where the remote is (PIPE_REMOTE, AWS_ENDPOINT_URL, AWS_REGION)
 //!   client   the S3 requests, with timeouts, retries, streamed downloads and multipart uploads
 //!   signing  the team key that signs entries, so those who check take only what the team pushed
+//!   pack     the small files of a result as a few objects (one request, not one a file)
+//!   transfer one result's fetch and push, request by request
 //! ```
 //!
 //! In the bucket, under the remote's folder, the layout is the local store's:
@@ -19,9 +21,10 @@
 
 mod client;
 pub mod config;
+mod pack;
 pub mod signing;
+mod transfer;
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,6 +35,7 @@ use tokio::task::JoinHandle;
 use self::client::{Client, Unavailable};
 pub use self::config::{RemoteConfig, RemoteSettings};
 use self::signing::TeamKey;
+use self::transfer::{fetch, get_entry, push};
 use crate::store::{Entry, Store};
 
 /// How many objects go up or down at once.
@@ -91,16 +95,8 @@ pub struct Remote {
     team_key: Option<TeamKey>,
 }
 
-fn entry_name(key: &str) -> String {
-    format!("stages/{}/{key}.json", &key[..2])
-}
-
 fn record_name(id: &str) -> String {
     format!("runs/{id}.json")
-}
-
-fn object_name(hash: &str) -> String {
-    format!("objects/{}/{hash}", &hash[..2])
 }
 
 impl Remote {
@@ -157,7 +153,7 @@ impl Remote {
             .runtime
             .block_on(get_entry(&self.client, key, self.team_key.as_ref()))
         {
-            Ok(Some(Ok(entry))) => Some(entry),
+            Ok(Some(Ok((entry, _)))) => Some(entry),
             Ok(_) => None,
             Err(why) => {
                 self.failed(why);
@@ -308,175 +304,4 @@ impl Remote {
         }
         pushed
     }
-}
-
-/// The remote's entry for `key`, parsed and checked (and its signature, with a team key): `None`
-/// when there is none, else the entry or why it is not used.
-async fn get_entry(
-    client: &Client,
-    key: &str,
-    team_key: Option<&TeamKey>,
-) -> Result<Option<Result<Entry, String>>, Unavailable> {
-    let Some((bytes, signature)) = client.get_signed(&entry_name(key)).await? else {
-        return Ok(None);
-    };
-    if let Some(team_key) = team_key
-        && !team_key.verifies(key, &bytes, signature.as_deref())
-    {
-        return Ok(Some(Err(format!(
-            "the remote's entry for {key} is not signed with the team key; not used"
-        ))));
-    }
-    Ok(Some(Store::parse_entry(key, &bytes).map_err(|refused| {
-        format!("the remote's {refused}; not used")
-    })))
-}
-
-/// Brings `key` from the remote into `store`.
-async fn fetch(
-    client: &Client,
-    store: &Store,
-    key: &str,
-    team_key: Option<&TeamKey>,
-) -> Result<Fetched, Unavailable> {
-    let entry = match get_entry(client, key, team_key).await? {
-        None => return Ok(Fetched::Missing),
-        Some(Ok(entry)) => entry,
-        Some(Err(problem)) => return Ok(Fetched::Warning(problem)),
-    };
-    let wanted: Vec<String> = Store::objects_of(&entry)
-        .into_iter()
-        .filter(|hash| store.object_file(hash).is_none())
-        .collect();
-    let downloads = futures::stream::iter(wanted.iter().map(|hash| download(client, store, hash)))
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await;
-    for result in downloads {
-        if let Some(problem) = result? {
-            return Ok(Fetched::Warning(format!(
-                "the remote's entry for {key} is not used: {problem}"
-            )));
-        }
-    }
-    match store.import_entry(&entry) {
-        Ok(()) => Ok(Fetched::Restored(entry)),
-        Err(refused) => Ok(Fetched::Warning(refused.to_string())),
-    }
-}
-
-/// Downloads object `hash` into `store`; the problem when it is missing or does not match its hash.
-async fn download(
-    client: &Client,
-    store: &Store,
-    hash: &str,
-) -> Result<Option<String>, Unavailable> {
-    let mut writer = store
-        .object_writer(hash)
-        .map_err(|e| Unavailable(format!("cannot write into the store: {e}")))?;
-    if !client.download(&object_name(hash), &mut writer).await? {
-        return Ok(Some(format!("its object {hash} is missing")));
-    }
-    Ok(writer.finish().err().map(|refused| refused.to_string()))
-}
-
-/// Whether the remote has an entry for `key` that needs no push: any entry, or with a team key one
-/// signed with it (an unsigned or wrongly signed one is replaced).
-async fn entry_present(
-    client: &Client,
-    key: &str,
-    team_key: Option<&TeamKey>,
-) -> Result<bool, Unavailable> {
-    let Some(team_key) = team_key else {
-        return client.exists(&entry_name(key)).await;
-    };
-    Ok(client
-        .get_signed(&entry_name(key))
-        .await?
-        .is_some_and(|(bytes, signature)| team_key.verifies(key, &bytes, signature.as_deref())))
-}
-
-/// Pushes `key`'s objects, then its entry (signed with `team_key`, if any), unless the remote has
-/// the entry already.
-async fn push(client: &Client, store: &Store, key: &str, team_key: Option<&TeamKey>) -> Pushed {
-    let mut pushed = Pushed::default();
-    let bytes = match store.entry_bytes(key) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return pushed,
-        Err(e) => {
-            pushed
-                .warnings
-                .push(format!("cannot read entry {key}: {e}"));
-            return pushed;
-        }
-    };
-    let entry = match Store::parse_entry(key, &bytes) {
-        Ok(entry) => entry,
-        Err(refused) => {
-            pushed.warnings.push(format!("not pushed: {refused}"));
-            return pushed;
-        }
-    };
-    match entry_present(client, key, team_key).await {
-        Ok(true) => {
-            pushed.present += 1;
-            return pushed;
-        }
-        Ok(false) => {}
-        Err(why) => {
-            pushed.unavailable = Some(why);
-            return pushed;
-        }
-    }
-    let objects = Store::objects_of(&entry);
-    if let Some(missing) = objects.iter().find(|h| store.object_file(h).is_none()) {
-        pushed.warnings.push(format!(
-            "entry {key} not pushed: its object {missing} is not in the local store"
-        ));
-        return pushed;
-    }
-    let uploads =
-        futures::stream::iter(objects.into_iter().map(|hash| upload(client, store, hash)))
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await;
-    for upload in uploads {
-        match upload {
-            Ok(Some(bytes)) => {
-                pushed.objects += 1;
-                pushed.bytes += bytes;
-            }
-            Ok(None) => {}
-            Err(why) => {
-                pushed.unavailable = Some(why);
-                return pushed;
-            }
-        }
-    }
-    let signature = team_key.map(|team_key| team_key.sign(key, &bytes));
-    let replace = team_key.is_some();
-    match client
-        .put_entry(&entry_name(key), bytes, signature, replace)
-        .await
-    {
-        Ok(true) => pushed.entries += 1,
-        Ok(false) => pushed.present += 1,
-        Err(why) => pushed.unavailable = Some(why),
-    }
-    pushed
-}
-
-/// Uploads object `hash` unless the remote has it; its size when it went up.
-async fn upload(client: &Client, store: &Store, hash: String) -> Result<Option<u64>, Unavailable> {
-    if client.exists(&object_name(&hash)).await? {
-        return Ok(None);
-    }
-    // Checked by the caller; gone since only if `pipe gc` ran beside us, which a push survives.
-    let Some(file) = store.object_file(&hash) else {
-        return Ok(None);
-    };
-    client
-        .upload(&object_name(&hash), Path::new(&file))
-        .await
-        .map(Some)
 }

@@ -54,18 +54,26 @@ impl Store {
         (is_hash(hash) && path.is_file()).then_some(path)
     }
 
-    /// The hashes of the objects `entry`'s cached outputs need (links have none).
+    /// The hashes of the objects `entry`'s cached outputs need (links have none), sorted.
     pub fn objects_of(entry: &Entry) -> Vec<String> {
-        let mut hashes: Vec<String> = entry
+        Store::sized_objects_of(entry)
+            .into_iter()
+            .map(|(hash, _)| hash)
+            .collect()
+    }
+
+    /// The same with each object's size.
+    pub fn sized_objects_of(entry: &Entry) -> Vec<(String, u64)> {
+        let mut objects: Vec<(String, u64)> = entry
             .cached
             .iter()
             .filter_map(|path| entry.outputs.get(path))
             .flat_map(|tree| tree.files.iter().filter(|f| f.link.is_none()))
-            .map(|f| f.hash.clone())
+            .map(|f| (f.hash.clone(), f.size))
             .collect();
-        hashes.sort();
-        hashes.dedup();
-        hashes
+        objects.sort();
+        objects.dedup_by(|a, b| a.0 == b.0);
+        objects
     }
 
     /// Parses and checks `bytes` as the entry for `key` without storing it.
@@ -162,6 +170,13 @@ impl ObjectWriter {
         };
         let _ = fs::remove_file(&self.tmp);
         stored
+    }
+}
+
+impl Drop for ObjectWriter {
+    /// A download abandoned half-way leaves nothing behind (after `finish`, the file is gone).
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp);
     }
 }
 
