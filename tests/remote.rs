@@ -197,7 +197,7 @@ fn two_machines_share_results_and_nothing_is_sent_twice() {
 }
 
 #[test]
-fn a_corrupt_object_or_a_crafted_entry_on_the_remote_is_a_warning_and_the_stage_runs() {
+fn a_corrupt_object_or_a_crafted_entry_on_the_remote_is_a_warning_and_the_run_replaces_it() {
     let Some(s3) = S3::start() else { return };
     s3.ok(&machine(), &["run", "p.yaml"]);
     let objects = s3.stored("objects");
@@ -219,6 +219,15 @@ fn a_corrupt_object_or_a_crafted_entry_on_the_remote_is_a_warning_and_the_stage_
         run.stderr
     );
     assert_eq!(ws.with_status("ran"), ["make", "count"]);
+    // That run replaced what it could not use: the next machine restores everything.
+    let repaired = machine();
+    let run = s3.ok(&repaired, &["run", "p.yaml"]);
+    assert_eq!(
+        repaired.with_status("cached"),
+        ["make", "count"],
+        "{}",
+        run.stderr
+    );
 
     // An entry that would write outside the workspace is refused before anything is written.
     for entry in s3.stored("stages") {
@@ -230,6 +239,9 @@ fn a_corrupt_object_or_a_crafted_entry_on_the_remote_is_a_warning_and_the_stage_
     assert!(run.stderr.contains("is not usable"), "{}", run.stderr);
     assert_eq!(ws.with_status("ran"), ["make", "count"]);
     assert!(!ws.path().parent().unwrap().join("escaped").exists());
+    let repaired = machine();
+    s3.ok(&repaired, &["run", "p.yaml"]);
+    assert_eq!(repaired.with_status("cached"), ["make", "count"]);
 }
 
 #[test]
@@ -530,4 +542,44 @@ fn a_server_killed_in_mid_push_leaves_no_entry_without_its_objects_and_the_next_
         run.stderr
     );
     assert_eq!(third.with_status("ran"), ["make"]);
+}
+
+#[test]
+fn what_slurm_jobs_ran_goes_up_to_the_remote_waited_for_or_detached() {
+    let Some(s3) = S3::start() else { return };
+    let Some(_cluster) = crate::slurm::cluster() else {
+        return;
+    };
+    let pipeline = format!("{}{PIPELINE}", crate::slurm::SMALL);
+    let ws = Ws::new();
+    ws.write("p.yaml", &pipeline);
+    let run = s3.ok(&ws, &["run", "p.yaml", "--executor", "slurm"]);
+    assert!(
+        run.stderr.contains("pushed 2 stage results"),
+        "{}",
+        run.stderr
+    );
+    let laptop = Ws::new();
+    laptop.write("p.yaml", &pipeline);
+    s3.ok(&laptop, &["run", "p.yaml"]);
+    assert_eq!(laptop.with_status("cached"), ["make", "count"]);
+
+    // Detached, the job that completes the record pushes (the jobs get the submitter's environment).
+    let detached = Ws::new();
+    detached.write(
+        "p.yaml",
+        &pipeline.replace("head -c 20000000", "head -c 20000001"),
+    );
+    s3.ok(
+        &detached,
+        &["run", "p.yaml", "--executor", "slurm", "--detach"],
+    );
+    let start = Instant::now();
+    while s3.stored("stages").len() < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the detached run's results never reached the remote"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -13,7 +13,7 @@ use crate::test::Ws;
 static CLUSTER: Mutex<()> = Mutex::new(());
 
 /// The cluster, held for one test, or `None` (with the reason printed) when Slurm is not running.
-fn cluster() -> Option<MutexGuard<'static, ()>> {
+pub fn cluster() -> Option<MutexGuard<'static, ()>> {
     let state = Command::new("sinfo")
         .args(["--noheader", "--format=%t"])
         .stderr(Stdio::null())
@@ -41,7 +41,7 @@ fn cluster() -> Option<MutexGuard<'static, ()>> {
 
 /// Stage resources small enough for both CPUs to take jobs at once (a job without `--mem` gets the
 /// whole node's memory on this cluster).
-const SMALL: &str = "resources:\n  mem: 50M\n  time: 5\n";
+pub const SMALL: &str = "resources:\n  mem: 50M\n  time: 5\n";
 
 /// Four independent stages and one that gathers them.
 fn fan() -> Ws {

@@ -123,7 +123,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Cancel { run } if run.starts_with(SWEEP_PREFIX) => sweep::cancel_sweep(&ws, &run),
         Command::Cancel { run } => commands::cancel(&ws, &run),
         Command::ExecStage { run, stage } => crate::run::slurm::node::exec_stage(&ws, &run, &stage),
-        Command::ExecFinish { run } => crate::run::slurm::node::exec_finish(&ws, &run),
+        Command::ExecFinish { run } => remote::exec_finish(&ws, &run),
         Command::Gc { keep, dry_run } => commands::gc(&ws, keep, dry_run),
         Command::Weights(WeightsCommand::Inspect {
             file,

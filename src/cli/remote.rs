@@ -7,7 +7,8 @@ use std::time::Instant;
 use super::args::Command;
 use super::render::plural;
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
-use crate::records::{RunRecord, is_id};
+use crate::pipeline::ExecutorKind;
+use crate::records::{RunRecord, Status, is_id};
 use crate::remote::config::WORKSPACE_FILE;
 use crate::remote::{Fetched, Pushed, Remote, RemoteSettings};
 use crate::run::workspace::Workspace;
@@ -24,6 +25,7 @@ pub(super) fn attach(ws: &mut Workspace, command: &Command) -> Result<(), Error>
         } => (false, file.iter().cloned().collect()),
         Command::Pull { runs, .. } => (false, pipelines_of(ws, runs)),
         Command::Push { runs } => (true, pipelines_of(ws, runs)),
+        Command::ExecFinish { run } => (true, pipelines_of(ws, std::slice::from_ref(run))),
         _ => return Ok(()),
     };
     let workspace_file = ws.store.dir().join(WORKSPACE_FILE);
@@ -91,10 +93,41 @@ pub(super) fn finish_pushes(
     };
     let mut pushed = remote.finish_pushes();
     if let Some(record) = record.filter(|_| remote.pushes_commits()) {
+        pushed.add(remote.push(&ws.store, &job_results(record)));
         pushed.warnings.extend(push_record(ws, remote, &record.id));
     }
     let line = (pushed.entries > 0).then(|| pushed_line(&pushed, remote));
     (pushed.warnings, line)
+}
+
+/// The keys of the stages `record`'s Slurm jobs ran: committed by the jobs, so not pushed in the
+/// background by this process.
+fn job_results(record: &RunRecord) -> Vec<String> {
+    if record.executor != ExecutorKind::Slurm {
+        return Vec::new();
+    }
+    record
+        .stages
+        .iter()
+        .filter(|stage| stage.status == Status::Ran)
+        .filter_map(|stage| stage.key.clone())
+        .collect()
+}
+
+/// `pipe exec-finish RUN`, the last job of a detached Slurm run: completes its record, then pushes
+/// what its jobs ran and the record, saying so on stderr (the job's log).
+pub(super) fn exec_finish(ws: &Workspace, run_id: &str) -> Result<i32, Error> {
+    let code = crate::run::slurm::node::exec_finish(ws, run_id)?;
+    if let Ok(record) = ws.runs.resolve(run_id) {
+        let (warnings, line) = finish_pushes(ws, Some(&record));
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
+        if let Some(line) = line {
+            eprintln!("{line}");
+        }
+    }
+    Ok(code)
 }
 
 /// Uploads run `id`'s record; the warning when it could not.

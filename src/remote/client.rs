@@ -151,9 +151,14 @@ impl Client {
 
     /// Whether `name` is there.
     pub async fn exists(&self, name: &str) -> Result<bool, Unavailable> {
+        Ok(self.size(name).await?.is_some())
+    }
+
+    /// The size of `name`, or `None` when it is not there.
+    pub async fn size(&self, name: &str) -> Result<Option<u64>, Unavailable> {
         match self.store.head(&self.name(name)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -198,6 +203,19 @@ impl Client {
             .into_iter()
             .filter_map(|object| object.location.filename().map(String::from))
             .collect())
+    }
+
+    /// Bytes `range` of `name`, or `None` when it is not there.
+    pub async fn get_range(
+        &self,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, Unavailable> {
+        match self.store.get_range(&self.name(name), range).await {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     /// Streams `name` into `writer`; false when it is not there.

@@ -25,8 +25,9 @@ mod pack;
 pub mod signing;
 mod transfer;
 
-use std::sync::Mutex;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
 use tokio::runtime::Runtime;
@@ -35,7 +36,7 @@ use tokio::task::JoinHandle;
 use self::client::{Client, Unavailable};
 pub use self::config::{RemoteConfig, RemoteSettings};
 use self::signing::TeamKey;
-use self::transfer::{fetch, get_entry, push};
+use self::transfer::{Suspects, fetch, get_entry, push};
 use crate::store::{Entry, Store};
 
 /// How many objects go up or down at once.
@@ -70,7 +71,8 @@ pub struct Pushed {
 }
 
 impl Pushed {
-    fn add(&mut self, other: Pushed) {
+    /// Adds what `other` pushes did.
+    pub fn add(&mut self, other: Pushed) {
         self.entries += other.entries;
         self.present += other.present;
         self.objects += other.objects;
@@ -82,7 +84,7 @@ impl Pushed {
 
 /// A remote cache in use by one `pipe` process.
 pub struct Remote {
-    client: std::sync::Arc<Client>,
+    client: Arc<Client>,
     config: RemoteConfig,
     runtime: Runtime,
     /// Set at the first failed request: later ones are not tried (one warning, not one a stage).
@@ -93,6 +95,10 @@ pub struct Remote {
     push_commits: bool,
     /// The team key: pushed entries are signed with it, looked-up ones must be.
     team_key: Option<TeamKey>,
+    /// Keys whose result on the remote could not be used: pushed again whole, over what is there.
+    to_replace: Mutex<HashSet<String>>,
+    /// Objects and packs on the remote that failed their hash: sent again by any push needing them.
+    suspects: Arc<Suspects>,
 }
 
 fn record_name(id: &str) -> String {
@@ -113,13 +119,15 @@ impl Remote {
             .build()
             .map_err(|e| format!("cannot start the remote's client: {e}"))?;
         Ok(Remote {
-            client: std::sync::Arc::new(Client::new(&config)?),
+            client: Arc::new(Client::new(&config)?),
             config,
             runtime,
             down: AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             push_commits,
             team_key,
+            to_replace: Mutex::new(HashSet::new()),
+            suspects: Arc::default(),
         })
     }
 
@@ -165,36 +173,36 @@ impl Remote {
     /// Looks `key` up on the remote and, when it is there, brings its entry and objects into
     /// `store`, each checked before it is kept.
     pub fn fetch(&self, store: &Store, key: &str) -> Fetched {
-        if self.is_down() {
-            return Fetched::Missing;
-        }
-        let team_key = self.team_key.as_ref();
-        match self
-            .runtime
-            .block_on(fetch(&self.client, store, key, team_key))
-        {
-            Ok(fetched) => fetched,
-            Err(why) => self.failed(why).map_or(Fetched::Missing, Fetched::Warning),
-        }
+        self.runtime.block_on(self.fetch_one(store, key))
     }
 
     /// Looks `keys` up and brings what the remote has into `store`, 16 at a time (`pipe pull`).
     pub fn fetch_many(&self, store: &Store, keys: &[String]) -> Vec<Fetched> {
-        let team_key = self.team_key.as_ref();
-        let one = async |key: &String| {
-            if self.is_down() {
-                return Fetched::Missing;
-            }
-            match fetch(&self.client, store, key, team_key).await {
-                Ok(fetched) => fetched,
-                Err(why) => self.failed(why).map_or(Fetched::Missing, Fetched::Warning),
-            }
-        };
         self.runtime.block_on(
-            futures::stream::iter(keys.iter().map(one))
+            futures::stream::iter(keys.iter().map(|key| self.fetch_one(store, key)))
                 .buffer_unordered(16)
                 .collect(),
         )
+    }
+
+    /// One lookup. A result the remote holds but that cannot be used (a corrupt file, a crafted
+    /// or unsigned entry) is noted, so that this process's push of the key replaces it.
+    async fn fetch_one(&self, store: &Store, key: &str) -> Fetched {
+        if self.is_down() {
+            return Fetched::Missing;
+        }
+        let team_key = self.team_key.as_ref();
+        match fetch(&self.client, store, key, team_key, &self.suspects).await {
+            Ok(Fetched::Warning(warning)) => {
+                self.to_replace
+                    .lock()
+                    .expect("keys to replace")
+                    .insert(key.to_string());
+                Fetched::Warning(warning)
+            }
+            Ok(fetched) => fetched,
+            Err(why) => self.failed(why).map_or(Fetched::Missing, Fetched::Warning),
+        }
     }
 
     /// The names of the runs whose records are on the remote (`runs/<name>.json`), sorted; the
@@ -223,15 +231,21 @@ impl Remote {
         if !self.push_commits || self.is_down() {
             return;
         }
-        let (client, store, key, team_key) = (
+        let (client, store, key, team_key, suspects) = (
             self.client.clone(),
             Store::new(store.dir().to_path_buf()),
             key.to_string(),
             self.team_key.clone(),
+            self.suspects.clone(),
         );
-        let task = self
-            .runtime
-            .spawn(async move { push(&client, &store, &key, team_key.as_ref()).await });
+        let replace = self
+            .to_replace
+            .lock()
+            .expect("keys to replace")
+            .remove(&key);
+        let task = self.runtime.spawn(async move {
+            push(&client, &store, &key, team_key.as_ref(), replace, &suspects).await
+        });
         self.pending.lock().expect("pending pushes").push(task);
     }
 
@@ -283,7 +297,7 @@ impl Remote {
             let team_key = self.team_key.as_ref();
             let pushes = futures::stream::iter(
                 keys.iter()
-                    .map(|key| push(&self.client, store, key, team_key)),
+                    .map(|key| push(&self.client, store, key, team_key, false, &self.suspects)),
             )
             .buffer_unordered(4)
             .collect::<Vec<Pushed>>()

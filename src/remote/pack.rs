@@ -59,11 +59,11 @@ impl Pack {
 }
 
 /// Splits a result's objects (hash, size) into those sent alone and packs of the small ones.
-pub fn plan(objects: Vec<(String, u64)>) -> (Vec<String>, Vec<Pack>) {
-    let (mut small, big): (Vec<_>, Vec<_>) = objects.into_iter().partition(|(_, s)| *s < SMALL);
-    let mut alone: Vec<String> = big.into_iter().map(|(hash, _)| hash).collect();
+pub fn plan(objects: Vec<(String, u64)>) -> (Vec<(String, u64)>, Vec<Pack>) {
+    let (mut small, mut alone): (Vec<_>, Vec<_>) =
+        objects.into_iter().partition(|(_, s)| *s < SMALL);
     if small.len() < PACK_FROM {
-        alone.extend(small.into_iter().map(|(hash, _)| hash));
+        alone.extend(small);
         return (alone, Vec::new());
     }
     small.sort();
@@ -242,7 +242,7 @@ mod tests {
         let mut objects = hashed(&contents);
         objects.push(("f".repeat(64), SMALL));
         let (alone, packs) = plan(objects);
-        assert_eq!(alone, ["f".repeat(64)]);
+        assert_eq!(alone, [("f".repeat(64), SMALL)]);
         assert_eq!(packs.len(), 1);
         let bytes = pack_bytes(&packs[0], &contents);
         let sizes: u64 = packs[0].files.iter().map(|(_, size)| size).sum();

@@ -4,6 +4,7 @@
 //! and packs go first, the entry last, so a reader never finds an entry whose data is not there.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use futures::StreamExt as _;
 
@@ -13,8 +14,25 @@ use super::signing::{self, TeamKey};
 use super::{Fetched, IN_FLIGHT, Pushed};
 use crate::store::{Entry, Store};
 
+/// Names on the remote (objects, packs) whose bytes failed their hash when fetched: a push that
+/// needs one sends it again, whatever the remote says it has.
+pub(super) type Suspects = Mutex<HashSet<String>>;
+
+fn suspect(suspects: &Suspects, name: String) {
+    suspects.lock().expect("suspects").insert(name);
+}
+
 /// How many packs come down at once.
 const PACKS_IN_FLIGHT: usize = 4;
+
+/// Objects of this size and more come down in ranges...
+const RANGED_FROM: u64 = 2 * RANGE;
+
+/// ...of this size (AWS advises 8 to 16 MB)...
+const RANGE: u64 = 8 << 20;
+
+/// ...this many at once.
+const RANGES_IN_FLIGHT: usize = 4;
 
 fn entry_name(key: &str) -> String {
     format!("stages/{}/{key}.json", &key[..2])
@@ -76,6 +94,7 @@ pub(super) async fn fetch(
     store: &Store,
     key: &str,
     team_key: Option<&TeamKey>,
+    suspects: &Suspects,
 ) -> Result<Fetched, Unavailable> {
     let (entry, packs) = match get_entry(client, key, team_key).await? {
         None => return Ok(Fetched::Missing),
@@ -87,15 +106,16 @@ pub(super) async fn fetch(
             "the remote's entry for {key} is not used: {problem}"
         )))
     };
-    let wanted: HashSet<String> = Store::objects_of(&entry)
+    let sizes: std::collections::HashMap<String, u64> = Store::sized_objects_of(&entry)
         .into_iter()
-        .filter(|hash| store.object_file(hash).is_none())
+        .filter(|(hash, _)| store.object_file(hash).is_none())
         .collect();
+    let wanted: HashSet<String> = sizes.keys().cloned().collect();
     if !wanted.is_empty() {
         let unpacked = futures::stream::iter(
             packs
                 .iter()
-                .map(|name| unpack(client, store, &wanted, name)),
+                .map(|name| unpack(client, store, &wanted, name, suspects)),
         )
         .buffer_unordered(PACKS_IN_FLIGHT)
         .collect::<Vec<_>>()
@@ -106,15 +126,19 @@ pub(super) async fn fetch(
             }
         }
     }
-    let alone: Vec<&String> = wanted
+    let alone: Vec<(&String, u64)> = sizes
         .iter()
-        .filter(|hash| store.object_file(hash).is_none())
+        .filter(|(hash, _)| store.object_file(hash).is_none())
+        .map(|(hash, size)| (hash, *size))
         .collect();
-    let downloads =
-        futures::stream::iter(alone.into_iter().map(|hash| download(client, store, hash)))
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await;
+    let downloads = futures::stream::iter(
+        alone
+            .into_iter()
+            .map(|(hash, size)| download(client, store, hash, size, suspects)),
+    )
+    .buffer_unordered(IN_FLIGHT)
+    .collect::<Vec<_>>()
+    .await;
     for result in downloads {
         if let Some(problem) = result? {
             return unusable(problem);
@@ -133,41 +157,106 @@ async fn unpack(
     store: &Store,
     wanted: &HashSet<String>,
     name: &str,
+    suspects: &Suspects,
 ) -> Result<Option<String>, Unavailable> {
     let mut unpacker = Unpacker::new(store, wanted);
+    let remote_name = pack_name(name);
     let problem = match client
-        .stream(&pack_name(name), |bytes| unpacker.feed(bytes))
+        .stream(&remote_name, |bytes| unpacker.feed(bytes))
         .await?
     {
-        Streamed::Missing => Some("is missing".to_string()),
+        Streamed::Missing => return Ok(Some(format!("its pack {name} is missing"))),
         Streamed::Refused(problem) => Some(problem),
         Streamed::Whole => unpacker.finish().err(),
     };
-    Ok(problem.map(|problem| format!("its pack {name} {problem}")))
+    Ok(problem.map(|problem| {
+        suspect(suspects, remote_name);
+        format!("its pack {name} {problem}")
+    }))
 }
 
-/// Downloads object `hash` into `store`; the problem when it is missing or does not match its hash.
+/// Downloads object `hash` of `size` bytes into `store`: a big one in ranges fetched at once (as
+/// S3 advises: one stream is slower than several); the problem when it is missing or does not
+/// match its hash.
 async fn download(
     client: &Client,
     store: &Store,
     hash: &str,
+    size: u64,
+    suspects: &Suspects,
 ) -> Result<Option<String>, Unavailable> {
-    let mut writer = store
-        .object_writer(hash)
-        .map_err(|e| Unavailable(format!("cannot write into the store: {e}")))?;
-    if !client.download(&object_name(hash), &mut writer).await? {
-        return Ok(Some(format!("its object {hash} is missing")));
+    let name = object_name(hash);
+    let problem = download_checked(client, store, hash, size).await?;
+    if problem
+        .as_ref()
+        .is_some_and(|p| p.contains("does not match"))
+    {
+        suspect(suspects, name);
     }
+    Ok(problem)
+}
+
+/// [`download`]'s transfer and checks.
+async fn download_checked(
+    client: &Client,
+    store: &Store,
+    hash: &str,
+    size: u64,
+) -> Result<Option<String>, Unavailable> {
+    let local = |e: std::io::Error| Unavailable(format!("cannot write into the store: {e}"));
+    let mut writer = store.object_writer(hash).map_err(local)?;
+    let name = object_name(hash);
+    if size < RANGED_FROM {
+        if !client.download(&name, &mut writer).await? {
+            return Ok(Some(format!("its object {hash} is missing")));
+        }
+        return Ok(writer.finish().err().map(|refused| refused.to_string()));
+    }
+    match client.size(&name).await? {
+        None => return Ok(Some(format!("its object {hash} is missing"))),
+        Some(actual) if actual != size => {
+            return Ok(Some(format!(
+                "its object {hash} does not match its hash (it has {actual} bytes, not {size})"
+            )));
+        }
+        Some(_) => {}
+    }
+    let ranges = (0..size.div_ceil(RANGE)).map(|i| i * RANGE..size.min((i + 1) * RANGE));
+    let parts = futures::stream::iter(ranges.map(|range| {
+        let (writer, name) = (&writer, &name);
+        async move {
+            let Some(bytes) = client.get_range(name, range.clone()).await? else {
+                return Ok(false);
+            };
+            writer.write_at(range.start, &bytes).map_err(local)?;
+            Ok(bytes.len() as u64 == range.end - range.start)
+        }
+    }))
+    .buffer_unordered(RANGES_IN_FLIGHT)
+    .collect::<Vec<Result<bool, Unavailable>>>()
+    .await;
+    for part in parts {
+        if !part? {
+            return Ok(Some(format!(
+                "its object {hash} does not match its hash (a range came short)"
+            )));
+        }
+    }
+    writer.hash_written().map_err(local)?;
     Ok(writer.finish().err().map(|refused| refused.to_string()))
 }
 
 /// Whether the remote has an entry for `key` that needs no push: any entry, or with a team key one
-/// signed with it (an unsigned or wrongly signed one is replaced).
+/// signed with it (an unsigned or wrongly signed one is replaced); none when it is to be replaced.
 async fn entry_present(
     client: &Client,
     key: &str,
     team_key: Option<&TeamKey>,
+    replace: bool,
 ) -> Result<bool, Unavailable> {
+    if replace {
+        return Ok(false);
+    }
     if team_key.is_none() {
         return client.exists(&entry_name(key)).await;
     }
@@ -178,12 +267,15 @@ async fn entry_present(
 }
 
 /// Pushes `key`'s lone objects and packs, then its entry (signed with `team_key`, if any), unless
-/// the remote has the entry already.
+/// the remote has the entry already; with `replace`, all of them over whatever the remote has
+/// (which failed a check when it was looked up).
 pub(super) async fn push(
     client: &Client,
     store: &Store,
     key: &str,
     team_key: Option<&TeamKey>,
+    replace: bool,
+    suspects: &Suspects,
 ) -> Pushed {
     let mut pushed = Pushed::default();
     let bytes = match store.entry_bytes(key) {
@@ -203,7 +295,7 @@ pub(super) async fn push(
             return pushed;
         }
     };
-    match entry_present(client, key, team_key).await {
+    match entry_present(client, key, team_key, replace).await {
         Ok(true) => {
             pushed.present += 1;
             return pushed;
@@ -227,18 +319,24 @@ pub(super) async fn push(
         let names: Vec<&str> = packs.iter().map(|p| p.name.as_str()).collect();
         metadata.insert(pack::METADATA.into(), names.join(" "));
     }
-    let uploads = futures::stream::iter(alone.into_iter().map(|hash| upload(client, store, hash)))
-        .buffer_unordered(IN_FLIGHT)
-        .chain(
-            futures::stream::iter(
-                packs
-                    .into_iter()
-                    .map(|pack| upload_pack(client, store, pack)),
-            )
-            .buffer_unordered(PACKS_IN_FLIGHT),
+    // Replacing, send everything: what is there failed a check when it was looked up.
+    let ask = !replace;
+    let uploads = futures::stream::iter(
+        alone
+            .into_iter()
+            .map(|object| upload(client, store, object, ask, suspects)),
+    )
+    .buffer_unordered(IN_FLIGHT)
+    .chain(
+        futures::stream::iter(
+            packs
+                .into_iter()
+                .map(|pack| upload_pack(client, store, pack, ask, suspects)),
         )
-        .collect::<Vec<_>>()
-        .await;
+        .buffer_unordered(PACKS_IN_FLIGHT),
+    )
+    .collect::<Vec<_>>()
+    .await;
     for upload in uploads {
         match upload {
             Ok(Some((objects, bytes))) => {
@@ -255,7 +353,7 @@ pub(super) async fn push(
     if let Some(team_key) = team_key {
         metadata.insert(signing::METADATA.into(), team_key.sign(key, &bytes));
     }
-    let replace = team_key.is_some();
+    let replace = replace || team_key.is_some();
     match client
         .put_entry(&entry_name(key), bytes, metadata, replace)
         .await
@@ -267,31 +365,54 @@ pub(super) async fn push(
     pushed
 }
 
-/// Uploads object `hash` unless the remote has it; (1, its size) when it went up.
+/// Whether `name`, of `size` bytes, must go up: always when not to `ask` or when it is a suspect,
+/// else when the remote lacks it or holds another size (cut short, or not what it should be).
+async fn needs_upload(
+    client: &Client,
+    name: &str,
+    size: u64,
+    ask: bool,
+    suspects: &Suspects,
+) -> Result<bool, Unavailable> {
+    if !ask || suspects.lock().expect("suspects").contains(name) {
+        return Ok(true);
+    }
+    Ok(client.size(name).await? != Some(size))
+}
+
+/// Uploads object `hash` of `size` bytes unless (when `ask`ed) the remote has it; (1, its size)
+/// when it went up.
 async fn upload(
     client: &Client,
     store: &Store,
-    hash: String,
+    (hash, size): (String, u64),
+    ask: bool,
+    suspects: &Suspects,
 ) -> Result<Option<(usize, u64)>, Unavailable> {
-    if client.exists(&object_name(&hash)).await? {
+    let name = object_name(&hash);
+    if !needs_upload(client, &name, size, ask, suspects).await? {
         return Ok(None);
     }
     // Checked by the caller; gone since only if `pipe gc` ran beside us, which a push survives.
     let Some(file) = store.object_file(&hash) else {
         return Ok(None);
     };
-    let size = client.upload(&object_name(&hash), &file).await?;
+    let size = client.upload(&name, &file).await?;
+    suspects.lock().expect("suspects").remove(&name);
     Ok(Some((1, size)))
 }
 
-/// Uploads `pack` unless the remote has it; (its files, its size) when it went up.
+/// Uploads `pack` unless (when `ask`ed) the remote has it; (its files, its size) when it went up.
 async fn upload_pack(
     client: &Client,
     store: &Store,
     pack: Pack,
+    ask: bool,
+    suspects: &Suspects,
 ) -> Result<Option<(usize, u64)>, Unavailable> {
     let name = pack_name(&pack.name);
-    if client.exists(&name).await? {
+    let size = pack.header.len() as u64 + pack.files.iter().map(|(_, size)| size).sum::<u64>();
+    if !needs_upload(client, &name, size, ask, suspects).await? {
         return Ok(None);
     }
     let mut files = Vec::with_capacity(pack.files.len());
@@ -303,5 +424,6 @@ async fn upload_pack(
         files.push(file);
     }
     let size = client.upload_joined(&name, &pack.header, &files).await?;
+    suspects.lock().expect("suspects").remove(&name);
     Ok(Some((pack.files.len(), size)))
 }

@@ -150,6 +150,20 @@ impl ObjectWriter {
         self.file.write_all(bytes)
     }
 
+    /// Writes `bytes` at `offset`, for a download in parts that arrive in any order; call
+    /// [`ObjectWriter::hash_written`] once every part is written.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, offset)
+    }
+
+    /// Hashes what the file holds (after [`ObjectWriter::write_at`]), for [`ObjectWriter::finish`].
+    pub fn hash_written(&mut self) -> io::Result<()> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(fs::File::open(&self.tmp)?)?;
+        self.hasher = hasher;
+        Ok(())
+    }
+
     /// Moves the object into the store if its bytes hash to its name; otherwise removes them.
     pub fn finish(self) -> Result<(), Refused> {
         let actual = self.hasher.finalize().to_hex().to_string();
