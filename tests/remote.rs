@@ -229,10 +229,18 @@ fn a_corrupt_object_or_a_crafted_entry_on_the_remote_is_a_warning_and_the_run_re
         run.stderr
     );
 
-    // An entry that would write outside the workspace is refused before anything is written.
+    // An entry that would write outside the workspace is refused before anything is written (in
+    // the bucket alone and in the pipeline's head, which holds it too).
     for entry in s3.stored("stages") {
         let text = std::fs::read_to_string(&entry).unwrap();
         std::fs::write(&entry, text.replace("\"out\"", "\"../../escaped\"")).unwrap();
+    }
+    let heads = s3.root.path().join("cache/team/heads");
+    for head in std::fs::read_dir(heads).unwrap().flatten() {
+        let text = std::fs::read_to_string(head.path()).unwrap();
+        let crafted = text.replace(r#"\"out\""#, r#"\"../../escaped\""#);
+        assert_ne!(crafted, text);
+        std::fs::write(head.path(), crafted).unwrap();
     }
     let ws = machine();
     let run = s3.ok(&ws, &["run", "p.yaml"]);
@@ -582,4 +590,52 @@ fn what_slurm_jobs_ran_goes_up_to_the_remote_waited_for_or_detached() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_pipelines_head_answers_its_lookups_at_once_and_is_checked_as_any_entry() {
+    let Some(s3) = S3::start() else { return };
+    let mut pipeline = String::from("stages:\n");
+    for i in 0..40 {
+        pipeline.push_str(&format!(
+            "  s{i}:\n    cmd: echo {i} > o{i}.txt\n    outs: [o{i}.txt]\n"
+        ));
+    }
+    let ws = Ws::new();
+    ws.write("p.yaml", &pipeline);
+    s3.ok(&ws, &["run", "p.yaml"]);
+    let team = s3.root.path().join("cache/team");
+    let heads: Vec<_> = std::fs::read_dir(team.join("heads"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(heads.len(), 1);
+    // With the entries gone from the bucket, only the head can answer the lookups.
+    std::fs::remove_dir_all(team.join("stages")).unwrap();
+    let other = Ws::new();
+    other.write("p.yaml", &pipeline);
+    let plan = s3.ok(&other, &["status", "p.yaml"]);
+    assert_eq!(
+        plan.stdout
+            .matches("will restore outputs from the remote cache")
+            .count(),
+        40,
+        "{}",
+        plan.stdout
+    );
+    s3.ok(&other, &["run", "p.yaml"]);
+    assert_eq!(other.with_status("cached").len(), 40);
+    assert_eq!(other.read("o39.txt"), "39\n");
+
+    // An entry in the head that would write outside the workspace is refused like any entry: its
+    // stage is asked for alone (not there now) and runs.
+    let head = heads[0].path();
+    let text = std::fs::read_to_string(&head).unwrap();
+    std::fs::write(&head, text.replace("o0.txt", "../escaped.txt")).unwrap();
+    let third = Ws::new();
+    third.write("p.yaml", &pipeline);
+    s3.ok(&third, &["run", "p.yaml"]);
+    assert_eq!(third.with_status("ran"), ["s0"]);
+    assert_eq!(third.with_status("cached").len(), 39);
+    assert!(!third.path().parent().unwrap().join("escaped.txt").exists());
 }

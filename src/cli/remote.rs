@@ -41,7 +41,14 @@ pub(super) fn attach(ws: &mut Workspace, command: &Command) -> Result<(), Error>
         .ok()
         .filter(|k| !k.is_empty());
     if let Some((config, team_key)) = settings.resolve(key, &ws.root).map_err(Error::Usage)? {
-        let remote = Remote::new(config, team_key, push_commits).map_err(Error::Usage)?;
+        let mut remote = Remote::new(config, team_key, push_commits).map_err(Error::Usage)?;
+        if let Command::Run { file, .. }
+        | Command::Status {
+            file: Some(file), ..
+        } = command
+        {
+            remote.use_head_of(crate::pipeline::canonical_file_name(file, &ws.root));
+        }
         ws.remote = Some(std::sync::Arc::new(remote));
     }
     Ok(())
@@ -95,6 +102,12 @@ pub(super) fn finish_pushes(
     if let Some(record) = record.filter(|_| remote.pushes_commits()) {
         pushed.add(remote.push(&ws.store, &job_results(record)));
         pushed.warnings.extend(push_record(ws, remote, &record.id));
+        if pushed.entries > 0 && pushed.warnings.is_empty() {
+            let keys = run_keys(std::slice::from_ref(record));
+            pushed
+                .warnings
+                .extend(remote.push_head(&ws.store, &record.pipeline, &keys));
+        }
     }
     let line = (pushed.entries > 0).then(|| pushed_line(&pushed, remote));
     (pushed.warnings, line)
@@ -190,6 +203,22 @@ pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
     let mut pushed = remote.push(&ws.store, &keys);
     for record in &records {
         pushed.warnings.extend(push_record(ws, remote, &record.id));
+    }
+    if pushed.warnings.is_empty() {
+        // Each pipeline's head: its latest run among those pushed (of all runs, by default).
+        let mut heads = if runs.is_empty() {
+            ws.runs.list().0
+        } else {
+            records
+        };
+        heads.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        let mut seen = std::collections::HashSet::new();
+        for record in heads.iter().filter(|r| seen.insert(r.pipeline.clone())) {
+            let keys = run_keys(std::slice::from_ref(record));
+            pushed
+                .warnings
+                .extend(remote.push_head(&ws.store, &record.pipeline, &keys));
+        }
     }
     for warning in &pushed.warnings {
         eprintln!("warning: {warning}");

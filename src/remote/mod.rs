@@ -8,6 +8,7 @@
 //!   client   the S3 requests, with timeouts, retries, streamed downloads and multipart uploads
 //!   signing  the team key that signs entries, so those who check take only what the team pushed
 //!   pack     the small files of a result as a few objects (one request, not one a file)
+//!   head     a pipeline's last pushed entries in one object (one lookup, not one a stage)
 //!   transfer one result's fetch and push, request by request
 //! ```
 //!
@@ -21,22 +22,24 @@
 
 mod client;
 pub mod config;
+mod head;
 mod pack;
 pub mod signing;
 mod transfer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::StreamExt as _;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
+use self::client::Metadata;
 use self::client::{Client, Unavailable};
 pub use self::config::{RemoteConfig, RemoteSettings};
 use self::signing::TeamKey;
-use self::transfer::{Suspects, fetch, get_entry, push};
+use self::transfer::{Suspects, entries_there, fetch, get_entry, held_here, push};
 use crate::store::{Entry, Store};
 
 /// How many objects go up or down at once.
@@ -66,6 +69,8 @@ pub struct Pushed {
     pub bytes: u64,
     /// What went wrong with particular entries (one unreadable, an object missing locally).
     pub warnings: Vec<String>,
+    /// The keys whose entries the remote now has (written or there already).
+    on_remote: Vec<String>,
     /// Why the remote could not be reached, if a request failed (settled into one warning).
     unavailable: Option<Unavailable>,
 }
@@ -78,6 +83,7 @@ impl Pushed {
         self.objects += other.objects;
         self.bytes += other.bytes;
         self.warnings.extend(other.warnings);
+        self.on_remote.extend(other.on_remote);
         self.unavailable = self.unavailable.take().or(other.unavailable);
     }
 }
@@ -99,6 +105,12 @@ pub struct Remote {
     to_replace: Mutex<HashSet<String>>,
     /// Objects and packs on the remote that failed their hash: sent again by any push needing them.
     suspects: Arc<Suspects>,
+    /// The pipeline whose head answers lookups, if any.
+    pipeline: Option<String>,
+    /// What that head holds, read at the first lookup.
+    head: OnceLock<HashMap<String, (Vec<u8>, Metadata)>>,
+    /// Keys whose entries the remote is known to have (pushed, there already, or fetched).
+    known: Mutex<HashSet<String>>,
 }
 
 fn record_name(id: &str) -> String {
@@ -128,7 +140,63 @@ impl Remote {
             team_key,
             to_replace: Mutex::new(HashSet::new()),
             suspects: Arc::default(),
+            pipeline: None,
+            head: OnceLock::new(),
+            known: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Lookups first consult the head of pipeline `file` (its name in the workspace).
+    pub fn use_head_of(&mut self, file: String) {
+        self.pipeline = Some(file);
+    }
+
+    /// What the pipeline's head holds for `key` (the head is read once, at the first lookup).
+    async fn held(&self, key: &str) -> Result<Option<(Vec<u8>, Metadata)>, Unavailable> {
+        if self.head.get().is_none() {
+            let held = match &self.pipeline {
+                Some(file) => (self.client.get(&head::name(file)).await?)
+                    .map(|bytes| head::parse(&bytes))
+                    .unwrap_or_default(),
+                None => HashMap::new(),
+            };
+            let _ = self.head.set(held);
+        }
+        Ok(self.head.get().and_then(|held| held.get(key).cloned()))
+    }
+
+    /// Writes the head of pipeline `file` (its name in the workspace): the entries of `keys`, when
+    /// the remote has them all (asked for those not known to be there); the warning when it could
+    /// not be written.
+    pub fn push_head(&self, store: &Store, file: &str, keys: &[String]) -> Option<String> {
+        if self.is_down() || keys.is_empty() {
+            return None;
+        }
+        let unknown: Vec<String> = {
+            let known = self.known.lock().expect("known keys");
+            keys.iter()
+                .filter(|k| !known.contains(*k))
+                .cloned()
+                .collect()
+        };
+        let team_key = self.team_key.as_ref();
+        let written = self.runtime.block_on(async {
+            if entries_there(&self.client, &unknown).await?.len() < unknown.len() {
+                return Ok(());
+            }
+            let held: Option<Vec<(String, Vec<u8>, Metadata)>> = keys
+                .iter()
+                .map(|key| {
+                    let (bytes, metadata) = held_here(store, key, team_key)?;
+                    Some((key.clone(), bytes, metadata))
+                })
+                .collect();
+            match held {
+                Some(held) => self.client.put(&head::name(file), head::build(held)).await,
+                None => Ok(()),
+            }
+        });
+        written.err().and_then(|why| self.failed(why))
     }
 
     /// Where it is, for messages.
@@ -157,10 +225,11 @@ impl Remote {
         if self.is_down() {
             return None;
         }
-        match self
-            .runtime
-            .block_on(get_entry(&self.client, key, self.team_key.as_ref()))
-        {
+        let found = self.runtime.block_on(async {
+            let held = self.held(key).await?;
+            get_entry(&self.client, key, self.team_key.as_ref(), held).await
+        });
+        match found {
             Ok(Some(Ok((entry, _)))) => Some(entry),
             Ok(_) => None,
             Err(why) => {
@@ -192,7 +261,18 @@ impl Remote {
             return Fetched::Missing;
         }
         let team_key = self.team_key.as_ref();
-        match fetch(&self.client, store, key, team_key, &self.suspects).await {
+        let fetched = match self.held(key).await {
+            Ok(held) => fetch(&self.client, store, key, team_key, &self.suspects, held).await,
+            Err(why) => Err(why),
+        };
+        match fetched {
+            Ok(Fetched::Restored(entry)) => {
+                self.known
+                    .lock()
+                    .expect("known keys")
+                    .insert(key.to_string());
+                Fetched::Restored(entry)
+            }
             Ok(Fetched::Warning(warning)) => {
                 self.to_replace
                     .lock()
@@ -311,8 +391,11 @@ impl Remote {
         self.settle(total)
     }
 
-    /// Turns a failed request among `pushed`'s into the one warning about the remote.
+    /// Notes the keys `pushed` left on the remote, and turns a failed request among its requests
+    /// into the one warning about the remote.
     fn settle(&self, mut pushed: Pushed) -> Pushed {
+        let on_remote = std::mem::take(&mut pushed.on_remote);
+        self.known.lock().expect("known keys").extend(on_remote);
         if let Some(warning) = pushed.unavailable.take().and_then(|why| self.failed(why)) {
             pushed.warnings.push(warning);
         }

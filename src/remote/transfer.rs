@@ -47,40 +47,106 @@ fn pack_name(name: &str) -> String {
 }
 
 /// The remote's entry for `key`, parsed and checked (and its signature, with a team key), with the
-/// packs it names: `None` when there is none, else the entry or why it is not used.
+/// packs it names: `None` when there is none, else the entry or why it is not used. `held` is what
+/// the pipeline's head holds for the key: used when it passes the same checks, else asked for.
 pub(super) async fn get_entry(
     client: &Client,
     key: &str,
     team_key: Option<&TeamKey>,
+    held: Option<(Vec<u8>, Metadata)>,
 ) -> Result<Option<Result<(Entry, Vec<String>), String>>, Unavailable> {
+    if let Some((bytes, metadata)) = held
+        && let Ok(found) = check_entry(key, &bytes, &metadata, team_key)
+    {
+        return Ok(Some(Ok(found)));
+    }
     let Some((bytes, metadata)) = client.get_with_metadata(&entry_name(key)).await? else {
         return Ok(None);
     };
+    Ok(Some(check_entry(key, &bytes, &metadata, team_key)))
+}
+
+/// The entry `bytes` for `key` as the remote gave it with `metadata`: checked (and its signature,
+/// with a team key), with the packs it names; else why it is not used.
+fn check_entry(
+    key: &str,
+    bytes: &[u8],
+    metadata: &Metadata,
+    team_key: Option<&TeamKey>,
+) -> Result<(Entry, Vec<String>), String> {
     if let Some(team_key) = team_key
         && !team_key.verifies(
             key,
-            &bytes,
+            bytes,
             metadata.get(signing::METADATA).map(String::as_str),
         )
     {
-        return Ok(Some(Err(format!(
+        return Err(format!(
             "the remote's entry for {key} is not signed with the team key; not used"
-        ))));
+        ));
     }
     let packs: Vec<String> = metadata
         .get(pack::METADATA)
         .map(|names| names.split(' ').map(String::from).collect())
         .unwrap_or_default();
     if let Some(bad) = packs.iter().find(|name| !is_name(name)) {
-        return Ok(Some(Err(format!(
+        return Err(format!(
             "the remote's entry for {key} names a pack `{bad}` that is not a hash; not used"
-        ))));
+        ));
     }
-    Ok(Some(
-        Store::parse_entry(key, &bytes)
-            .map(|entry| (entry, packs))
-            .map_err(|refused| format!("the remote's {refused}; not used")),
-    ))
+    Store::parse_entry(key, bytes)
+        .map(|entry| (entry, packs))
+        .map_err(|refused| format!("the remote's {refused}; not used"))
+}
+
+/// What `key`'s entry (`bytes`, parsed as `entry`) goes up with: its metadata (its packs' names and,
+/// with a team key, its signature), the files sent alone and the packs.
+fn outgoing(
+    key: &str,
+    bytes: &[u8],
+    entry: &Entry,
+    team_key: Option<&TeamKey>,
+) -> (Metadata, Vec<(String, u64)>, Vec<Pack>) {
+    let (alone, packs) = pack::plan(Store::sized_objects_of(entry));
+    let mut metadata = Metadata::new();
+    if !packs.is_empty() {
+        let names: Vec<&str> = packs.iter().map(|p| p.name.as_str()).collect();
+        metadata.insert(pack::METADATA.into(), names.join(" "));
+    }
+    if let Some(team_key) = team_key {
+        metadata.insert(signing::METADATA.into(), team_key.sign(key, bytes));
+    }
+    (metadata, alone, packs)
+}
+
+/// `key`'s entry as the local store holds it, with the metadata it goes up with (for a head).
+pub(super) fn held_here(
+    store: &Store,
+    key: &str,
+    team_key: Option<&TeamKey>,
+) -> Option<(Vec<u8>, Metadata)> {
+    let bytes = store.entry_bytes(key).ok()??;
+    let entry = Store::parse_entry(key, &bytes).ok()?;
+    let (metadata, _, _) = outgoing(key, &bytes, &entry, team_key);
+    Some((bytes, metadata))
+}
+
+/// Which of `keys` have an entry on the remote (a `HEAD` each, 32 at a time).
+pub(super) async fn entries_there(
+    client: &Client,
+    keys: &[String],
+) -> Result<Vec<String>, Unavailable> {
+    let found = futures::stream::iter(keys.iter().map(|key| async move {
+        Ok::<_, Unavailable>(client.exists(&entry_name(key)).await?.then(|| key.clone()))
+    }))
+    .buffer_unordered(IN_FLIGHT)
+    .collect::<Vec<_>>()
+    .await;
+    let mut there = Vec::new();
+    for key in found {
+        there.extend(key?);
+    }
+    Ok(there)
 }
 
 /// Whether `name` is 64 lowercase hexadecimal digits (a pack's name, before it goes into a path).
@@ -95,8 +161,9 @@ pub(super) async fn fetch(
     key: &str,
     team_key: Option<&TeamKey>,
     suspects: &Suspects,
+    held: Option<(Vec<u8>, Metadata)>,
 ) -> Result<Fetched, Unavailable> {
-    let (entry, packs) = match get_entry(client, key, team_key).await? {
+    let (entry, packs) = match get_entry(client, key, team_key, held).await? {
         None => return Ok(Fetched::Missing),
         Some(Ok(found)) => found,
         Some(Err(problem)) => return Ok(Fetched::Warning(problem)),
@@ -261,7 +328,7 @@ async fn entry_present(
         return client.exists(&entry_name(key)).await;
     }
     Ok(matches!(
-        get_entry(client, key, team_key).await?,
+        get_entry(client, key, team_key, None).await?,
         Some(Ok(_))
     ))
 }
@@ -298,6 +365,7 @@ pub(super) async fn push(
     match entry_present(client, key, team_key, replace).await {
         Ok(true) => {
             pushed.present += 1;
+            pushed.on_remote.push(key.to_string());
             return pushed;
         }
         Ok(false) => {}
@@ -313,12 +381,7 @@ pub(super) async fn push(
         ));
         return pushed;
     }
-    let (alone, packs) = pack::plan(objects);
-    let mut metadata = Metadata::new();
-    if !packs.is_empty() {
-        let names: Vec<&str> = packs.iter().map(|p| p.name.as_str()).collect();
-        metadata.insert(pack::METADATA.into(), names.join(" "));
-    }
+    let (metadata, alone, packs) = outgoing(key, &bytes, &entry, team_key);
     // Replacing, send everything: what is there failed a check when it was looked up.
     let ask = !replace;
     let uploads = futures::stream::iter(
@@ -350,9 +413,6 @@ pub(super) async fn push(
             }
         }
     }
-    if let Some(team_key) = team_key {
-        metadata.insert(signing::METADATA.into(), team_key.sign(key, &bytes));
-    }
     let replace = replace || team_key.is_some();
     match client
         .put_entry(&entry_name(key), bytes, metadata, replace)
@@ -360,8 +420,12 @@ pub(super) async fn push(
     {
         Ok(true) => pushed.entries += 1,
         Ok(false) => pushed.present += 1,
-        Err(why) => pushed.unavailable = Some(why),
+        Err(why) => {
+            pushed.unavailable = Some(why);
+            return pushed;
+        }
     }
+    pushed.on_remote.push(key.to_string());
     pushed
 }
 
