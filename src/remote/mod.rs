@@ -371,7 +371,8 @@ impl Remote {
         self.settle(total)
     }
 
-    /// Pushes `keys` now (`pipe push`), several at once.
+    /// Pushes `keys` now (`pipe push`), 16 at once (as a run's lookups go: many results are one
+    /// small file each, a request or two).
     pub fn push(&self, store: &Store, keys: &[String]) -> Pushed {
         let total = self.runtime.block_on(async {
             let team_key = self.team_key.as_ref();
@@ -379,7 +380,7 @@ impl Remote {
                 keys.iter()
                     .map(|key| push(&self.client, store, key, team_key, false, &self.suspects)),
             )
-            .buffer_unordered(4)
+            .buffer_unordered(16)
             .collect::<Vec<Pushed>>()
             .await;
             let mut total = Pushed::default();
