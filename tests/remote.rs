@@ -639,3 +639,39 @@ fn a_pipelines_head_answers_its_lookups_at_once_and_is_checked_as_any_entry() {
     assert_eq!(third.with_status("cached").len(), 39);
     assert!(!third.path().parent().unwrap().join("escaped.txt").exists());
 }
+
+#[test]
+fn a_sweep_goes_up_whole_and_another_machine_pulls_it_by_its_id() {
+    let Some(s3) = S3::start() else { return };
+    let pipeline = "params:\n  seed: 1\nstages:\n  make:\n    cmd: echo ${params.seed} > o.txt\n    outs: [o.txt]\n";
+    let ws = Ws::new();
+    ws.write("p.yaml", pipeline);
+    s3.ok(&ws, &["run", "p.yaml", "--sweep", "seed=1..3"]);
+    let sweep_id = std::fs::read_dir(ws.file("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .find(|name| name.starts_with("sweep-"))
+        .unwrap();
+    let runs_of = |machine: &Ws| -> usize {
+        let listed = machine.ok(&["runs", "--sweep", &sweep_id, "--json"]).stdout;
+        serde_json::from_str::<serde_json::Value>(&listed)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let other = Ws::new();
+    other.write("p.yaml", pipeline);
+    let pulled = s3.ok(&other, &["pull", &sweep_id]);
+    assert!(
+        pulled.stderr.contains("pulled 3 stage results of 3 runs"),
+        "{}",
+        pulled.stderr
+    );
+    assert_eq!(runs_of(&other), 3);
+    let third = Ws::new();
+    let all = s3.ok(&third, &["pull", "--all"]);
+    assert!(all.stderr.contains("of 3 runs"), "{}", all.stderr);
+    assert_eq!(runs_of(&third), 3);
+}

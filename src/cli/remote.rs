@@ -8,7 +8,7 @@ use super::args::Command;
 use super::render::plural;
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::ExecutorKind;
-use crate::records::{RunRecord, Status, is_id};
+use crate::records::{RunRecord, SWEEP_PREFIX, Status, SweepRecord, is_id};
 use crate::remote::config::WORKSPACE_FILE;
 use crate::remote::{Fetched, Pushed, Remote, RemoteSettings};
 use crate::run::workspace::Workspace;
@@ -176,6 +176,60 @@ fn local_or_remote(ws: &Workspace, remote: &Remote, spec: &str) -> Result<RunRec
     Ok(record)
 }
 
+/// The runs `spec` names: a run, or a sweep's runs (`sweep-…`), each recorded here or else fetched
+/// from the remote and kept here (the sweep's record too).
+fn runs_named(ws: &Workspace, remote: &Remote, spec: &str) -> Result<Vec<RunRecord>, Error> {
+    if !spec.starts_with(SWEEP_PREFIX) {
+        return Ok(vec![local_or_remote(ws, remote, spec)?]);
+    }
+    let sweep = match ws.runs.resolve_sweep(spec) {
+        Ok(sweep) => sweep,
+        Err(local) if !is_id(spec) => return Err(Error::Usage(local)),
+        Err(_) => {
+            let bytes = remote.record(spec).map_err(Error::Io)?.ok_or_else(|| {
+                Error::Usage(format!("no sweep `{spec}` here or on {}", remote.config()))
+            })?;
+            let sweep: SweepRecord = serde_json::from_slice(&bytes)
+                .ok()
+                .filter(|s: &SweepRecord| s.id == spec)
+                .ok_or_else(|| {
+                    Error::Io(format!(
+                        "the remote's record of sweep {spec} is not a sweep record"
+                    ))
+                })?;
+            ws.runs
+                .write_sweep(&sweep)
+                .map_err(|e| Error::Io(format!("cannot keep the record of sweep {spec}: {e}")))?;
+            sweep
+        }
+    };
+    sweep
+        .runs
+        .iter()
+        .filter_map(|run| run.run.as_deref())
+        .map(|id| local_or_remote(ws, remote, id))
+        .collect()
+}
+
+/// After a sweep: uploads the records of its runs and its own, so that `pipe pull SWEEP` (or
+/// `--all`) brings the whole sweep to another machine; the warnings.
+pub(super) fn push_sweep_records(ws: &Workspace, sweep: &SweepRecord) -> Vec<String> {
+    let Some(remote) = ws.remote.as_deref().filter(|r| r.pushes_commits()) else {
+        return Vec::new();
+    };
+    let mut warnings: Vec<String> = sweep
+        .runs
+        .iter()
+        .filter_map(|run| run.run.as_deref())
+        .filter_map(|id| push_record(ws, remote, id))
+        .collect();
+    match std::fs::read(ws.runs.run_dir(&sweep.id).sweep_record()) {
+        Ok(bytes) => warnings.extend(remote.push_record(&sweep.id, bytes)),
+        Err(e) => warnings.push(format!("cannot read the record of sweep {}: {e}", sweep.id)),
+    }
+    warnings
+}
+
 /// The stage keys of `records`.
 fn run_keys(records: &[RunRecord]) -> Vec<String> {
     let mut keys: Vec<String> = records
@@ -235,7 +289,7 @@ pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
     })
 }
 
-/// `pipe pull RUN...` (or `--all`: every run recorded on the remote).
+/// `pipe pull RUN...` (runs or sweeps; or `--all`: every run and sweep recorded on the remote).
 pub(super) fn pull(ws: &Workspace, runs: &[String], all: bool) -> Result<i32, Error> {
     let remote = required(ws)?;
     let started = Instant::now();
@@ -246,10 +300,12 @@ pub(super) fn pull(ws: &Workspace, runs: &[String], all: bool) -> Result<i32, Er
     } else {
         runs.to_vec()
     };
-    let records = specs
-        .iter()
-        .map(|spec| local_or_remote(ws, remote, spec))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut records = Vec::new();
+    for spec in &specs {
+        records.extend(runs_named(ws, remote, spec)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    records.retain(|record| seen.insert(record.id.clone()));
     let (here, wanted): (Vec<String>, Vec<String>) = run_keys(&records)
         .into_iter()
         .partition(|key| matches!(ws.store.lookup(key), Ok(Some(_))));

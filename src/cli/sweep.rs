@@ -39,7 +39,8 @@ pub(super) fn run_sweep(
         at_once: 1,
     };
     let (sweep, records) = ws.sweep(request, plan, &mut progress, &wait_message)?;
-    let (push_warnings, pushed) = super::remote::finish_pushes(ws, None);
+    let (mut push_warnings, pushed) = super::remote::finish_pushes(ws, None);
+    push_warnings.extend(super::remote::push_sweep_records(ws, &sweep));
     push_warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     pushed.iter().for_each(|line| eprintln!("{line}"));
     let report = crate::report::sweep::write(
