@@ -80,8 +80,9 @@ pub enum Command {
         #[arg(long)]
         no_push: bool,
     },
-    /// Push runs' stage results (and their records) to the remote cache (`PIPE_REMOTE`): objects
-    /// first, then entries; what the remote has is not sent again.
+    /// Push runs' stage results (and their records) to the remote cache (`PIPE_REMOTE`,
+    /// `.pipe/config.yaml` or the runs' pipeline's `remote:`): files first, then entries, then each
+    /// pipeline's head; what the remote has is not sent again.
     Push {
         /// Runs (ids, prefixes or `latest`); default: every stage result in the local store.
         runs: Vec<String>,
@@ -89,11 +90,11 @@ pub enum Command {
     /// Pull a run's stage results from the remote cache into the local store (`pipe run` then
     /// restores them without running anything).
     Pull {
-        /// Runs (ids, prefixes or `latest`; a run recorded only on the remote by its full id) whose
-        /// stages' results to fetch.
+        /// Runs or sweeps (ids, prefixes or `latest`; one recorded only on the remote by its full
+        /// id) whose stages' results to fetch.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         runs: Vec<String>,
-        /// Every run recorded on the remote, with its record kept here.
+        /// Every run and sweep recorded on the remote, with their records kept here.
         #[arg(long)]
         all: bool,
     },
