@@ -674,4 +674,20 @@ fn a_sweep_goes_up_whole_and_another_machine_pulls_it_by_its_id() {
     let all = s3.ok(&third, &["pull", "--all"]);
     assert!(all.stderr.contains("of 3 runs"), "{}", all.stderr);
     assert_eq!(runs_of(&third), 3);
+
+    // Each run of the sweep wrote its own head: with the entries gone from the bucket, the same
+    // sweep on a fresh machine restores every run's stage from the heads.
+    std::fs::remove_dir_all(s3.root.path().join("cache/team/stages")).unwrap();
+    let fourth = Ws::new();
+    fourth.write("p.yaml", pipeline);
+    s3.ok(&fourth, &["run", "p.yaml", "--sweep", "seed=1..3"]);
+    let listed = fourth.ok(&["runs", "--json"]).stdout;
+    let runs: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let cached: Vec<u64> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["stages"]["cached"].as_u64().unwrap())
+        .collect();
+    assert_eq!(cached, [1, 1, 1], "{listed}");
 }

@@ -41,14 +41,7 @@ pub(super) fn attach(ws: &mut Workspace, command: &Command) -> Result<(), Error>
         .ok()
         .filter(|k| !k.is_empty());
     if let Some((config, team_key)) = settings.resolve(key, &ws.root).map_err(Error::Usage)? {
-        let mut remote = Remote::new(config, team_key, push_commits).map_err(Error::Usage)?;
-        if let Command::Run { file, .. }
-        | Command::Status {
-            file: Some(file), ..
-        } = command
-        {
-            remote.use_head_of(crate::pipeline::canonical_file_name(file, &ws.root));
-        }
+        let remote = Remote::new(config, team_key, push_commits).map_err(Error::Usage)?;
         ws.remote = Some(std::sync::Arc::new(remote));
     }
     Ok(())
@@ -103,10 +96,7 @@ pub(super) fn finish_pushes(
         pushed.add(remote.push(&ws.store, &job_results(record)));
         pushed.warnings.extend(push_record(ws, remote, &record.id));
         if pushed.entries > 0 && pushed.warnings.is_empty() {
-            let keys = run_keys(std::slice::from_ref(record));
-            pushed
-                .warnings
-                .extend(remote.push_head(&ws.store, &record.pipeline, &keys));
+            pushed.warnings.extend(push_head(ws, remote, record));
         }
     }
     let line = (pushed.entries > 0).then(|| pushed_line(&pushed, remote));
@@ -141,6 +131,13 @@ pub(super) fn exec_finish(ws: &Workspace, run_id: &str) -> Result<i32, Error> {
         }
     }
     Ok(code)
+}
+
+/// Writes the head of `record`'s pipeline and params (its entries in one object, for one-request
+/// lookups); the warning when it could not.
+fn push_head(ws: &Workspace, remote: &Remote, record: &RunRecord) -> Option<String> {
+    let head = crate::remote::head_name(&record.pipeline, &record.params);
+    remote.push_head(&ws.store, &head, &run_keys(std::slice::from_ref(record)))
 }
 
 /// Uploads run `id`'s record; the warning when it could not.
@@ -223,6 +220,9 @@ pub(super) fn push_sweep_records(ws: &Workspace, sweep: &SweepRecord) -> Vec<Str
         .filter_map(|run| run.run.as_deref())
         .filter_map(|id| push_record(ws, remote, id))
         .collect();
+    for record in ws.runs.sweep_runs(sweep) {
+        warnings.extend(push_head(ws, remote, &record));
+    }
     match std::fs::read(ws.runs.run_dir(&sweep.id).sweep_record()) {
         Ok(bytes) => warnings.extend(remote.push_record(&sweep.id, bytes)),
         Err(e) => warnings.push(format!("cannot read the record of sweep {}: {e}", sweep.id)),
@@ -268,10 +268,7 @@ pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
         heads.sort_by(|a, b| b.started_at.cmp(&a.started_at));
         let mut seen = std::collections::HashSet::new();
         for record in heads.iter().filter(|r| seen.insert(r.pipeline.clone())) {
-            let keys = run_keys(std::slice::from_ref(record));
-            pushed
-                .warnings
-                .extend(remote.push_head(&ws.store, &record.pipeline, &keys));
+            pushed.warnings.extend(push_head(ws, remote, record));
         }
     }
     for warning in &pushed.warnings {

@@ -2,7 +2,8 @@
 //! machine answers all its lookups with one request instead of one a stage (a fresh clone of a
 //! 1,000-stage pipeline asks once, not 1,000 times). A head only saves requests: each entry in it is
 //! checked as one fetched alone (format, key, paths, hashes, and the signature with a team key), and
-//! one that fails, or a key it lacks, is asked for alone. It is rewritten by every run that pushes.
+//! one that fails, or a key it lacks, is asked for alone. There is one per pipeline and params (a
+//! sweep's runs each have theirs); it is rewritten by every run of them that pushes.
 
 use std::collections::HashMap;
 
@@ -27,12 +28,14 @@ struct Head {
     entries: Vec<Held>,
 }
 
-/// Where the head of pipeline `file` (its name in the workspace) lives in the bucket.
-pub fn name(file: &str) -> String {
-    format!(
-        "heads/{}.json",
-        &blake3::hash(file.as_bytes()).to_hex()[..32]
-    )
+/// Where the head of pipeline `file` (its name in the workspace) with `params` (after `--set` and a
+/// sweep's values) lives in the bucket: one head per configuration, so a sweep's runs each have theirs.
+pub fn name(file: &str, params: &serde_json::Value) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(file.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(params.to_string().as_bytes());
+    format!("heads/{}.json", &hasher.finalize().to_hex()[..32])
 }
 
 /// A head of `results` (key, entry bytes, metadata).
@@ -84,6 +87,9 @@ mod tests {
         assert_eq!(held["k1"], (b"{\"format\":1}".to_vec(), metadata));
         assert!(parse(b"not json").is_empty());
         assert!(parse(br#"{"format":2,"entries":[]}"#).is_empty());
-        assert_ne!(name("pipelines/a.yaml"), name("pipelines/b.yaml"));
+        let params = serde_json::json!({"seed": 1});
+        assert_ne!(name("a.yaml", &params), name("b.yaml", &params));
+        let other = serde_json::json!({"seed": 2});
+        assert_ne!(name("a.yaml", &params), name("a.yaml", &other));
     }
 }

@@ -29,7 +29,7 @@ mod transfer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
 use tokio::runtime::Runtime;
@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 use self::client::Metadata;
 use self::client::{Client, Unavailable};
 pub use self::config::{RemoteConfig, RemoteSettings};
+pub use self::head::name as head_name;
 use self::signing::TeamKey;
 use self::transfer::{Suspects, entries_there, fetch, get_entry, held_here, push};
 use crate::store::{Entry, Store};
@@ -105,13 +106,14 @@ pub struct Remote {
     to_replace: Mutex<HashSet<String>>,
     /// Objects and packs on the remote that failed their hash: sent again by any push needing them.
     suspects: Arc<Suspects>,
-    /// The pipeline whose head answers lookups, if any.
-    pipeline: Option<String>,
-    /// What that head holds, read at the first lookup.
-    head: OnceLock<HashMap<String, (Vec<u8>, Metadata)>>,
+    /// What the heads lookups were made with hold, each read at its first lookup.
+    heads: Mutex<HashMap<String, Arc<Held>>>,
     /// Keys whose entries the remote is known to have (pushed, there already, or fetched).
     known: Mutex<HashSet<String>>,
 }
+
+/// What a head holds: entries' bytes and metadata by key.
+type Held = HashMap<String, (Vec<u8>, Metadata)>;
 
 fn record_name(id: &str) -> String {
     format!("runs/{id}.json")
@@ -140,40 +142,48 @@ impl Remote {
             team_key,
             to_replace: Mutex::new(HashSet::new()),
             suspects: Arc::default(),
-            pipeline: None,
-            head: OnceLock::new(),
+            heads: Mutex::default(),
             known: Mutex::new(HashSet::new()),
         })
     }
 
-    /// Lookups first consult the head of pipeline `file` (its name in the workspace).
-    pub fn use_head_of(&mut self, file: String) {
-        self.pipeline = Some(file);
+    /// What head `head` holds for `key` (each head is read once, at its first lookup).
+    async fn held(
+        &self,
+        key: &str,
+        head: Option<&str>,
+    ) -> Result<Option<(Vec<u8>, Metadata)>, Unavailable> {
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let read = self.heads.lock().expect("heads").get(head).cloned();
+        let held = match read {
+            Some(held) => held,
+            None => {
+                let bytes = self.client.get(head).await?;
+                let held = Arc::new(bytes.map(|b| head::parse(&b)).unwrap_or_default());
+                self.heads
+                    .lock()
+                    .expect("heads")
+                    .insert(head.to_string(), held.clone());
+                held
+            }
+        };
+        Ok(held.get(key).cloned())
     }
 
-    /// What the pipeline's head holds for `key` (the head is read once, at the first lookup).
-    async fn held(&self, key: &str) -> Result<Option<(Vec<u8>, Metadata)>, Unavailable> {
-        if self.head.get().is_none() {
-            let held = match &self.pipeline {
-                Some(file) => (self.client.get(&head::name(file)).await?)
-                    .map(|bytes| head::parse(&bytes))
-                    .unwrap_or_default(),
-                None => HashMap::new(),
-            };
-            let _ = self.head.set(held);
-        }
-        Ok(self.head.get().and_then(|held| held.get(key).cloned()))
-    }
-
-    /// Writes the head of pipeline `file` (its name in the workspace): the entries of `keys`, when
-    /// the remote has them all (asked for those not known to be there); the warning when it could
-    /// not be written.
-    pub fn push_head(&self, store: &Store, file: &str, keys: &[String]) -> Option<String> {
+    /// Writes head `head`: the entries of `keys`, when this process pushed or fetched one of them
+    /// and the remote has them all (asked for those not known to be there); the warning when it
+    /// could not be written.
+    pub fn push_head(&self, store: &Store, head: &str, keys: &[String]) -> Option<String> {
         if self.is_down() || keys.is_empty() {
             return None;
         }
         let unknown: Vec<String> = {
             let known = self.known.lock().expect("known keys");
+            if !keys.iter().any(|k| known.contains(k)) {
+                return None;
+            }
             keys.iter()
                 .filter(|k| !known.contains(*k))
                 .cloned()
@@ -192,7 +202,7 @@ impl Remote {
                 })
                 .collect();
             match held {
-                Some(held) => self.client.put(&head::name(file), head::build(held)).await,
+                Some(held) => self.client.put(head, head::build(held)).await,
                 None => Ok(()),
             }
         });
@@ -219,14 +229,14 @@ impl Remote {
         self.down.load(Ordering::Relaxed)
     }
 
-    /// The remote's entry for `key`, checked, without its objects (for plans); `None` when it has
-    /// none, or it is unusable or unavailable.
-    pub fn entry(&self, key: &str) -> Option<Entry> {
+    /// The remote's entry for `key` (from head `head` when it holds it), checked, without its
+    /// objects (for plans); `None` when it has none, or it is unusable or unavailable.
+    pub fn entry(&self, key: &str, head: Option<&str>) -> Option<Entry> {
         if self.is_down() {
             return None;
         }
         let found = self.runtime.block_on(async {
-            let held = self.held(key).await?;
+            let held = self.held(key, head).await?;
             get_entry(&self.client, key, self.team_key.as_ref(), held).await
         });
         match found {
@@ -239,16 +249,16 @@ impl Remote {
         }
     }
 
-    /// Looks `key` up on the remote and, when it is there, brings its entry and objects into
-    /// `store`, each checked before it is kept.
-    pub fn fetch(&self, store: &Store, key: &str) -> Fetched {
-        self.runtime.block_on(self.fetch_one(store, key))
+    /// Looks `key` up on the remote (in head `head` first) and, when it is there, brings its entry
+    /// and objects into `store`, each checked before it is kept.
+    pub fn fetch(&self, store: &Store, key: &str, head: Option<&str>) -> Fetched {
+        self.runtime.block_on(self.fetch_one(store, key, head))
     }
 
     /// Looks `keys` up and brings what the remote has into `store`, 16 at a time (`pipe pull`).
     pub fn fetch_many(&self, store: &Store, keys: &[String]) -> Vec<Fetched> {
         self.runtime.block_on(
-            futures::stream::iter(keys.iter().map(|key| self.fetch_one(store, key)))
+            futures::stream::iter(keys.iter().map(|key| self.fetch_one(store, key, None)))
                 .buffer_unordered(16)
                 .collect(),
         )
@@ -256,12 +266,12 @@ impl Remote {
 
     /// One lookup. A result the remote holds but that cannot be used (a corrupt file, a crafted
     /// or unsigned entry) is noted, so that this process's push of the key replaces it.
-    async fn fetch_one(&self, store: &Store, key: &str) -> Fetched {
+    async fn fetch_one(&self, store: &Store, key: &str, head: Option<&str>) -> Fetched {
         if self.is_down() {
             return Fetched::Missing;
         }
         let team_key = self.team_key.as_ref();
-        let fetched = match self.held(key).await {
+        let fetched = match self.held(key, head).await {
             Ok(held) => fetch(&self.client, store, key, team_key, &self.suspects, held).await,
             Err(why) => Err(why),
         };

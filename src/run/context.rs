@@ -179,9 +179,10 @@ impl RunContext<'_> {
     /// store (entry and objects, each checked), in plan mode only read.
     pub(super) fn remote_entry(&self, key: &str, warnings: &mut Vec<String>) -> Option<Entry> {
         let remote = self.remote?;
+        let head = crate::remote::head_name(&self.pipeline.file, &self.pipeline.params);
         match self.options.mode {
-            Mode::Plan => remote.entry(key),
-            Mode::Run => match remote.fetch(self.store, key) {
+            Mode::Plan => remote.entry(key, Some(&head)),
+            Mode::Run => match remote.fetch(self.store, key, Some(&head)) {
                 Fetched::Restored(entry) => Some(entry),
                 Fetched::Missing => None,
                 Fetched::Warning(warning) => {
