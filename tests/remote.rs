@@ -313,6 +313,26 @@ fn a_remote_that_refuses_or_is_down_is_one_warning_and_the_next_push_completes()
     );
     s3.ok(&other, &["run", "p.yaml", "--no-push"]);
     assert_eq!(other.with_status("cached"), ["make", "count"]);
+
+    // A record crafted in the bucket, its stage keys not hashes, is pulled without harm.
+    let crafted_id = "20991231-000000-dead";
+    let mut record: serde_json::Value =
+        serde_json::from_str(&ws.read(&format!("runs/{id}/run.json"))).unwrap();
+    record["id"] = crafted_id.into();
+    for stage in record["stages"].as_array_mut().unwrap() {
+        stage["key"] = "../x".into();
+    }
+    let bucket_record = s3
+        .root
+        .path()
+        .join(format!("cache/team/runs/{crafted_id}.json"));
+    std::fs::write(bucket_record, record.to_string()).unwrap();
+    let pulled = s3.ok(&machine(), &["pull", crafted_id]);
+    assert!(
+        pulled.stderr.contains("1 not on the remote"),
+        "{}",
+        pulled.stderr
+    );
 }
 
 #[test]
@@ -690,4 +710,20 @@ fn a_sweep_goes_up_whole_and_another_machine_pulls_it_by_its_id() {
         .map(|run| run["stages"]["cached"].as_u64().unwrap())
         .collect();
     assert_eq!(cached, [1, 1, 1], "{listed}");
+}
+
+#[test]
+fn a_push_that_finds_its_results_there_already_leaves_the_head_to_the_machine_that_sent_them() {
+    let Some(s3) = S3::start() else { return };
+    // Two machines run the same stages, whose outputs differ (random bytes): the first pushes.
+    s3.ok(&machine(), &["run", "p.yaml"]);
+    let late = machine();
+    s3.ok(&late, &["run", "p.yaml", "--no-push"]);
+    // The second's push finds `make` there (the first machine's), so it must not describe it in a
+    // head by its own entry, whose files never went up.
+    s3.ok(&late, &["push"]);
+    let third = machine();
+    let run = s3.ok(&third, &["run", "p.yaml"]);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert_eq!(third.with_status("cached"), ["make", "count"]);
 }

@@ -259,7 +259,7 @@ pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
         pushed.warnings.extend(push_record(ws, remote, &record.id));
     }
     if pushed.warnings.is_empty() {
-        // Each pipeline's head: its latest run among those pushed (of all runs, by default).
+        // A head per pipeline and params: its latest run among those pushed (of all, by default).
         let mut heads = if runs.is_empty() {
             ws.runs.list().0
         } else {
@@ -267,7 +267,8 @@ pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
         };
         heads.sort_by(|a, b| b.started_at.cmp(&a.started_at));
         let mut seen = std::collections::HashSet::new();
-        for record in heads.iter().filter(|r| seen.insert(r.pipeline.clone())) {
+        let head_of = |r: &RunRecord| crate::remote::head_name(&r.pipeline, &r.params);
+        for record in heads.iter().filter(|r| seen.insert(head_of(r))) {
             pushed.warnings.extend(push_head(ws, remote, record));
         }
     }

@@ -16,8 +16,8 @@ use futures::StreamExt as _;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as Name;
 use object_store::{
-    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _,
-    PutMode, PutOptions, PutPayload, RetryConfig, WriteMultipart,
+    Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, ObjectStore as _,
+    ObjectStoreExt as _, PutMode, PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 
 use super::config::RemoteConfig;
@@ -205,19 +205,6 @@ impl Client {
             .collect())
     }
 
-    /// Bytes `range` of `name`, or `None` when it is not there.
-    pub async fn get_range(
-        &self,
-        name: &str,
-        range: std::ops::Range<u64>,
-    ) -> Result<Option<Vec<u8>>, Unavailable> {
-        match self.store.get_range(&self.name(name), range).await {
-            Ok(bytes) => Ok(Some(bytes.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-
     /// Streams `name` into `writer`; false when it is not there.
     pub async fn download(
         &self,
@@ -242,9 +229,24 @@ impl Client {
     pub async fn stream(
         &self,
         name: &str,
+        take: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<Streamed, Unavailable> {
+        self.stream_range(name, None, take).await
+    }
+
+    /// Streams bytes `range` of `name` (all of it without one) into `take`, piece by piece, so a
+    /// big object is never held in memory.
+    pub async fn stream_range(
+        &self,
+        name: &str,
+        range: Option<std::ops::Range<u64>>,
         mut take: impl FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<Streamed, Unavailable> {
-        let found = match self.store.get(&self.name(name)).await {
+        let options = GetOptions {
+            range: range.map(Into::into),
+            ..GetOptions::default()
+        };
+        let found = match self.store.get_opts(&self.name(name), options).await {
             Ok(found) => found,
             Err(object_store::Error::NotFound { .. }) => return Ok(Streamed::Missing),
             Err(e) => return Err(unavailable(e)),

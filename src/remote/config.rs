@@ -87,6 +87,12 @@ impl RemoteConfig {
         }
         let endpoint = endpoint.filter(|e| !e.is_empty());
         if let Some(e) = &endpoint {
+            let authority = e.split_once("://").map_or(e.as_str(), |(_, r)| r);
+            if authority.split('/').next().unwrap_or("").contains('@') {
+                return Err(format!(
+                    "remote endpoint `{e}` may not hold a user name or password (`user@host`): credentials come from the AWS environment"
+                ));
+            }
             let local_http = e.starts_with("http://") && is_loopback(e);
             if !(e.starts_with("https://") || local_http) {
                 return Err(format!(
@@ -293,6 +299,16 @@ mod tests {
                 "s3://bucket",
                 Some("http://127.0.0.1.example.org:80"),
                 "must be https://",
+            ),
+            (
+                "s3://bucket",
+                Some("http://localhost:@cache.example.org"),
+                "may not hold a user name",
+            ),
+            (
+                "s3://bucket",
+                Some("http://[::1]@cache.example.org/"),
+                "may not hold a user name",
             ),
         ] {
             let error = RemoteConfig::parse(url, endpoint.map(String::from), None).unwrap_err();

@@ -40,7 +40,7 @@ use self::client::{Client, Unavailable};
 pub use self::config::{RemoteConfig, RemoteSettings};
 pub use self::head::name as head_name;
 use self::signing::TeamKey;
-use self::transfer::{Suspects, entries_there, fetch, get_entry, held_here, push};
+use self::transfer::{Suspects, fetch, get_entry, held_here, push};
 use crate::store::{Entry, Store};
 
 /// How many objects go up or down at once.
@@ -70,7 +70,7 @@ pub struct Pushed {
     pub bytes: u64,
     /// What went wrong with particular entries (one unreadable, an object missing locally).
     pub warnings: Vec<String>,
-    /// The keys whose entries the remote now has (written or there already).
+    /// The keys whose entries (and their files) these pushes wrote.
     on_remote: Vec<String>,
     /// Why the remote could not be reached, if a request failed (settled into one warning).
     unavailable: Option<Unavailable>,
@@ -108,7 +108,7 @@ pub struct Remote {
     suspects: Arc<Suspects>,
     /// What the heads lookups were made with hold, each read at its first lookup.
     heads: Mutex<HashMap<String, Arc<Held>>>,
-    /// Keys whose entries the remote is known to have (pushed, there already, or fetched).
+    /// Keys whose entries, with every file they name, this process wrote to the remote or fetched.
     known: Mutex<HashSet<String>>,
 }
 
@@ -172,40 +172,30 @@ impl Remote {
         Ok(held.get(key).cloned())
     }
 
-    /// Writes head `head`: the entries of `keys`, when this process pushed or fetched one of them
-    /// and the remote has them all (asked for those not known to be there); the warning when it
-    /// could not be written.
+    /// Writes head `head`: the entries of `keys`, when this process wrote or fetched every one of
+    /// them (so the remote has each file they name: an entry found there already may name other
+    /// files than ours); the warning when it could not be written.
     pub fn push_head(&self, store: &Store, head: &str, keys: &[String]) -> Option<String> {
         if self.is_down() || keys.is_empty() {
             return None;
         }
-        let unknown: Vec<String> = {
+        {
             let known = self.known.lock().expect("known keys");
-            if !keys.iter().any(|k| known.contains(k)) {
+            if !keys.iter().all(|k| known.contains(k)) {
                 return None;
             }
-            keys.iter()
-                .filter(|k| !known.contains(*k))
-                .cloned()
-                .collect()
-        };
+        }
         let team_key = self.team_key.as_ref();
-        let written = self.runtime.block_on(async {
-            if entries_there(&self.client, &unknown).await?.len() < unknown.len() {
-                return Ok(());
-            }
-            let held: Option<Vec<(String, Vec<u8>, Metadata)>> = keys
-                .iter()
-                .map(|key| {
-                    let (bytes, metadata) = held_here(store, key, team_key)?;
-                    Some((key.clone(), bytes, metadata))
-                })
-                .collect();
-            match held {
-                Some(held) => self.client.put(head, head::build(held)).await,
-                None => Ok(()),
-            }
-        });
+        let held: Option<Vec<(String, Vec<u8>, Metadata)>> = keys
+            .iter()
+            .map(|key| {
+                let (bytes, metadata) = held_here(store, key, team_key)?;
+                Some((key.clone(), bytes, metadata))
+            })
+            .collect();
+        let written = self
+            .runtime
+            .block_on(self.client.put(head, head::build(held?)));
         written.err().and_then(|why| self.failed(why))
     }
 
@@ -272,7 +262,26 @@ impl Remote {
         }
         let team_key = self.team_key.as_ref();
         let fetched = match self.held(key, head).await {
-            Ok(held) => fetch(&self.client, store, key, team_key, &self.suspects, held).await,
+            Ok(Some(held)) => {
+                match fetch(
+                    &self.client,
+                    store,
+                    key,
+                    team_key,
+                    &self.suspects,
+                    Some(held),
+                )
+                .await
+                {
+                    // A head is only a shortcut: when what it holds fails, the key's own entry
+                    // (perhaps another machine's, naming other files) is asked for.
+                    Ok(Fetched::Warning(_)) => {
+                        fetch(&self.client, store, key, team_key, &self.suspects, None).await
+                    }
+                    other => other,
+                }
+            }
+            Ok(None) => fetch(&self.client, store, key, team_key, &self.suspects, None).await,
             Err(why) => Err(why),
         };
         match fetched {

@@ -23,8 +23,11 @@ pub const PACK_FROM: usize = 16;
 /// A result's small files are spread over at most this many packs, fetched at once...
 const MAX_PACKS: u64 = 16;
 
-/// ...of at least this size each.
+/// ...of at least this size each...
 const PACK_SIZE: u64 = 256 << 20;
+
+/// ...and at most this many files (an index line of a few MB).
+const PACK_FILES: usize = 50_000;
 
 /// The S3 user metadata an entry names its packs in (`x-amz-meta-pipe-packs`), space-separated.
 pub const METADATA: &str = "pipe-packs";
@@ -73,7 +76,7 @@ pub fn plan(objects: Vec<(String, u64)>) -> (Vec<(String, u64)>, Vec<Pack>) {
     let mut files = Vec::new();
     let mut size = 0;
     for (hash, file_size) in small {
-        if size + file_size > target && !files.is_empty() {
+        if (size + file_size > target || files.len() == PACK_FILES) && !files.is_empty() {
             packs.push(Pack::new(std::mem::take(&mut files)));
             size = 0;
         }
@@ -148,24 +151,22 @@ impl<'a> Unpacker<'a> {
     fn read_header<'b>(&mut self, bytes: &'b [u8]) -> Result<&'b [u8], String> {
         let seen = self.header.len();
         self.header.extend_from_slice(bytes);
-        let newlines: Vec<usize> = self
+        // The magic line ends where it says; the index line is looked for in the new bytes only.
+        let from = seen.max(MAGIC.len());
+        let index_end = self
             .header
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| i)
-            .take(2)
-            .collect();
-        if newlines.len() < 2 {
+            .get(from..)
+            .and_then(|new| new.iter().position(|b| *b == b'\n'))
+            .map(|i| i + from);
+        if self.header.len() >= MAGIC.len() && !self.header.starts_with(MAGIC) {
+            return Err("not a pack".into());
+        }
+        let Some(end) = index_end.map(|newline| newline + 1) else {
             if self.header.len() > MAX_HEADER {
                 return Err("the pack's index is too long".into());
             }
             return Ok(&[]);
-        }
-        let end = newlines[1] + 1;
-        if !self.header.starts_with(MAGIC) || newlines[0] + 1 != MAGIC.len() {
-            return Err("not a pack".into());
-        }
+        };
         let index: Vec<(String, u64)> = serde_json::from_slice(&self.header[MAGIC.len()..end])
             .map_err(|e| format!("the pack's index does not parse: {e}"))?;
         self.index = Some(index);

@@ -34,16 +34,22 @@ const RANGE: u64 = 8 << 20;
 /// ...this many at once.
 const RANGES_IN_FLIGHT: usize = 4;
 
+/// The first two characters of `name`, its folder in the bucket (callers pass checked hashes; a
+/// shorter name gets a folder of its own rather than a panic).
+fn shard(name: &str) -> &str {
+    name.get(..2).unwrap_or("--")
+}
+
 fn entry_name(key: &str) -> String {
-    format!("stages/{}/{key}.json", &key[..2])
+    format!("stages/{}/{key}.json", shard(key))
 }
 
 fn object_name(hash: &str) -> String {
-    format!("objects/{}/{hash}", &hash[..2])
+    format!("objects/{}/{hash}", shard(hash))
 }
 
 fn pack_name(name: &str) -> String {
-    format!("packs/{}/{name}", &name[..2])
+    format!("packs/{}/{name}", shard(name))
 }
 
 /// The remote's entry for `key`, parsed and checked (and its signature, with a team key), with the
@@ -55,6 +61,10 @@ pub(super) async fn get_entry(
     team_key: Option<&TeamKey>,
     held: Option<(Vec<u8>, Metadata)>,
 ) -> Result<Option<Result<(Entry, Vec<String>), String>>, Unavailable> {
+    // A key from a record pulled from the remote may be anything: only a hash is asked for.
+    if !is_name(key) {
+        return Ok(None);
+    }
     if let Some((bytes, metadata)) = held
         && let Ok(found) = check_entry(key, &bytes, &metadata, team_key)
     {
@@ -131,25 +141,8 @@ pub(super) fn held_here(
     Some((bytes, metadata))
 }
 
-/// Which of `keys` have an entry on the remote (a `HEAD` each, 32 at a time).
-pub(super) async fn entries_there(
-    client: &Client,
-    keys: &[String],
-) -> Result<Vec<String>, Unavailable> {
-    let found = futures::stream::iter(keys.iter().map(|key| async move {
-        Ok::<_, Unavailable>(client.exists(&entry_name(key)).await?.then(|| key.clone()))
-    }))
-    .buffer_unordered(IN_FLIGHT)
-    .collect::<Vec<_>>()
-    .await;
-    let mut there = Vec::new();
-    for key in found {
-        there.extend(key?);
-    }
-    Ok(there)
-}
-
-/// Whether `name` is 64 lowercase hexadecimal digits (a pack's name, before it goes into a path).
+/// Whether `name` is 64 lowercase hexadecimal digits (a key or a pack's name, before it goes into a
+/// path).
 fn is_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -228,18 +221,36 @@ async fn unpack(
 ) -> Result<Option<String>, Unavailable> {
     let mut unpacker = Unpacker::new(store, wanted);
     let remote_name = pack_name(name);
-    let problem = match client
-        .stream(&remote_name, |bytes| unpacker.feed(bytes))
-        .await?
-    {
-        Streamed::Missing => return Ok(Some(format!("its pack {name} is missing"))),
-        Streamed::Refused(problem) => Some(problem),
-        Streamed::Whole => unpacker.finish().err(),
+    let missing = Ok(Some(format!("its pack {name} is missing")));
+    let Some(size) = client.size(&remote_name).await? else {
+        return missing;
     };
+    // In ranges, one after the other: a big pack is never one long request (the request timeout
+    // stays meaningful on a slow link).
+    let mut problem = None;
+    for range in ranges(size) {
+        match client
+            .stream_range(&remote_name, Some(range), |bytes| unpacker.feed(bytes))
+            .await?
+        {
+            Streamed::Missing => return missing,
+            Streamed::Refused(refused) => {
+                problem = Some(refused);
+                break;
+            }
+            Streamed::Whole => {}
+        }
+    }
+    let problem = problem.or_else(|| unpacker.finish().err());
     Ok(problem.map(|problem| {
         suspect(suspects, remote_name);
         format!("its pack {name} {problem}")
     }))
+}
+
+/// The ranges an object of `size` bytes comes down in.
+fn ranges(size: u64) -> impl Iterator<Item = std::ops::Range<u64>> {
+    (0..size.div_ceil(RANGE)).map(move |i| i * RANGE..size.min((i + 1) * RANGE))
 }
 
 /// Downloads object `hash` of `size` bytes into `store`: a big one in ranges fetched at once (as
@@ -288,15 +299,25 @@ async fn download_checked(
         }
         Some(_) => {}
     }
-    let ranges = (0..size.div_ceil(RANGE)).map(|i| i * RANGE..size.min((i + 1) * RANGE));
-    let parts = futures::stream::iter(ranges.map(|range| {
+    let parts = futures::stream::iter(ranges(size).map(|range| {
         let (writer, name) = (&writer, &name);
         async move {
-            let Some(bytes) = client.get_range(name, range.clone()).await? else {
-                return Ok(false);
-            };
-            writer.write_at(range.start, &bytes).map_err(local)?;
-            Ok(bytes.len() as u64 == range.end - range.start)
+            let (start, len) = (range.start, range.end - range.start);
+            let mut written = 0;
+            let streamed = client
+                .stream_range(name, Some(range), |bytes| {
+                    writer
+                        .write_at(start + written, bytes)
+                        .map_err(|e| format!("cannot write into the store: {e}"))?;
+                    written += bytes.len() as u64;
+                    Ok(())
+                })
+                .await?;
+            match streamed {
+                Streamed::Whole => Ok(written == len),
+                Streamed::Missing => Ok(false),
+                Streamed::Refused(problem) => Err(Unavailable(problem)),
+            }
         }
     }))
     .buffer_unordered(RANGES_IN_FLIGHT)
@@ -365,7 +386,6 @@ pub(super) async fn push(
     match entry_present(client, key, team_key, replace).await {
         Ok(true) => {
             pushed.present += 1;
-            pushed.on_remote.push(key.to_string());
             return pushed;
         }
         Ok(false) => {}
