@@ -21,7 +21,6 @@ use object_store::{
 };
 
 use super::config::RemoteConfig;
-use crate::store::ObjectWriter;
 
 /// Files at least this big go up in parts of this size.
 const PART: usize = 16 << 20;
@@ -203,26 +202,6 @@ impl Client {
             .into_iter()
             .filter_map(|object| object.location.filename().map(String::from))
             .collect())
-    }
-
-    /// Streams `name` into `writer`; false when it is not there.
-    pub async fn download(
-        &self,
-        name: &str,
-        writer: &mut ObjectWriter,
-    ) -> Result<bool, Unavailable> {
-        let streamed = self
-            .stream(name, |bytes| {
-                writer
-                    .write(bytes)
-                    .map_err(|e| format!("cannot write a download: {e}"))
-            })
-            .await?;
-        match streamed {
-            Streamed::Missing => Ok(false),
-            Streamed::Whole => Ok(true),
-            Streamed::Refused(problem) => Err(Unavailable(problem)),
-        }
     }
 
     /// Streams `name` into `take`, piece by piece, until the end or what `take` refuses.

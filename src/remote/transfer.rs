@@ -243,7 +243,9 @@ async fn unpack(
     }
     let problem = problem.or_else(|| unpacker.finish().err());
     Ok(problem.map(|problem| {
-        suspect(suspects, remote_name);
+        if !problem.starts_with("cannot write into the store") {
+            suspect(suspects, remote_name);
+        }
         format!("its pack {name} {problem}")
     }))
 }
@@ -281,17 +283,26 @@ async fn download_checked(
     hash: &str,
     size: u64,
 ) -> Result<Option<String>, Unavailable> {
-    let local = |e: std::io::Error| Unavailable(format!("cannot write into the store: {e}"));
-    let mut writer = store.object_writer(hash).map_err(local)?;
+    // A problem on this machine's side (a full disk) is this stage's miss, not the remote's fault.
+    let local = |e: std::io::Error| format!("cannot write into the store: {e}");
+    let mut writer = match store.object_writer(hash) {
+        Ok(writer) => writer,
+        Err(e) => return Ok(Some(local(e))),
+    };
     let name = object_name(hash);
+    let missing = Ok(Some(format!("its object {hash} is missing")));
     if size < RANGED_FROM {
-        if !client.download(&name, &mut writer).await? {
-            return Ok(Some(format!("its object {hash} is missing")));
-        }
-        return Ok(writer.finish().err().map(|refused| refused.to_string()));
+        return match client
+            .stream(&name, |bytes| writer.write(bytes).map_err(local))
+            .await?
+        {
+            Streamed::Missing => missing,
+            Streamed::Refused(problem) => Ok(Some(problem)),
+            Streamed::Whole => Ok(writer.finish().err().map(|refused| refused.to_string())),
+        };
     }
     match client.size(&name).await? {
-        None => return Ok(Some(format!("its object {hash} is missing"))),
+        None => return missing,
         Some(actual) if actual != size => {
             return Ok(Some(format!(
                 "its object {hash} does not match its hash (it has {actual} bytes, not {size})"
@@ -306,31 +317,31 @@ async fn download_checked(
             let mut written = 0;
             let streamed = client
                 .stream_range(name, Some(range), |bytes| {
-                    writer
-                        .write_at(start + written, bytes)
-                        .map_err(|e| format!("cannot write into the store: {e}"))?;
+                    writer.write_at(start + written, bytes).map_err(local)?;
                     written += bytes.len() as u64;
                     Ok(())
                 })
                 .await?;
-            match streamed {
-                Streamed::Whole => Ok(written == len),
-                Streamed::Missing => Ok(false),
-                Streamed::Refused(problem) => Err(Unavailable(problem)),
-            }
+            Ok::<_, Unavailable>(match streamed {
+                Streamed::Whole if written == len => None,
+                Streamed::Refused(problem) => Some(problem),
+                _ => Some(format!(
+                    "its object {hash} does not match its hash (a range came short)"
+                )),
+            })
         }
     }))
     .buffer_unordered(RANGES_IN_FLIGHT)
-    .collect::<Vec<Result<bool, Unavailable>>>()
+    .collect::<Vec<_>>()
     .await;
     for part in parts {
-        if !part? {
-            return Ok(Some(format!(
-                "its object {hash} does not match its hash (a range came short)"
-            )));
+        if let Some(problem) = part? {
+            return Ok(Some(problem));
         }
     }
-    writer.hash_written().map_err(local)?;
+    if let Err(e) = writer.hash_written() {
+        return Ok(Some(local(e)));
+    }
     Ok(writer.finish().err().map(|refused| refused.to_string()))
 }
 
