@@ -169,15 +169,16 @@ fn a_stage_state_that_cannot_be_saved_is_an_io_error() {
 fn output_into_a_closed_pipe_ends_pipe_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let ws = crate::test::Ws::new();
-    let mut child = ws
+    // The reader is gone before pipe writes, as `pipe stages | head -0` would leave it. (Closing it
+    // after the start raced: a fast pipe could write everything into the pipe's buffer first.)
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = ws
         .command(&["stages"])
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // The reader goes away before pipe writes, as `pipe stages | head -0` would.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
