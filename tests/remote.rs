@@ -505,10 +505,11 @@ fn a_signed_remote_takes_only_entries_signed_with_the_team_key() {
 fn a_server_killed_in_mid_push_leaves_no_entry_without_its_objects_and_the_next_push_completes() {
     let Some(mut s3) = S3::start() else { return };
     let ws = Ws::new();
-    // Small files (one pack) and files big enough to go up alone, so the push takes a while.
+    // Small files (one pack) and enough files big enough to go up alone that the push is still
+    // going when the test sees its first objects, even on a loaded machine (60 were not, once).
     ws.write(
         "p.yaml",
-        "stages:\n  make:\n    cmd: mkdir -p out big && for i in $(seq 1500); do echo $i > out/$i.txt; done && for i in $(seq 60); do head -c 1048576 /dev/urandom > big/$i.bin; done\n    outs: [out, big]\n",
+        "stages:\n  make:\n    cmd: mkdir -p out big && for i in $(seq 1500); do echo $i > out/$i.txt; done && for i in $(seq 300); do (echo $i; head -c 1048576 /dev/zero) > big/$i.bin; done\n    outs: [out, big]\n",
     );
     s3.ok(&ws, &["run", "p.yaml", "--no-push"]);
     let push = s3
@@ -532,7 +533,7 @@ fn a_server_killed_in_mid_push_leaves_no_entry_without_its_objects_and_the_next_
         "{}",
         interrupted.stderr
     );
-    assert!(s3.stored("objects").len() < 60, "the push was not cut off");
+    assert!(s3.stored("objects").len() < 300, "the push was not cut off");
     assert!(
         s3.stored("stages").is_empty(),
         "an entry went up before its objects"
@@ -550,8 +551,8 @@ fn a_server_killed_in_mid_push_leaves_no_entry_without_its_objects_and_the_next_
     s3.ok(&other, &["run", "p.yaml"]);
     assert_eq!(other.with_status("cached"), ["make"]);
     assert_eq!(
-        std::fs::read(other.file("big/60.bin")).unwrap(),
-        std::fs::read(ws.file("big/60.bin")).unwrap()
+        std::fs::read(other.file("big/300.bin")).unwrap(),
+        std::fs::read(ws.file("big/300.bin")).unwrap()
     );
     // The small files came in one pack; a pack whose bytes were changed in the bucket is refused.
     assert_eq!(other.read("out/1500.txt"), "1500\n");
