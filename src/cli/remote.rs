@@ -155,21 +155,37 @@ fn local_or_remote(ws: &Workspace, remote: &Remote, spec: &str) -> Result<RunRec
     if local.is_ok() || !is_id(spec) {
         return local.map_err(Error::Usage);
     }
-    let bytes = remote
-        .record(spec)
-        .map_err(Error::Io)?
-        .ok_or_else(|| Error::Usage(format!("no run `{spec}` here or on {}", remote.config())))?;
-    let record: RunRecord = serde_json::from_slice(&bytes)
+    remote_record(
+        remote,
+        spec,
+        "run",
+        |r: &RunRecord| &r.id,
+        |r| ws.runs.write(r),
+    )
+}
+
+/// The record of `what` (a run or a sweep) `spec` on the remote, checked to be a record of that
+/// id, then kept here by `keep`.
+fn remote_record<T: serde::de::DeserializeOwned>(
+    remote: &Remote,
+    spec: &str,
+    what: &str,
+    id_of: impl Fn(&T) -> &str,
+    keep: impl FnOnce(&T) -> std::io::Result<()>,
+) -> Result<T, Error> {
+    let bytes = remote.record(spec).map_err(Error::Io)?.ok_or_else(|| {
+        Error::Usage(format!("no {what} `{spec}` here or on {}", remote.config()))
+    })?;
+    let record: T = serde_json::from_slice(&bytes)
         .ok()
-        .filter(|r: &RunRecord| r.id == spec)
+        .filter(|r: &T| id_of(r) == spec)
         .ok_or_else(|| {
             Error::Io(format!(
-                "the remote's record of run {spec} is not a run record"
+                "the remote's record of {what} {spec} is not a {what} record"
             ))
         })?;
-    ws.runs
-        .write(&record)
-        .map_err(|e| Error::Io(format!("cannot keep the record of run {spec}: {e}")))?;
+    keep(&record)
+        .map_err(|e| Error::Io(format!("cannot keep the record of {what} {spec}: {e}")))?;
     Ok(record)
 }
 
@@ -182,23 +198,13 @@ fn runs_named(ws: &Workspace, remote: &Remote, spec: &str) -> Result<Vec<RunReco
     let sweep = match ws.runs.resolve_sweep(spec) {
         Ok(sweep) => sweep,
         Err(local) if !is_id(spec) => return Err(Error::Usage(local)),
-        Err(_) => {
-            let bytes = remote.record(spec).map_err(Error::Io)?.ok_or_else(|| {
-                Error::Usage(format!("no sweep `{spec}` here or on {}", remote.config()))
-            })?;
-            let sweep: SweepRecord = serde_json::from_slice(&bytes)
-                .ok()
-                .filter(|s: &SweepRecord| s.id == spec)
-                .ok_or_else(|| {
-                    Error::Io(format!(
-                        "the remote's record of sweep {spec} is not a sweep record"
-                    ))
-                })?;
-            ws.runs
-                .write_sweep(&sweep)
-                .map_err(|e| Error::Io(format!("cannot keep the record of sweep {spec}: {e}")))?;
-            sweep
-        }
+        Err(_) => remote_record(
+            remote,
+            spec,
+            "sweep",
+            |s: &SweepRecord| &s.id,
+            |s| ws.runs.write_sweep(s),
+        )?,
     };
     sweep
         .runs
