@@ -7,10 +7,10 @@
 //! plus grain. Scenes vary in orientation (mostly along the film's axes, as limbs are laid), scale,
 //! exposure, the number of bones (one or two; three as difficulty rises), and side markers. A fracture is
 //! a dark gap across one bone's shaft well inside the film, sometimes incomplete, displaced or angulated,
-//! sometimes a hairline, with the soft tissue swelling around it; every break is at least about a pixel
+//! sometimes a hairline; every break is at least about a pixel
 //! wide, so an image labelled fractured shows its break (a test checks sampled scenes). Both classes share
 //! look-alikes (growth plates near bone ends, a vessel channel through one cortex, crossing bones, text
-//! markers, and joints as difficulty rises), so the classes are learnable but not trivially separable.
+//! markers, soft-tissue swelling around a shaft, and joints as difficulty rises), so the classes are learnable but not trivially separable.
 
 use image::{GrayImage, Luma};
 
@@ -72,6 +72,9 @@ struct Scene {
     tissue: Tissue,
     bones: Vec<Bone>,
     fracture: Option<(usize, Fracture)>,
+    /// Soft-tissue swelling around a point of a shaft, drawn alike for both classes (a sprain swells
+    /// too), so it is no clue to the label.
+    swelling: Option<Swelling>,
     background: f64,
     falloff: f64,
     tilt: (f64, f64),
@@ -117,12 +120,10 @@ struct Fracture {
     bend: f64,
     /// How far across the bone the line runs (1 = complete).
     extent: f64,
-    /// The haematoma around the break.
-    swelling: Swelling,
 }
 
-/// Soft-tissue swelling: around the break's level the limb's outline bulges and its soft tissue
-/// thickens, smoothly, so the skin line stays a skin line (no edge that only fractured images have).
+/// Soft-tissue swelling: around one level of the limb its outline bulges and its soft tissue thickens,
+/// smoothly, so the skin line stays a skin line. In a fractured scene it is centred on the break.
 struct Swelling {
     /// Position along the limb.
     at: f64,
@@ -133,6 +134,17 @@ struct Swelling {
 }
 
 impl Swelling {
+    /// Swelling of the limb around `at` along bone `bone`, in three scenes of four of either class.
+    fn random(bone: &Bone, at: f64, d: f64, rng: &mut Rng) -> Option<Swelling> {
+        let reach = bone.radius * rng.range(2.0, 3.5);
+        let widening = rng.range(0.04, 0.12) * (1.0 - 0.6 * d);
+        rng.chance(0.75).then_some(Swelling {
+            at: bone.centre_u + at,
+            reach,
+            widening,
+        })
+    }
+
     /// The relative widening at `u` along the limb.
     fn widening(&self, u: f64) -> f64 {
         self.widening * (-((u - self.at) / self.reach).powi(2)).exp()
@@ -152,6 +164,7 @@ impl Scene {
             let Some((bone, at)) = scene.visible_shaft_point(rng) else {
                 continue;
             };
+            scene.swelling = Swelling::random(&scene.bones[bone], at, d, rng);
             if fractured {
                 let fracture = scene.random_fracture(bone, at, d, pixel, rng);
                 scene.fracture = Some((bone, fracture));
@@ -244,6 +257,7 @@ impl Scene {
             tissue,
             bones,
             fracture: None,
+            swelling: None,
             background: rng.range(0.02, 0.12),
             falloff: rng.range(0.0, 0.08),
             tilt: (rng.normal(), rng.normal()),
@@ -305,11 +319,6 @@ impl Scene {
             } else {
                 1.0
             },
-            swelling: Swelling {
-                at: bone.centre_u + at,
-                reach: bone.radius * rng.range(2.0, 3.5),
-                widening: rng.range(0.04, 0.12) * (1.0 - 0.6 * d),
-            },
         }
     }
 
@@ -347,10 +356,7 @@ impl Scene {
     fn attenuation(&self, x: f64, y: f64) -> f64 {
         let u = (x * self.angle_cos + y * self.angle_sin) / self.scale;
         let v = (-x * self.angle_sin + y * self.angle_cos) / self.scale;
-        let swelling = self
-            .fracture
-            .as_ref()
-            .map_or(0.0, |(_, fracture)| fracture.swelling.widening(u));
+        let swelling = self.swelling.as_ref().map_or(0.0, |s| s.widening(u));
         let mut total = self.tissue.attenuation(v, swelling);
         for (i, bone) in self.bones.iter().enumerate() {
             let (du, dv) = (u - bone.centre_u, v);
@@ -448,7 +454,7 @@ impl Bone {
 }
 
 impl Fracture {
-    /// Mends the break: no gap, no shift, no bend (the swelling stays).
+    /// Mends the break: no gap, no shift, no bend (the scene's swelling stays).
     fn mend(&mut self) {
         (self.depth, self.shift, self.bend) = (0.0, 0.0, 0.0);
     }
@@ -626,6 +632,100 @@ mod tests {
             let m = mean(&image);
             assert!((20.0..200.0).contains(&m), "seed {seed}: mean {m}");
         }
+    }
+
+    #[test]
+    fn both_classes_draw_the_same_scene_but_for_the_break() {
+        // Everything but the break (framing, bones, swelling, film, markers) comes from the same draws
+        // for either class, so no feature but the break can tell them apart. Swelling once came only
+        // with a break, and models learnt it.
+        let params = SynthParams {
+            size: 64,
+            difficulty: 0.3,
+        };
+        let mut swollen = 0;
+        for seed in 0..200 {
+            let broken = Scene::random(params, true, &mut Rng::new(seed));
+            let clean = Scene::random(params, false, &mut Rng::new(seed));
+            assert!(broken.fracture.is_some() && clean.fracture.is_none());
+            let at = |s: &Scene| s.swelling.as_ref().map(|w| (w.at, w.reach, w.widening));
+            assert_eq!(at(&broken), at(&clean), "seed {seed}");
+            assert_eq!(broken.bones.len(), clean.bones.len(), "seed {seed}");
+            assert_eq!(broken.gain, clean.gain, "seed {seed}");
+            swollen += usize::from(clean.swelling.is_some());
+        }
+        assert!((120..180).contains(&swollen), "{swollen} of 200 swollen");
+    }
+
+    #[test]
+    fn a_linear_probe_on_pixels_stays_at_chance() {
+        // A logistic regression on 24x24 average-pooled pixels, fitted on 600 images per class and
+        // scored on 200 others per class: anything global that differs by class (exposure, tissue,
+        // framing) would let it beat chance. Breaks are thin and anywhere, so it must not.
+        let params = SynthParams {
+            size: 96,
+            difficulty: 0.0,
+        };
+        let pooled = |fractured: bool, i: u64| -> Vec<f64> {
+            let image = render(
+                params,
+                fractured,
+                &mut Rng::derive(7, "probe", u64::from(fractured), i),
+            );
+            let mut cells = vec![0.0; 24 * 24];
+            for (x, y, p) in image.enumerate_pixels() {
+                cells[(y / 4 * 24 + x / 4) as usize] += f64::from(p[0]) / (255.0 * 16.0);
+            }
+            cells
+        };
+        let examples = |range: std::ops::Range<u64>| -> Vec<(Vec<f64>, f64)> {
+            range
+                .flat_map(|i| [(pooled(true, i), 1.0), (pooled(false, i + 100_000), 0.0)])
+                .collect()
+        };
+        let (train, test) = (examples(0..600), examples(600..800));
+        let dims = train[0].0.len();
+        let mean: Vec<f64> = (0..dims)
+            .map(|j| train.iter().map(|(x, _)| x[j]).sum::<f64>() / train.len() as f64)
+            .collect();
+        let score = |w: &[f64], x: &[f64]| -> f64 {
+            w[dims]
+                + x.iter()
+                    .zip(&mean)
+                    .zip(w)
+                    .map(|((x, m), w)| (x - m) * w)
+                    .sum::<f64>()
+        };
+        let mut w = vec![0.0; dims + 1];
+        for _ in 0..300 {
+            let mut grad = vec![0.0; dims + 1];
+            for (x, y) in &train {
+                let error = 1.0 / (1.0 + (-score(&w, x)).exp()) - y;
+                for j in 0..dims {
+                    grad[j] += error * (x[j] - mean[j]);
+                }
+                grad[dims] += error;
+            }
+            for (w, g) in w.iter_mut().zip(&grad) {
+                *w -= 2.0 * g / train.len() as f64 + 1e-3 * *w;
+            }
+        }
+        let accuracy = |set: &[(Vec<f64>, f64)]| {
+            let right = set
+                .iter()
+                .filter(|(x, y)| (score(&w, x) > 0.0) == (*y > 0.5))
+                .count();
+            right as f64 / set.len() as f64
+        };
+        let (fit, held_out) = (accuracy(&train), accuracy(&test));
+        println!(
+            "pixel probe: train accuracy {fit:.3}, held-out accuracy {held_out:.3} (400 images)"
+        );
+        // Chance is 0.5; 400 held-out images give a standard error of 0.025.
+        assert!(
+            held_out < 0.575,
+            "a linear probe on pixels reaches {held_out:.3}"
+        );
     }
 
     #[test]
