@@ -59,7 +59,7 @@ fn train_writes_history_and_checkpoint_and_evaluate_agrees_with_its_predictions(
         train["model"]
             .as_str()
             .unwrap()
-            .contains("MobileNetV2 width 0.35 at 32 px")
+            .contains("MobileNetV2 width 1 at 32 px, fine-tuned from `pipelines/weights/mobilenet_v2_1.0_224_quant.tflite`")
     );
     assert!((1..=2).contains(&train["best_epoch"].as_u64().unwrap()));
     let evaluate = &run["metrics"]["evaluate"];
@@ -85,9 +85,35 @@ fn train_writes_history_and_checkpoint_and_evaluate_agrees_with_its_predictions(
         "validation rows are kept for the threshold"
     );
 
+    // Every headline number has its bootstrap interval, around it, resampling the test split's groups.
+    let intervals = &evaluate["intervals"];
+    assert_eq!(intervals["resamples"], 2000);
+    assert!(intervals["groups"].as_u64().unwrap() <= test.len() as u64);
+    for key in ["accuracy", "recall", "specificity", "roc_auc"] {
+        let (low, high) = (
+            intervals[key]["low"].as_f64().unwrap(),
+            intervals[key]["high"].as_f64().unwrap(),
+        );
+        let value = evaluate[key].as_f64().unwrap();
+        assert!(
+            low <= value && value <= high && high - low < 1.0,
+            "{key}: {intervals}"
+        );
+    }
+
     let id = run["id"].as_str().unwrap();
     let report = ws.read(&format!("runs/{id}/report/report.md"));
     assert!(report.contains("MobileNetV2"), "{report}");
+    let (low, high) = (
+        intervals["accuracy"]["low"].as_f64().unwrap(),
+        intervals["accuracy"]["high"].as_f64().unwrap(),
+    );
+    assert!(
+        report.contains(&format!(
+            "| accuracy | {accuracy:.3} | {low:.3}-{high:.3} |"
+        )),
+        "{report}"
+    );
 
     // The run's metrics stream: a row per epoch as it finished, the history's numbers.
     let stream = ws.read(&format!("runs/{id}/logs/train.metrics.jsonl"));

@@ -184,7 +184,10 @@ fn the_report_links_real_figures_and_repeats_run_json() {
         md.contains("Model: MobileNetV2 width 0.35, 96 px (fixture)."),
         "{md}"
     );
-    assert!(md.contains("Group-aware split: no test image has a copy or near copy in train"));
+    assert!(
+        md.contains("Group-aware split: no copy of a test image in train was found by the difference hash (the embedding detector did not run)"),
+        "{md}"
+    );
     assert!(md.contains("| truncated | 6 |"));
     assert!(md.contains("Best epoch (the checkpoint kept): 9."));
     assert!(md.contains("Training stopped early after epoch 14."));

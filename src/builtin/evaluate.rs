@@ -1,13 +1,14 @@
 //! The `evaluate` kind: predicts the validation and test images with the trained checkpoint, writes the
 //! predictions table, and reports the classification metrics on the named split at the threshold param
-//! and at the threshold that maximises Youden's J on validation (chosen without looking at test).
+//! and at the threshold that maximises Youden's J on validation (chosen without looking at test), with
+//! bootstrap 95% intervals that resample the split's groups.
 
 use polars::prelude::{Column, DataFrame};
 use serde_json::{Value, json};
 
 use super::Context;
 use super::train::CHECKPOINT;
-use crate::metrics::{self, Confusion};
+use crate::metrics::{self, Confusion, interval};
 use crate::model::dataset::{self, Example, ModelInfo};
 use crate::model::{self, checkpoint};
 use crate::tables;
@@ -46,6 +47,11 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
             .unzip()
     };
     let (labels, scores) = of(split);
+    let groups: Vec<&str> = examples
+        .iter()
+        .filter(|e| e.split == split)
+        .map(|e| e.group.as_str())
+        .collect();
     anyhow::ensure!(
         !labels.is_empty(),
         "stage `{}`: the `{split}` split has no images",
@@ -65,6 +71,14 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     summary["test_images"] = json!(labels.len());
     summary["split"] = json!(split);
     summary["split_mode"] = split_mode;
+    summary["intervals"] = json!(interval::bootstrap(
+        &labels,
+        &scores,
+        &groups,
+        threshold,
+        interval::RESAMPLES,
+        0
+    ));
     summary["youden"] = youden.map_or(Value::Null, |t| at_threshold(&labels, &scores, t));
     ctx.log(&format!(
         "{split} split ({} images): {summary}",

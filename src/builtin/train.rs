@@ -131,7 +131,7 @@ fn settings(ctx: &Context) -> anyhow::Result<Settings> {
 fn network(ctx: &Context, config: &mut Config, seed: u64) -> anyhow::Result<(MobileNetV2, String)> {
     Ok(match ctx.optional_path("weights") {
         Some(path) => {
-            let pretrained = pretrained(&path)?;
+            let pretrained = crate::weights::load(&path)?;
             config.same_padding = pretrained.config.same_padding;
             let mut net = MobileNetV2::new(config.clone(), seed);
             net.copy_features_from(pretrained)
@@ -238,19 +238,6 @@ fn class_names(rows: &[ImageRow]) -> [String; 2] {
             .map_or_else(|| label.to_string(), |r| r.class.clone())
     };
     [name(0), name(1)]
-}
-
-/// Pretrained weights: a TFLite MobileNetV2 (converted on the fly) or a safetensors checkpoint.
-fn pretrained(path: &std::path::Path) -> anyhow::Result<MobileNetV2> {
-    let context = || format!("weights `{}`", path.display());
-    if path.extension().is_some_and(|e| e == "tflite") {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        let model = crate::weights::tflite::parse(&bytes).with_context(context)?;
-        crate::weights::convert::mobilenet_from_tflite(&model).with_context(context)
-    } else {
-        checkpoint::load_pretrained(path).with_context(context)
-    }
 }
 
 #[cfg(test)]

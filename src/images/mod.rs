@@ -1,7 +1,9 @@
 //! Image handling shared by the data and model stages: decoding with checks, perceptual hashing,
-//! the synthetic dataset, augmentation, model preprocessing and contact sheets.
+//! copies made to calibrate a copy detector, the synthetic dataset, augmentation, model preprocessing
+//! and contact sheets.
 
 pub mod augment;
+pub mod copies;
 pub mod decode;
 pub mod dhash;
 pub mod preprocess;

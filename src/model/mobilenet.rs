@@ -383,6 +383,13 @@ impl MobileNetV2 {
 
     /// Logits `[n, 1, 1, classes]` for images `[n, input, input, 3]`.
     pub fn forward(&mut self, g: &mut Graph, images: &Var, rng: &mut Rng) -> Var {
+        let x = self.features(g, images);
+        let x = ops::dropout(g, &x, self.config.dropout, rng);
+        ops::linear(g, &x, &self.head_weight, &self.head_bias)
+    }
+
+    /// The pooled features `[n, 1, 1, channels]` the head reads, for images `[n, input, input, 3]`.
+    pub fn features(&mut self, g: &mut Graph, images: &Var) -> Var {
         let (same, running) = (self.config.same_padding, self.config.running_stats);
         let mut x = self.stem.forward(g, images, same, running, None);
         for block in &mut self.blocks {
@@ -394,9 +401,7 @@ impl MobileNetV2 {
             }
         }
         let x = self.last.forward(g, &x, same, running, None);
-        let x = ops::global_average_pool(g, &x);
-        let x = ops::dropout(g, &x, self.config.dropout, rng);
-        ops::linear(g, &x, &self.head_weight, &self.head_bias)
+        ops::global_average_pool(g, &x)
     }
 
     /// Copies every feature layer (all but the classifier) from `source`, which must have the same

@@ -40,9 +40,28 @@ pub fn probabilities(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -
         .collect()
 }
 
+/// The pooled features the head reads (1280 per image at width 1.0) for `images` (each
+/// `input x input x 3`, channels last), in batches of `batch`, in inference mode: what a copy detector
+/// compares.
+pub fn embeddings(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -> Vec<Vec<f32>> {
+    in_batches(net, images, batch, |net, g, x| net.features(g, x))
+}
+
 /// The network's outputs for `images` (each `input x input x 3`, channels last), in batches of
 /// `batch`, in inference mode: one row of `classes` logits per image.
 pub fn logits(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -> Vec<Vec<f32>> {
+    in_batches(net, images, batch, |net, g, x| {
+        net.forward(g, x, &mut crate::util::rng::Rng::new(0))
+    })
+}
+
+/// `run` on `images` in batches of `batch` in inference mode, one output row per image.
+fn in_batches(
+    net: &mut MobileNetV2,
+    images: &[Vec<f32>],
+    batch: usize,
+    run: impl Fn(&mut MobileNetV2, &mut Graph, &tape::Var) -> tape::Var,
+) -> Vec<Vec<f32>> {
     memory::keep_freed_buffers();
     let side = net.config.input;
     let mut out = Vec::with_capacity(images.len());
@@ -53,8 +72,12 @@ pub fn logits(net: &mut MobileNetV2, images: &[Vec<f32>], batch: usize) -> Vec<V
             Shape::new(chunk.len(), side, side, 3),
             false,
         );
-        let y = net.forward(&mut g, &x, &mut crate::util::rng::Rng::new(0));
-        out.extend(y.value.chunks(net.config.classes).map(<[f32]>::to_vec));
+        let y = run(net, &mut g, &x);
+        out.extend(
+            y.value
+                .chunks(y.value.len() / chunk.len())
+                .map(<[f32]>::to_vec),
+        );
     }
     out
 }

@@ -1,5 +1,6 @@
-//! Line charts over epochs: training curves (loss and accuracy, train and validation, best epoch and
-//! early stop marked) and the same curves of several runs overlaid for a comparison.
+//! Line charts, mostly over epochs: training curves (loss and accuracy, train and validation, best epoch
+//! and early stop marked), the same curves of several runs overlaid for a comparison, and distributions
+//! over a continuous axis (the copy detector's similarities, its threshold marked).
 
 use std::path::Path;
 
@@ -22,19 +23,21 @@ pub struct Series {
     pub band: Vec<(f64, f64)>,
 }
 
-/// A vertical marker at an epoch, with a label.
+/// A vertical marker at an x value (an epoch, a threshold), with a label.
 #[derive(Clone)]
 pub struct Marker {
     /// Where.
-    pub epoch: f64,
+    pub at: f64,
     /// What it marks.
     pub label: String,
 }
 
-/// One panel: a title, a y-axis name, lines and markers.
+/// One panel: a title, the axes' names, lines and markers.
 pub struct Panel {
     /// Title above the panel.
     pub title: String,
+    /// What the x axis measures, and the decimals of its labels: `("epoch", 0)` for training curves.
+    pub x_axis: (String, usize),
     /// What the y axis measures.
     pub y_label: String,
     /// The lines.
@@ -89,20 +92,23 @@ fn draw_panel(area: &Area, panel: &Panel) -> anyhow::Result<()> {
         .build_cartesian_2d(0.0..x_max.max(1.0), y_min..y_max)?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc(&panel.x_axis.0)
         .y_desc(&panel.y_label)
         .label_style(text(15))
         .axis_desc_style(text(17))
         .light_line_style(TRANSPARENT)
         // Whole epochs only: a short run would otherwise get half-epoch ticks printed twice.
-        .x_labels((x_max.max(1.0) as usize).min(10) + 1)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_labels(match panel.x_axis.1 {
+            0 => (x_max.max(1.0) as usize).min(10) + 1,
+            _ => 11,
+        })
+        .x_label_formatter(&|x| format!("{x:.*}", panel.x_axis.1))
         .draw()?;
     for marker in &panel.markers {
-        let line = [(marker.epoch, y_min), (marker.epoch, y_max)];
+        let line = [(marker.at, y_min), (marker.at, y_max)];
         chart.draw_series(DashedLineSeries::new(line, 6, 4, GREY.stroke_width(2)))?;
         // The label sits at the foot of the line, to its left, clear of the legend and the edge.
-        let (x, y) = chart.backend_coord(&(marker.epoch, y_min));
+        let (x, y) = chart.backend_coord(&(marker.at, y_min));
         let (base_x, base_y) = area.get_base_pixel();
         let style = text(14)
             .color(&GREY)
@@ -187,9 +193,10 @@ mod tests {
                 },
             ],
             markers: vec![Marker {
-                epoch: 9.0,
+                at: 9.0,
                 label: "best epoch 9".into(),
             }],
+            x_axis: ("epoch".into(), 0),
             y_range: None,
         }]
     }

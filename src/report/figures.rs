@@ -108,6 +108,9 @@ pub fn render(inputs: &Inputs, out: &Path) -> anyhow::Result<()> {
                 "Images excluded by validate, by reason".into(),
             );
         }
+        if let Some(caption) = copy_similarity(&validate["copy_detectors"]["embedding"], out)? {
+            figures.insert("copy_similarity.png".into(), caption);
+        }
     }
     for (name, caption, path) in &inputs.previews {
         let target = format!("{name}.png");
@@ -132,6 +135,59 @@ pub fn render(inputs: &Inputs, out: &Path) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&index)? + "\n",
     )
     .with_context(|| format!("cannot write `{}`", out.join("figures.json").display()))
+}
+
+/// The embedding copy detector's similarities as shares per bin: each image's nearest other, the
+/// copies it made, and the difference hash's pairs, with its threshold marked. `None` when it did not
+/// run.
+fn copy_similarity(embedding: &Value, out: &Path) -> anyhow::Result<Option<String>> {
+    let (Some(bin), Some(threshold)) = (
+        embedding["histogram"]["bin"].as_f64(),
+        embedding["threshold"].as_f64(),
+    ) else {
+        return Ok(None);
+    };
+    let shares = |name: &str| -> Vec<(f64, f64)> {
+        let counts: Vec<f64> = embedding["histogram"][name]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c.as_f64().unwrap_or(0.0))
+            .collect();
+        let total = counts.iter().sum::<f64>().max(1.0);
+        let centre = |i: usize| (i as f64 + 0.5) * bin;
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (centre(i), c / total))
+            .collect()
+    };
+    let line = |name: &str, points, colour| curves::Series {
+        name: name.into(),
+        points,
+        dashed: false,
+        colour,
+        band: Vec::new(),
+    };
+    let panel = curves::Panel {
+        title: "Embedding similarity: nearest neighbours and copies".into(),
+        x_axis: ("cosine similarity (centred)".into(), 1),
+        y_label: "share of each set".into(),
+        series: vec![
+            line("each image's nearest other", shares("nearest"), 0),
+            line("copies made of the images", shares("copies"), 1),
+            line("the difference hash's pairs", shares("known"), 2),
+        ],
+        markers: vec![curves::Marker {
+            at: threshold,
+            label: format!("threshold {threshold:.2}"),
+        }],
+        y_range: None,
+    };
+    curves::draw(&out.join("copy_similarity.png"), &[panel])?;
+    Ok(Some(format!(
+        "Copy detection: similarity of each image to its nearest other, of copies made of the images, and of the difference hash's pairs; pairs at {threshold:.2} or more are copies"
+    )))
 }
 
 fn training_curves(
@@ -164,14 +220,14 @@ fn training_curves(
     let mut markers = Vec::new();
     if let Some(best) = best {
         markers.push(curves::Marker {
-            epoch: best,
+            at: best,
             label: format!("best epoch {best:.0}"),
         });
         facts.insert("best_epoch".into(), json!(best));
     }
     if let Some(stopped) = stopped {
         markers.push(curves::Marker {
-            epoch: stopped,
+            at: stopped,
             label: format!("early stop {stopped:.0}"),
         });
         facts.insert("stopped_epoch".into(), json!(stopped));
@@ -192,6 +248,7 @@ fn training_curves(
                 line("validation", val_loss, false),
             ],
             markers: markers.clone(),
+            x_axis: ("epoch".into(), 0),
             y_range: None,
         },
         curves::Panel {
@@ -202,6 +259,7 @@ fn training_curves(
                 line("validation", column("val_accuracy")?, false),
             ],
             markers,
+            x_axis: ("epoch".into(), 0),
             y_range: Some((0.0, 1.02)),
         },
     ];

@@ -50,6 +50,7 @@ pub fn draw_validation(
         y_label: y.into(),
         series,
         markers: Vec::new(),
+        x_axis: ("epoch".into(), 0),
         y_range: range,
     };
     curves::draw(

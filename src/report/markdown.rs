@@ -77,6 +77,15 @@ pub fn number(v: f64) -> String {
     }
 }
 
+/// A metric's bootstrap interval from the evaluate summary, as `low-high`, or a dash without one.
+fn interval(evaluate: &Value, key: &str) -> String {
+    let interval = &evaluate["intervals"][key];
+    match (interval["low"].as_f64(), interval["high"].as_f64()) {
+        (Some(low), Some(high)) => format!("{}-{}", number(low), number(high)),
+        _ => "-".into(),
+    }
+}
+
 /// The metrics of the run's stage of built-in `kind` (or, failing that, of the stage named like it).
 fn metrics_of<'a>(record: &'a RunRecord, kind: &str) -> Option<&'a Value> {
     let stage = record
@@ -92,9 +101,15 @@ fn split_statement(record: &RunRecord) -> Option<String> {
     let split = metrics_of(record, "split")?;
     let leaked = split["leaked_test_images"].as_u64().unwrap_or(0);
     let test = split["images"]["test"].as_u64().unwrap_or(0);
+    let detectors = match metrics_of(record, "validate") {
+        Some(v) if v["copy_detectors"]["embedding"].is_object() => {
+            "either detector (the difference hash and the embedding's nearest neighbours)"
+        }
+        _ => "the difference hash (the embedding detector did not run)",
+    };
     Some(match split["mode"].as_str().unwrap_or("") {
         "group" if leaked == 0 => format!(
-            "Group-aware split: no test image has a copy or near copy in train ({test} test images; duplicates, declared groups and patients stay in one split)."
+            "Group-aware split: no copy of a test image in train was found by {detectors} ({test} test images; copies, declared groups and patients stay in one split)."
         ),
         "given" => format!(
             "The source's own split: {leaked} of {test} test images have a copy or near copy in train, so test numbers measure memory as much as generalisation."
@@ -129,13 +144,28 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
                 .or(evaluate["threshold"].as_f64());
             let at = threshold.map_or(String::new(), |t| format!(", at threshold {}", number(t)));
             let _ = writeln!(md, "On the **{split}** split{at}:\n");
-            md.push_str("| metric | value |\n|---|---|\n");
+            md.push_str("| metric | value | 95% interval |\n|---|---|---|\n");
             for (key, words) in SUMMARY {
                 if let Some(v) = evaluate[key].as_f64() {
-                    let _ = writeln!(md, "| {words} | {} |", number(v));
+                    let _ = writeln!(
+                        md,
+                        "| {words} | {} | {} |",
+                        number(v),
+                        interval(evaluate, key)
+                    );
                 }
             }
             md.push('\n');
+            let intervals = &evaluate["intervals"];
+            if let (Some(resamples), Some(groups)) = (
+                intervals["resamples"].as_u64(),
+                intervals["groups"].as_u64(),
+            ) {
+                let _ = writeln!(
+                    md,
+                    "Intervals: bootstrap percentiles over {resamples} resamples of the split's {groups} independent groups (copies and a patient's images resampled together).\n"
+                );
+            }
             if let Some(youden) = index["facts"]["youden_threshold_val"].as_f64() {
                 let _ = writeln!(
                     md,
@@ -186,6 +216,56 @@ fn markdown(record: &RunRecord, index: &Value) -> String {
     md
 }
 
+/// What each copy detector found, and what the embedding's threshold catches.
+fn detectors(md: &mut String, found: &Value) {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let e = &found["embedding"];
+    if !e.is_object() {
+        let _ = writeln!(
+            md,
+            "The difference hash found {} pairs of copies; the embedding detector did not run (no weights).\n",
+            n(&found["hash_pairs"])
+        );
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Two detectors looked for copies. The difference hash (quarter turns, flips, resizes) found {} pairs; \
+         nearest neighbours in the embedding of `{}` at {} px found {} (cosine similarity at least {}); both found {}. \
+         Of {} copies made of the images, the threshold caught {}; of the difference hash's pairs, {}.\n",
+        n(&found["hash_pairs"]),
+        e["weights"].as_str().unwrap_or("?"),
+        n(&e["side"]),
+        n(&found["embedding_pairs"]),
+        number(e["threshold"].as_f64().unwrap_or(0.0)),
+        n(&found["both"]),
+        n(&e["copies_made"]),
+        n(&e["copies_caught"]),
+        n(&e["known_copies_caught"]),
+    );
+    let across = &found["cross_class_pairs"];
+    let _ = writeln!(
+        md,
+        "Pairs with different labels: {} found by both detectors (one film labelled twice: check its label), \
+         {} by the embedding only, {} by the difference hash only (more likely look-alikes: same anatomy and pose, \
+         different images to the embedding).\n",
+        n(&across["both"]),
+        n(&across["embedding_only"]),
+        n(&across["hash_only"]),
+    );
+    md.push_str("| copy made | made | caught |\n|---|---|---|\n");
+    for edit in e["by_edit"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            cell(edit["edit"].as_str().unwrap_or("?")),
+            n(&edit["made"]),
+            n(&edit["caught"])
+        );
+    }
+    md.push('\n');
+}
+
 fn data_story(md: &mut String, record: &RunRecord, index: &Value) {
     md.push_str("## Data\n\n");
     if let Some(v) = metrics_of(record, "validate") {
@@ -193,7 +273,8 @@ fn data_story(md: &mut String, record: &RunRecord, index: &Value) {
         let _ = writeln!(
             md,
             "Validate read {} images: {} kept, {} excluded. It found {} duplicate groups ({} images, {} exact copies); \
-             {} val/test images have a copy or near copy in train, and {} images are in groups that span classes.\n",
+             {} val/test images have a copy or near copy in train. {} images are in groups that span classes: \
+             look-alikes with different labels (same anatomy and pose), or one film labelled twice; `tables/validate/copies` lists each pair.\n",
             n("images"),
             n("kept"),
             n("excluded"),
@@ -203,6 +284,7 @@ fn data_story(md: &mut String, record: &RunRecord, index: &Value) {
             n("cross_split_duplicates"),
             n("cross_class_duplicates"),
         );
+        detectors(md, &v["copy_detectors"]);
         if let Some(reasons) = v["excluded_by_reason"]
             .as_object()
             .filter(|r| !r.is_empty())
@@ -255,6 +337,7 @@ fn data_story(md: &mut String, record: &RunRecord, index: &Value) {
     for name in [
         "split_counts.png",
         "exclusions.png",
+        "copy_similarity.png",
         "ingest_preview.png",
         "augment_preview.png",
     ] {

@@ -1,29 +1,38 @@
 //! The `validate` kind: decodes every ingested image in parallel and decides what the later stages may
 //! trust. Unusable files (empty, not an image, truncated, undecodable, over the pixel limit, too small,
 //! constant) are excluded with a reason; odd but usable ones (an extension that lies about the format,
-//! unusual colour modes or bit depths, EXIF rotation) are kept and flagged. Exact duplicates (same bytes)
-//! and near duplicates (rotation/flip-invariant difference hash) are grouped, and groups that span splits
-//! (leakage) or classes (label conflicts) are reported. Classes that differ in image size, format or
+//! unusual colour modes or bit depths, EXIF rotation) are kept and flagged. Two detectors look for
+//! copies: exact duplicates (same bytes) and near duplicates by a rotation/flip-invariant difference
+//! hash, and, given pretrained weights, nearest neighbours in the network's embedding space
+//! ([`embedding`]). Their pairs are grouped, and groups that span splits (leakage) or classes (look-alikes
+//! with different labels, or one film labelled twice) are reported. Classes that differ in image size, format or
 //! colour mode get a shortcut warning. Nothing is dropped without a row saying why.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
+mod embedding;
+mod pairs;
+
+use image::GrayImage;
+
 use super::Context;
 use crate::images::decode::{self, format_from_extension};
 use crate::images::dhash::{Dhash, Nearness};
 use crate::tables;
 use crate::tables::image_rows::{self, ImageRow};
-use crate::util::disjoint_sets::DisjointSets;
+use pairs::{copy_pairs, detectors_summary, duplicate_groups, hash_pairs, pairs_frame};
 
 /// What checking one image found.
 enum Check {
     Kept {
         dhash: Box<Dhash>,
+        /// The embedding detector's input, when it runs.
+        thumbnail: Option<GrayImage>,
         width: u32,
         height: u32,
         format: String,
@@ -44,18 +53,22 @@ struct Exclusion<'a> {
     detail: String,
 }
 
-/// Limits for one image.
+/// Limits for one image, and the side of the thumbnail the embedding detector needs (if it runs).
 struct Limits {
     max_pixels: u64,
     min_size: u32,
+    thumbnail: Option<u32>,
 }
 
 pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     let rows = image_rows::read(&ctx.path("ingested").join("manifest.parquet"))?;
     let images = ctx.path("images");
+    let weights = ctx.optional_path("weights");
+    let side = u32::try_from(ctx.count("embedding_size")?).unwrap_or(u32::MAX);
     let limits = Limits {
         max_pixels: ctx.count("max_pixels")?,
         min_size: u32::try_from(ctx.count("min_size")?).unwrap_or(u32::MAX),
+        thumbnail: weights.as_ref().map(|_| side),
     };
     let near = Nearness {
         max_bits: u32::try_from(ctx.count("near_duplicate_distance")?).unwrap_or(64),
@@ -73,11 +86,13 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
 
     let mut kept = Vec::new();
     let mut hashes = Vec::new();
+    let mut thumbnails = Vec::new();
     let mut exclusions = Vec::new();
     for (row, check) in rows.iter().zip(checks) {
         match check {
             Check::Kept {
                 dhash,
+                thumbnail,
                 width,
                 height,
                 format,
@@ -95,6 +110,7 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
                     ..row.clone()
                 });
                 hashes.push(*dhash);
+                thumbnails.extend(thumbnail);
             }
             Check::Excluded { reason, detail } => exclusions.push(Exclusion {
                 row,
@@ -103,7 +119,30 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
             }),
         }
     }
-    let groups = duplicate_groups(&kept, &hashes, near);
+    let hash_pairs = hash_pairs(&kept, &hashes, near);
+    let found = match &weights {
+        Some(weights) => {
+            ctx.log(&format!(
+                "embedding {} images at {side} px for the copy detector",
+                thumbnails.len()
+            ));
+            let settings = embedding::Settings {
+                weights,
+                name: ctx.text("weights"),
+                side,
+                copies: usize::try_from(ctx.count("embedding_copies")?).unwrap_or(usize::MAX),
+                threshold: ctx.number("embedding_threshold") as f32,
+            };
+            Some(embedding::detect(&thumbnails, &settings, &hash_pairs)?)
+        }
+        None => None,
+    };
+    drop(thumbnails);
+    let embedding_pairs: Vec<(usize, usize)> = found
+        .iter()
+        .flat_map(|f| f.pairs.iter().map(|&(i, j, _)| (i, j)))
+        .collect();
+    let groups = duplicate_groups(&kept, hash_pairs.iter().chain(&embedding_pairs));
     for (id, members) in &groups {
         for &i in members {
             kept[i].duplicate_group = Some(id.clone());
@@ -117,8 +156,11 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     tables::write(&mut exclusions_frame(&exclusions), &dir, "exclusions")?;
     tables::write(&mut duplicates_frame(&kept, &groups), &dir, "duplicates")?;
     tables::write(&mut leakage_frame(&leaks), &dir, "leakage")?;
+    let pairs = copy_pairs(&hash_pairs, found.as_ref());
+    tables::write(&mut pairs_frame(&kept, &pairs), &dir, "copies")?;
 
-    let summary = summary(&rows, &kept, &exclusions, &groups, &leaks, &warnings);
+    let mut summary = summary(&rows, &kept, &exclusions, &groups, &leaks, &warnings);
+    summary["copy_detectors"] = detectors_summary(&kept, &pairs, found.as_ref());
     ctx.log(&describe(&summary));
     ctx.write_json("summary", &summary)
 }
@@ -180,6 +222,9 @@ fn check(images: &Path, row: &ImageRow, limits: &Limits) -> Check {
     }
     Check::Kept {
         dhash: Box::new(Dhash::of(&decoded.grey)),
+        thumbnail: limits
+            .thumbnail
+            .map(|side| embedding::Settings::thumbnail(side, &decoded.grey)),
         width,
         height,
         format: header.format_name(),
@@ -187,43 +232,6 @@ fn check(images: &Path, row: &ImageRow, limits: &Limits) -> Check {
         bit_depth: header.bit_depth,
         flags,
     }
-}
-
-/// Groups of 2 or more kept images that are byte-identical or `near` each other (difference hashes
-/// within its bits under rotation and flips, fine grids correlated at its least), as (id, member
-/// indices), ids in order of first member.
-fn duplicate_groups(
-    rows: &[ImageRow],
-    hashes: &[Dhash],
-    near: Nearness,
-) -> Vec<(String, Vec<usize>)> {
-    let mut sets = DisjointSets::new(rows.len());
-    let mut by_hash: HashMap<&str, usize> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(&first) = by_hash.get(row.hash.as_str()) {
-            sets.union(first, i);
-        } else {
-            by_hash.insert(&row.hash, i);
-        }
-    }
-    let pairs: Vec<(usize, usize)> = (0..hashes.len())
-        .into_par_iter()
-        .flat_map_iter(|i| {
-            (i + 1..hashes.len())
-                .filter(move |&j| hashes[i].is_near(&hashes[j], near))
-                .map(move |j| (i, j))
-        })
-        .collect();
-    for (i, j) in pairs {
-        sets.union(i, j);
-    }
-    let mut groups: Vec<Vec<usize>> = sets.sets().into_iter().filter(|m| m.len() > 1).collect();
-    groups.sort_by(|a, b| rows[a[0]].path.cmp(&rows[b[0]].path));
-    groups
-        .into_iter()
-        .enumerate()
-        .map(|(n, m)| (format!("dup-{:04}", n + 1), m))
-        .collect()
 }
 
 /// A duplicate group that spans splits or classes.
@@ -493,6 +501,7 @@ fn summary(
 
 /// The summary in sentences, for the stage log.
 fn describe(summary: &Value) -> String {
+    let n_of = |v: &Value| v.as_u64().unwrap_or(0);
     let n = |key: &str| summary[key].as_u64().unwrap_or(0);
     let mut text = format!(
         "validated {} images: {} kept, {} excluded {}\n\
@@ -508,6 +517,15 @@ fn describe(summary: &Value) -> String {
         n("cross_split_duplicates"),
         n("cross_class_duplicates"),
     );
+    let found = &summary["copy_detectors"];
+    text.push_str(&format!(
+        "\ncopies: the difference hash found {} pairs, the embedding {}, both {}",
+        n_of(&found["hash_pairs"]),
+        found["embedding_pairs"]
+            .as_u64()
+            .map_or("(not run)".to_string(), |p| p.to_string()),
+        n_of(&found["both"]),
+    ));
     for warning in summary["warnings"].as_array().into_iter().flatten() {
         text.push_str(&format!(
             "\nwarning: {}",

@@ -3,6 +3,8 @@
 //! and precision-recall curves with their areas, and the threshold that maximises Youden's J. Tied
 //! scores move together, so the curves do not depend on the order of rows.
 
+pub mod interval;
+
 /// Counts at one threshold (a probability at or above it predicts positive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Confusion {
