@@ -606,14 +606,7 @@ fn the_embedding_detector_finds_copies_and_says_what_its_threshold_catches() {
     }
     // Copies in test of three training images: the same bytes, re-exposed and saved as JPEG, turned
     // 2 degrees (at 4 degrees neither detector links this scene to its original). Every other scene is distinct, however alike two may look.
-    let plain = Draw {
-        rotation: 0.0,
-        hflip: false,
-        vflip: false,
-        zoom: 1.0,
-        brightness: 0.0,
-        contrast: 1.0,
-    };
+    let plain = Draw::IDENTITY;
     let exposed = Draw {
         brightness: 0.05,
         contrast: 1.1,

@@ -80,12 +80,13 @@ fn the_near_duplicate_threshold_change_changes_validate() {
 }
 
 #[test]
-fn the_gemm_upgrade_changes_train_and_evaluate_only() {
+fn the_gemm_upgrade_changes_the_stages_that_run_the_network_only() {
     // 878004a moved gemm 0.15 -> 0.19 with AVX-512 kernels; `train` stayed at v2. Replayed backwards:
     // the crate's line in Cargo.toml, then only its locked version.
     let manifest_line = "gemm = { version = \"0.19\", default-features = false, features = [\"std\", \"rayon\", \"x86-v4\"] }";
     let changed = changed_by("Cargo.toml", manifest_line, "gemm = \"0.15\"");
-    assert_eq!(changed, ["evaluate", "train"]);
+    // validate runs the network too (its embedding copy detector).
+    assert_eq!(changed, ["evaluate", "train", "validate"]);
     let lock =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
     let version = lock
@@ -99,7 +100,7 @@ fn the_gemm_upgrade_changes_train_and_evaluate_only() {
         &format!("name = \"gemm\"\n{version}"),
         "name = \"gemm\"\nversion = \"0.15.6\"",
     );
-    assert_eq!(changed, ["evaluate", "train"]);
+    assert_eq!(changed, ["evaluate", "train", "validate"]);
 }
 
 #[test]
@@ -131,4 +132,16 @@ fn a_kind_that_names_another_kinds_code_follows_it() {
         "pub const CHECKPOINT: &str = \"weights.safetensors\"",
     );
     assert_eq!(changed, ["evaluate", "train"]);
+}
+
+#[test]
+fn a_kind_with_a_folder_of_its_own_is_its_own_code_and_no_other_kinds() {
+    // validate moved to src/builtin/validate/: its files must key validate alone. Before kind files
+    // could be folders, validate's own code keyed every kind through the registry, and not itself.
+    let changed = changed_by(
+        "src/builtin/validate/embedding.rs",
+        "const BIN: f32 = 0.01;",
+        "const BIN: f32 = 0.02;",
+    );
+    assert_eq!(changed, ["validate"]);
 }

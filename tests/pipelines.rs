@@ -42,7 +42,9 @@ fn fracture_pipeline_runs_end_to_end_and_then_only_what_changed() {
     let id = ws.latest()["id"].as_str().unwrap().to_string();
     let report = ws.read(&format!("runs/{id}/report/report.md"));
     assert!(
-        report.contains("Group-aware split: no test image has a copy"),
+        report.contains(
+            "Group-aware split: no copy of a test image in train was found by either detector"
+        ),
         "{report}"
     );
     assert!(report.contains("![Images per split and class](split_counts.png)"));

@@ -2,7 +2,8 @@
 //! and part of every key of the kind's stages, so a change that can change a kind's outputs can never
 //! be served from an entry the older code wrote.
 //!
-//! A kind's code is everything its implementation can reach: `src/builtin/<kind>.rs`, the kinds'
+//! A kind's code is everything its implementation can reach: `src/builtin/<kind>.rs` (or
+//! `src/builtin/<kind>/mod.rs`, with the files of that folder it names), the kinds'
 //! shared `src/builtin/mod.rs`, its declaration `stages/<kind>.yaml`, and, followed transitively, every
 //! module file a reached file names (`crate::a::b`, `super::c`, a child `d::`), every file it embeds
 //! (`include_bytes!`, `include_str!`), and every crate it names, with the crates those depend on, at
@@ -97,7 +98,7 @@ pub fn reach(root: &Path, kind: &str) -> io::Result<(BTreeSet<PathBuf>, BTreeSet
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.strip_suffix(".yaml")?.to_string();
-            (name != kind).then(|| [builtin.join(format!("{name}.rs")), e.path()])
+            (name != kind).then(|| [kind_file(&builtin, &name), e.path()])
         })
         .flatten()
         .collect();
@@ -105,7 +106,7 @@ pub fn reach(root: &Path, kind: &str) -> io::Result<(BTreeSet<PathBuf>, BTreeSet
     let mut followed: BTreeSet<PathBuf> = BTreeSet::new();
     let mut crates: BTreeSet<String> = BTreeSet::new();
     let mut queue: Vec<(PathBuf, bool)> = vec![
-        (builtin.join(format!("{kind}.rs")), true),
+        (kind_file(&builtin, kind), true),
         (registry.clone(), true),
         (root.join("stages").join(format!("{kind}.yaml")), false),
     ];
@@ -150,6 +151,18 @@ pub fn reach(root: &Path, kind: &str) -> io::Result<(BTreeSet<PathBuf>, BTreeSet
         queue.extend(embedded(&text).into_iter().map(|p| (here.join(p), false)));
     }
     Ok((files, crates))
+}
+
+/// The file that implements `kind`: `<kind>.rs` in the built-ins' folder, or `<kind>/mod.rs` for a kind
+/// that has a folder of its own.
+fn kind_file(builtin: &Path, kind: &str) -> PathBuf {
+    let file = builtin.join(format!("{kind}.rs"));
+    let folder = builtin.join(kind).join("mod.rs");
+    if !file.exists() && folder.exists() {
+        folder
+    } else {
+        file
+    }
 }
 
 /// `path` with its `.` and `..` parts resolved in the text.

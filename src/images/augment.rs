@@ -79,6 +79,16 @@ impl Policy {
 }
 
 impl Draw {
+    /// No change: the draws to edit one field of, as in `Draw { rotation: 4.0, ..Draw::IDENTITY }`.
+    pub const IDENTITY: Draw = Draw {
+        rotation: 0.0,
+        hflip: false,
+        vflip: false,
+        zoom: 1.0,
+        brightness: 0.0,
+        contrast: 1.0,
+    };
+
     /// Applies the draws: geometry first (one resampling), then grey levels.
     pub fn apply(&self, image: &GrayImage) -> GrayImage {
         let (w, h) = image.dimensions();
@@ -150,17 +160,14 @@ mod tests {
     #[test]
     fn identity_policy_keeps_the_image() {
         assert_eq!(off().apply(&ramp(), 1, 0, 0), ramp());
+        assert_eq!(Draw::IDENTITY.apply(&ramp()), ramp());
     }
 
     #[test]
     fn a_flip_mirrors_exactly() {
         let flip = Draw {
-            rotation: 0.0,
             hflip: true,
-            vflip: false,
-            zoom: 1.0,
-            brightness: 0.0,
-            contrast: 1.0,
+            ..Draw::IDENTITY
         };
         let out = flip.apply(&ramp());
         assert_eq!(out, image::imageops::flip_horizontal(&ramp()));

@@ -25,14 +25,7 @@ pub fn copy(image: &GrayImage, n: usize, rng: &mut Rng) -> GrayImage {
     let turn = |rng: &mut Rng, low: f64, high: f64| {
         rng.range(low, high) * if rng.chance(0.5) { 1.0 } else { -1.0 }
     };
-    let plain = Draw {
-        rotation: 0.0,
-        hflip: false,
-        vflip: false,
-        zoom: 1.0,
-        brightness: 0.0,
-        contrast: 1.0,
-    };
+    let plain = Draw::IDENTITY;
     match n % EDITS.len() {
         0 => Draw {
             rotation: turn(rng, 2.0, 10.0),

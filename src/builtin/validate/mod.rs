@@ -121,20 +121,13 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     }
     let hash_pairs = hash_pairs(&kept, &hashes, near);
     let found = match &weights {
-        Some(weights) => {
-            ctx.log(&format!(
-                "embedding {} images at {side} px for the copy detector",
-                thumbnails.len()
-            ));
-            let settings = embedding::Settings {
-                weights,
-                name: ctx.text("weights"),
-                side,
-                copies: usize::try_from(ctx.count("embedding_copies")?).unwrap_or(usize::MAX),
-                threshold: ctx.number("embedding_threshold") as f32,
-            };
-            Some(embedding::detect(&thumbnails, &settings, &hash_pairs)?)
-        }
+        Some(weights) => Some(embedding_copies(
+            ctx,
+            weights,
+            side,
+            &thumbnails,
+            &hash_pairs,
+        )?),
         None => None,
     };
     drop(thumbnails);
@@ -163,6 +156,28 @@ pub(super) fn run(ctx: &Context) -> anyhow::Result<()> {
     summary["copy_detectors"] = detectors_summary(&kept, &pairs, found.as_ref());
     ctx.log(&describe(&summary));
     ctx.write_json("summary", &summary)
+}
+
+/// The embedding detector's pairs among `thumbnails` (each `side` square), with `weights`.
+fn embedding_copies(
+    ctx: &Context,
+    weights: &Path,
+    side: u32,
+    thumbnails: &[GrayImage],
+    hash_pairs: &[(usize, usize)],
+) -> anyhow::Result<embedding::Found> {
+    ctx.log(&format!(
+        "embedding {} images at {side} px for the copy detector",
+        thumbnails.len()
+    ));
+    let settings = embedding::Settings {
+        weights,
+        name: ctx.text("weights"),
+        side,
+        copies: usize::try_from(ctx.count("embedding_copies")?).unwrap_or(usize::MAX),
+        threshold: ctx.number("embedding_threshold") as f32,
+    };
+    embedding::detect(thumbnails, &settings, hash_pairs)
 }
 
 fn check(images: &Path, row: &ImageRow, limits: &Limits) -> Check {
