@@ -1,7 +1,7 @@
 //! The pairs of copies validate's two detectors found (the difference hash with exact copies, and the
 //! embedding's nearest neighbours), which detector found each, and the duplicate groups they link.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use polars::prelude::{Column, DataFrame};
 use rayon::prelude::*;
@@ -19,8 +19,8 @@ pub(super) fn hash_pairs(
     hashes: &[Dhash],
     near: Nearness,
 ) -> Vec<(usize, usize)> {
-    let mut first_with_bytes: HashMap<&str, usize> = HashMap::new();
-    let mut pairs: Vec<(usize, usize)> = (0..hashes.len())
+    // In order of i, then j, each pair once: byte copies are found by the same scan.
+    (0..hashes.len())
         .into_par_iter()
         .flat_map_iter(|i| {
             (i + 1..hashes.len())
@@ -29,17 +29,7 @@ pub(super) fn hash_pairs(
                 })
                 .map(move |j| (i, j))
         })
-        .collect();
-    for (i, row) in rows.iter().enumerate() {
-        if let Some(&first) = first_with_bytes.get(row.hash.as_str()) {
-            pairs.push((first, i));
-        } else {
-            first_with_bytes.insert(&row.hash, i);
-        }
-    }
-    pairs.sort_unstable();
-    pairs.dedup();
-    pairs
+        .collect()
 }
 
 /// Groups of 2 or more kept images linked by `pairs`, directly or through others, as (id, member
