@@ -728,3 +728,75 @@ fn a_push_that_finds_its_results_there_already_leaves_the_head_to_the_machine_th
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
     assert_eq!(third.with_status("cached"), ["make", "count"]);
 }
+
+/// A local server that answers every request without a body with 404 and hangs up on every
+/// upload once it has read its headers, as a proxy dropping a connection does.
+fn server_hanging_up_on_uploads() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut length = 0_u64;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(value) = lower.strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    if length > 0 {
+                        // Hang up: end the answer (FIN) while the body is still coming, then close
+                        // with the body unread (RST).
+                        let _ = writer.shutdown(std::net::Shutdown::Write);
+                        std::thread::sleep(Duration::from_millis(50));
+                        return;
+                    }
+                    let answer = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+                    if writer.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_connection_dropped_in_mid_upload_is_an_error_and_not_the_end_of_pipe() {
+    let ws = Ws::new();
+    // One object, bigger than the sockets' buffers and small enough to go up in one request.
+    ws.write(
+        "p.yaml",
+        "stages:\n  make:\n    cmd: head -c 4000000 /dev/zero > big.bin\n    outs: [big.bin]\n",
+    );
+    let port = server_hanging_up_on_uploads();
+    let remote = |args: &[&str]| {
+        let mut command = ws.command(args);
+        command
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("PIPE_REMOTE", "s3://cache/team")
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
+        Run::from(command.output().unwrap())
+    };
+    let run = remote(&["run", "p.yaml", "--no-push"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Killed by SIGPIPE, pipe would end with no code and without a word.
+    let push = remote(&["push"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+    assert!(push.stderr.contains("is unavailable"), "{}", push.stderr);
+}

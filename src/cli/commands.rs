@@ -11,6 +11,7 @@ use super::render::{
     format_number, plan_word, plural, render_compare, render_dag, render_run_status, render_show,
     render_weights, run_summary,
 };
+use super::stdout::{out, outln};
 use super::terminal::{Terminal, Verbosity, paint, table, use_color, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::Pipeline;
@@ -53,14 +54,14 @@ pub(super) fn run(
 pub(super) fn run_status(ws: &Workspace, run: &str) -> Result<i32, Error> {
     let record = ws.runs.resolve(run).map_err(Error::Usage)?;
     let stages = crate::run::slurm::current_stages(ws, &record);
-    print!("{}", render_run_status(&record, &stages));
+    out!("{}", render_run_status(&record, &stages));
     Ok(EXIT_OK)
 }
 
 /// `pipe dag FILE`.
 pub(super) fn dag(ws: &Workspace, file: &str, format: DagFormat) -> Result<i32, Error> {
     let (pipeline, dag) = ws.load(file, &[], &[])?;
-    print!("{}", render_dag(&pipeline, &dag, format));
+    out!("{}", render_dag(&pipeline, &dag, format));
     Ok(EXIT_OK)
 }
 
@@ -74,7 +75,7 @@ pub(super) fn predict(
     let (predictions, threshold) = crate::predict::predict(ws, run, stage, images)
         .map_err(|e| Error::Usage(format!("{e:#}")))?;
     for p in predictions {
-        println!("{}\t{}\t{:.4}", p.image.display(), p.class, p.probability);
+        outln!("{}\t{}\t{:.4}", p.image.display(), p.class, p.probability);
     }
     eprintln!("(probability of the positive class; threshold {threshold})");
     Ok(EXIT_OK)
@@ -83,7 +84,7 @@ pub(super) fn predict(
 /// `pipe show RUN`.
 pub(super) fn show(ws: &Workspace, run: &str) -> Result<i32, Error> {
     let record = ws.runs.resolve(run).map_err(Error::Usage)?;
-    print!("{}", render_show(&record, &ws.runs.run_dir(&record.id)));
+    out!("{}", render_show(&record, &ws.runs.run_dir(&record.id)));
     Ok(EXIT_OK)
 }
 
@@ -94,7 +95,7 @@ pub(super) fn compare(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
         .map(|r| ws.runs.resolve(r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
-    print!("{}", render_compare(&records));
+    out!("{}", render_compare(&records));
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let dir = crate::records::layout::compare_dir(ws.runs.dir(), &ids);
     let written =
@@ -102,7 +103,7 @@ pub(super) fn compare(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
             ws.runs.run_dir(id).report()
         })
         .map_err(|e| Error::Io(format!("{e:#}")))?;
-    println!("\nwrote {}", written.display());
+    outln!("\nwrote {}", written.display());
     Ok(EXIT_OK)
 }
 
@@ -110,7 +111,7 @@ pub(super) fn compare(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
 pub(super) fn cancel(ws: &Workspace, run: &str) -> Result<i32, Error> {
     let record = ws.runs.resolve(run).map_err(Error::Usage)?;
     let record = crate::run::slurm::finish::cancel(ws, &record)?;
-    println!(
+    outln!(
         "run {} {} ({} of {} stages done)",
         record.id,
         record.status,
@@ -124,7 +125,7 @@ pub(super) fn cancel(ws: &Workspace, run: &str) -> Result<i32, Error> {
 pub(super) fn gc(ws: &Workspace, keep: Option<usize>, dry_run: bool) -> Result<i32, Error> {
     let report = ws.gc(keep, dry_run, wait_message)?;
     let verb = if dry_run { "would remove" } else { "removed" };
-    println!(
+    outln!(
         "{verb} {} run{}, {} store entr{}, {} object{} ({:.1} MB)",
         report.runs.len(),
         plural(report.runs.len()),
@@ -151,11 +152,11 @@ pub(super) fn classify(
             .top(image, if top1 { 1 } else { 5 })
             .map_err(usage)?;
         if top1 {
-            println!("{}\t{}\t{:.4}", image.display(), top[0].0, top[0].1);
+            outln!("{}\t{}\t{:.4}", image.display(), top[0].0, top[0].1);
         } else {
-            println!("{}:", image.display());
+            outln!("{}:", image.display());
             for (label, p) in top {
-                println!("  {p:.4}  {label}");
+                outln!("  {p:.4}  {label}");
             }
         }
     }
@@ -170,7 +171,7 @@ pub(super) fn convert_weights(file: &Path, out: &Path) -> Result<i32, Error> {
     let model = crate::weights::tflite::parse(&bytes).map_err(usage)?;
     let mut net = crate::weights::convert::mobilenet_from_tflite(&model).map_err(usage)?;
     crate::model::checkpoint::save(&mut net, out).map_err(|e| Error::Io(format!("{e:#}")))?;
-    println!(
+    outln!(
         "wrote {} ({} classes at {} px)",
         out.display(),
         net.config.classes,
@@ -185,14 +186,14 @@ pub(super) fn inspect_weights(file: &Path) -> Result<i32, Error> {
         .map_err(|e| Error::Io(format!("cannot read `{}`: {e}", file.display())))?;
     let model = crate::weights::tflite::parse(&bytes)
         .map_err(|e| Error::Usage(format!("`{}`: {e:#}", file.display())))?;
-    print!("{}", render_weights(file, &model));
+    out!("{}", render_weights(file, &model));
     Ok(EXIT_OK)
 }
 
 /// `pipe stages`: every built-in kind with its inputs, outputs and params.
 pub(super) fn stages() -> Result<i32, Error> {
     for kind in crate::pipeline::kinds::all() {
-        println!(
+        outln!(
             "{} (code {}): {}",
             kind.kind,
             &kind.code[..8],
@@ -209,7 +210,7 @@ pub(super) fn stages() -> Result<i32, Error> {
                 (None, true) => " (optional)".to_string(),
                 (None, false) => " (required)".to_string(),
             };
-            println!("  {name:<20} {what:<7} {}{note}", slot.description);
+            outln!("  {name:<20} {what:<7} {}{note}", slot.description);
         }
         for (name, p) in &kind.params {
             let default = p
@@ -217,7 +218,7 @@ pub(super) fn stages() -> Result<i32, Error> {
                 .as_ref()
                 .map(|d| format!(" (default {d})"))
                 .unwrap_or_default();
-            println!("  {name:<20} {:<7} {}{default}", p.ty.name(), p.description);
+            outln!("  {name:<20} {:<7} {}{default}", p.ty.name(), p.description);
         }
     }
     Ok(EXIT_OK)
@@ -287,7 +288,7 @@ pub(super) fn plan(
             .iter()
             .map(|r| json!({"stage": r.name, "status": plan_word(r), "reason": r.error.as_deref().unwrap_or(&r.reason), "key": r.key}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"pipeline": pipeline.file, "stages": stages}))
                 .expect("json")
@@ -310,12 +311,12 @@ pub(super) fn plan(
                 vec![paint(color, code, word), r.name.clone(), reason]
             })
             .collect();
-        print!("{}", table(&["STATUS", "STAGE", "REASON"], &rows));
+        out!("{}", table(&["STATUS", "STAGE", "REASON"], &rows));
         let stale = results
             .iter()
             .filter(|r| plan_word(r) != "up to date")
             .count();
-        println!(
+        outln!(
             "{} of {} stage{} up to date",
             results.len() - stale,
             results.len(),
@@ -356,7 +357,7 @@ pub(super) fn list_runs(
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&rows).expect("json"));
         return Ok(EXIT_OK);
     }
     let mut index = crate::records::index::frame(&records);
@@ -368,7 +369,7 @@ pub(super) fn list_runs(
         return Ok(EXIT_OK);
     }
     if records.is_empty() {
-        println!("no runs yet in {}", ws.runs.dir().display());
+        outln!("no runs yet in {}", ws.runs.dir().display());
         return Ok(EXIT_OK);
     }
     let headers: Vec<String> = index
@@ -395,7 +396,7 @@ pub(super) fn list_runs(
         .map(|row| cells.iter().map(|column| column[row].clone()).collect())
         .collect();
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-    print!("{}", table(&headers, &rows));
+    out!("{}", table(&headers, &rows));
     Ok(EXIT_OK)
 }
 

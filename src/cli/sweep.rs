@@ -2,6 +2,7 @@
 //! as for one run, a line per run, the grouped table at the end) and `pipe compare SWEEP --group-by`.
 
 use super::render::run_summary;
+use super::stdout::{out, outln};
 use super::terminal::{Terminal, Verbosity, table, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::{Override, Pipeline};
@@ -23,7 +24,7 @@ pub(super) fn run_sweep(
 ) -> Result<i32, Error> {
     if dry_run {
         for values in plan.combinations()? {
-            println!("{}", describe(&values));
+            outln!("{}", describe(&values));
         }
         return Ok(EXIT_OK);
     }
@@ -64,7 +65,7 @@ pub(super) fn run_sweep(
         report.display()
     );
     if let Some(axis) = sweep.axes.first() {
-        print!("{}", grouped_table(&sweep, &records, &axis.key));
+        out!("{}", grouped_table(&sweep, &records, &axis.key));
     }
     crate::run::groups::exit_if_interrupted();
     Ok(if sweep.status == RunStatus::Succeeded {
@@ -122,13 +123,13 @@ pub(super) fn sweep_status(ws: &Workspace, spec: &str) -> Result<i32, Error> {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "sweep {} of {}: {}",
         sweep.id,
         sweep.pipeline,
         sweep_state(&sweep).word()
     );
-    print!("{}", table(&["values", "run", "status", "error"], &rows));
+    out!("{}", table(&["values", "run", "status", "error"], &rows));
     Ok(EXIT_OK)
 }
 
@@ -158,7 +159,7 @@ pub(super) fn cancel_sweep(ws: &Workspace, spec: &str) -> Result<i32, Error> {
         std::thread::sleep(std::time::Duration::from_millis(100));
         now = ws.runs.resolve_sweep(&now.id).map_err(Error::Usage)?;
     }
-    println!("sweep {} {}", now.id, sweep_state(&now).word());
+    outln!("sweep {} {}", now.id, sweep_state(&now).word());
     Ok(EXIT_OK)
 }
 
@@ -178,7 +179,7 @@ fn sweep_state(sweep: &SweepRecord) -> RunStatus {
 pub(super) fn compare_sweep(ws: &Workspace, spec: &str, key: &str) -> Result<i32, Error> {
     let sweep = ws.runs.resolve_sweep(spec).map_err(Error::Usage)?;
     let records = ws.runs.sweep_runs(&sweep);
-    print!("{}", grouped_table(&sweep, &records, key));
+    out!("{}", grouped_table(&sweep, &records, key));
     Ok(EXIT_OK)
 }
 

@@ -5,7 +5,7 @@
 //! commands.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -108,8 +108,14 @@ impl Terminal {
     /// Prints a message line (above the bars, if any).
     pub fn line(&self, text: &str) {
         match &self.bars {
-            Some(bars) => bars.multi.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{}{text}", self.label),
+            // A reader of stderr that went away (`pipe run 2>&1 | head`) does not stop the run; the
+            // stages' logs keep their lines.
+            Some(bars) => bars.multi.suspend(|| {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{}{text}", self.label);
+            }
         }
     }
 
