@@ -1,11 +1,13 @@
-//! Runner benchmark: pipe's own side of the runner targets, on the workloads that
-//! `../shared/bench/runner/gen.py` generates for DVC and Snakemake (so all three tools see the same
-//! stages, commands and files).
+//! Runner benchmark: pipe beside Snakemake on the workloads that `../shared/bench/runner/gen.py`
+//! generates for both (so they see the same stages, commands and files), the tools taking turns.
 //!
-//! For the 1,000-stage chain and fan it measures the first run, pipe's overhead per stage (first run
-//! minus the time the same commands take when a shell loop runs them), the no-op rerun (median), and
-//! the peak RSS; for the data workload (10,000 files + 1 GiB) the first hash's throughput against
-//! `b3sum` on the same files and the no-op rerun. It prints a table and the load average.
+//! For the 1,000-stage chain and fan: the first run in a fresh workspace (one job) and pipe's own
+//! overhead a stage (its first run minus the time the same commands take, each in its own `sh -c`,
+//! one after another), then the no-op rerun (two jobs) with the default output (stderr not a
+//! terminal: one closing line) and with `-q`. Each is the median [min-max] over `ROUNDS` rounds
+//! (default 5 for first runs, 10 for no-ops), with the load. Snakemake (`snakemake --cores N
+//! --quiet`) is found on PATH or through `$SNAKEMAKE`; without it only pipe's numbers are printed. The
+//! data workload (10,000 files + 1 GiB) times the first hash against `b3sum` on the same files.
 //!
 //!     cargo bench --bench runner            # everything (writes ~1.3 GB under $TMPDIR)
 //!     cargo bench --bench runner -- --quick # chain and fan only
@@ -16,28 +18,25 @@ use std::time::Instant;
 
 mod common;
 
-use common::{Measured, load_average, measure, median};
+use common::{Rounds, load_average, measure, median};
 
-const REPS: usize = 5;
-
-fn generate(generator: &Path, workload: &str, n: usize, out: &Path) {
+fn generate(generator: &Path, tool: &str, workload: &str, n: usize, out: &Path) {
     let _ = std::fs::remove_dir_all(out);
     let status = Command::new("python3")
         .arg(generator)
+        .args(["--tool", tool, "--workload", workload])
         .args([
-            "--tool",
-            "pipe",
-            "--workload",
-            workload,
             "--n",
             &n.to_string(),
+            "--smk-recursion-limit",
+            "10000",
             "--out",
         ])
         .arg(out)
         .stdout(Stdio::null())
         .status()
         .expect("python3");
-    assert!(status.success(), "gen.py failed for {workload}");
+    assert!(status.success(), "gen.py failed for {tool} {workload}");
 }
 
 fn pipe(ws: &Path, jobs: usize) -> Command {
@@ -47,8 +46,35 @@ fn pipe(ws: &Path, jobs: usize) -> Command {
     cmd
 }
 
-/// Seconds the stages' commands take on their own, one after another: each in its own `sh -c`, as
-/// every runner starts them, and (for reference) all in one shell.
+fn snakemake(exe: &Path, ws: &Path, jobs: usize) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--cores", &jobs.to_string(), "--quiet"])
+        .current_dir(ws);
+    cmd
+}
+
+/// Snakemake from `$SNAKEMAKE` or PATH, if it runs.
+fn find_snakemake() -> Option<PathBuf> {
+    let exe = PathBuf::from(std::env::var("SNAKEMAKE").unwrap_or_else(|_| "snakemake".into()));
+    let runs = Command::new(&exe)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !runs {
+        println!(
+            "Snakemake skipped: `{} --version` failed (set SNAKEMAKE)",
+            exe.display()
+        );
+    }
+    runs.then_some(exe)
+}
+
+fn rounds(default: usize) -> usize {
+    std::env::var("ROUNDS").map_or(default, |r| r.parse().expect("ROUNDS"))
+}
+
 fn commands_alone(ws: &Path) -> (f64, f64) {
     let text = std::fs::read_to_string(ws.join("pipe.yaml")).unwrap();
     let spec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
@@ -99,41 +125,83 @@ fn main() {
         );
         return;
     }
+    let smk = find_snakemake();
     let base: PathBuf = std::env::temp_dir().join("pipe-bench");
     println!("load average before: {}", load_average());
-    println!(
-        "| workload | jobs | first run s | commands, each in sh -c s | (in one shell s) | overhead ms/stage | no-op rerun s (median of {REPS}) | peak RSS MB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
     for (workload, n) in [("chain", 1000), ("fan", 1000)] {
-        for jobs in [1, 2] {
-            let ws = base.join(format!("{workload}-{n}-j{jobs}"));
-            generate(&generator, workload, n, &ws);
-            let (alone, one_shell) = commands_alone(&ws);
-            let first = measure(&mut pipe(&ws, jobs));
-            let noops: Vec<Measured> = (0..REPS).map(|_| measure(&mut pipe(&ws, jobs))).collect();
-            let rss = noops
-                .iter()
-                .map(|m| m.max_rss_mb)
-                .fold(first.max_rss_mb, f64::max);
-            let stages = if workload == "fan" { n + 1 } else { n };
-            // With two jobs the commands can overlap, so the per-stage overhead is only meaningful at one.
-            let overhead = if jobs == 1 {
-                format!("{:.2}", (first.wall_s - alone) * 1000.0 / stages as f64)
-            } else {
-                "-".into()
-            };
-            println!(
-                "| {workload} {n} | {jobs} | {:.2} | {alone:.2} | {one_shell:.2} | {overhead} | {:.3} | {rss:.0} |",
-                first.wall_s,
-                median(noops.iter().map(|m| m.wall_s).collect())
-            );
-            let _ = std::fs::remove_dir_all(&ws);
+        let stages = if workload == "fan" { n + 1 } else { n };
+        let ours = base.join(format!("{workload}-pipe"));
+        let theirs = base.join(format!("{workload}-smk"));
+        generate(&generator, "pipe", workload, n, &ours);
+        let (alone, _) = commands_alone(&ours);
+        let mut pipe_first = || {
+            generate(&generator, "pipe", workload, n, &ours);
+            measure(&mut pipe(&ours, 1)).wall_s
+        };
+        let mut smk_first = || {
+            generate(&generator, "snakemake", workload, n, &theirs);
+            measure(&mut snakemake(smk.as_deref().unwrap(), &theirs, 1)).wall_s
+        };
+        let mut tools: Vec<&mut dyn FnMut() -> f64> = vec![&mut pipe_first];
+        if smk.is_some() {
+            tools.push(&mut smk_first);
         }
+        let first = Rounds::run(rounds(5), &mut tools);
+        let overhead = first.values(0, |wall| (wall - alone) * 1000.0 / stages as f64);
+        println!(
+            "{workload} {n}, first run, one job ({} rounds, {}; the commands alone {alone:.2} s):",
+            first.loads.len(),
+            first.load()
+        );
+        println!(
+            "  pipe {} s, its own overhead {} ms a stage",
+            first.values(0, |&w| w).show(2),
+            overhead.show(2)
+        );
+        if smk.is_some() {
+            let smk_overhead = first.values(1, |wall| (wall - alone) * 1000.0 / stages as f64);
+            println!(
+                "  Snakemake {} s, its own overhead {} ms a stage; Snakemake / pipe {}x",
+                first.values(1, |&w| w).show(2),
+                smk_overhead.show(2),
+                first.ratios(1, 0, |&w| w).show(1)
+            );
+        }
+        let mut noop = || measure(&mut pipe(&ours, 2)).wall_s * 1000.0;
+        let mut noop_quiet = || measure(pipe(&ours, 2).arg("-q")).wall_s * 1000.0;
+        let mut smk_noop =
+            || measure(&mut snakemake(smk.as_deref().unwrap(), &theirs, 2)).wall_s * 1000.0;
+        let mut tools: Vec<&mut dyn FnMut() -> f64> = vec![&mut noop, &mut noop_quiet];
+        if smk.is_some() {
+            tools.push(&mut smk_noop);
+        }
+        let noops = Rounds::run(rounds(10), &mut tools);
+        println!(
+            "{workload} {n}, no-op rerun, two jobs ({} rounds, {}):",
+            noops.loads.len(),
+            noops.load()
+        );
+        println!(
+            "  pipe {} ms, with -q {} ms",
+            noops.values(0, |&w| w).show(1),
+            noops.values(1, |&w| w).show(1)
+        );
+        if smk.is_some() {
+            println!(
+                "  Snakemake {} ms; Snakemake / pipe {}x (with -q {}x)",
+                noops.values(2, |&w| w).show(0),
+                noops.ratios(2, 0, |&w| w).show(0),
+                noops.ratios(2, 1, |&w| w).show(0)
+            );
+        }
+        let rss = measure(&mut pipe(&ours, 2)).max_rss_mb;
+        println!("  pipe's peak RSS on a no-op {rss:.0} MB");
+        let _ = std::fs::remove_dir_all(&ours);
+        let _ = std::fs::remove_dir_all(&theirs);
     }
     if !quick {
         let ws = base.join("data");
-        generate(&generator, "data", 1, &ws);
+        generate(&generator, "pipe", "data", 1, &ws);
         let bytes: u64 = walk_size(&ws.join("data"));
         let b3sum_installed = Command::new("b3sum")
             .arg("--version")
@@ -152,7 +220,7 @@ fn main() {
         });
         let first = measure(&mut pipe(&ws, 2));
         let noop = median(
-            (0..REPS)
+            (0..rounds(5))
                 .map(|_| measure(&mut pipe(&ws, 2)).wall_s)
                 .collect(),
         );

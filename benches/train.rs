@@ -1,17 +1,22 @@
-//! Training and inference throughput of pipe's MobileNetV2 beside PyTorch's and Keras's (CPU), same
-//! machine, same configuration (width, input side, batch 32), one after the other, never at once.
+//! Training and inference throughput of pipe's MobileNetV2 beside PyTorch's (and Keras's, when its
+//! venv is there) on the CPU, same machine, same configuration (width, input side, batch 32, 2
+//! threads), the tools taking turns: pipe, PyTorch, pipe, PyTorch, ... (`ROUNDS`, default 5), so a
+//! change of load touches both. It prints each tool's median [min-max] and the ratio's median
+//! [min-max] over the rounds, with the load.
 //!
-//! pipe's side runs the real training loop (`model::fit`: augmentation, forward, backward, AdamW) on
-//! seeded synthetic X-rays, in a child process per configuration so each peak RSS is its own; the
-//! second epoch is timed. The anchors are `../shared/bench/anchors/torch_mobilenetv2.py` and
-//! `keras_mobilenetv2.py` on the same kind of images, with `--epochs 1 --max-steps` (their own timing:
-//! steps after warm-up). Each runs when its venv can import its framework (`$VENV`, default
-//! `~/.cache/pipe-anchors/venv`, see `../shared/bench/anchors/setup_venv.sh`; `$KERAS_VENV` for
-//! Keras, default the same); otherwise only pipe's numbers are printed.
+//! pipe's side runs the real training loop (`model::fit`: augmentation, forward, backward, Adam) on
+//! seeded synthetic X-rays, in a child process per measurement so each peak RSS is its own; the second
+//! epoch is timed, and its CPU time over its wall time is the cores it kept busy. The anchors are
+//! `../shared/bench/anchors/torch_mobilenetv2.py` and `keras_mobilenetv2.py` on the same kind of
+//! images, with `--epochs 1 --max-steps` (their own timing: steps after warm-up). Each runs when its
+//! venv can import its framework (`$VENV`, default `~/.cache/pipe-anchors/venv`, see
+//! `../shared/bench/anchors/setup_venv.sh`; `$KERAS_VENV` for Keras, default the same); otherwise only
+//! pipe's numbers are printed. `1.0:96` is the flagship's width and side (which fine-tunes with the
+//! lowest 4 blocks frozen; `FROZEN=4` times that too, for pipe alone).
 //!
-//!   cargo bench --bench train                       # all configurations
-//!   CONFIGS=0.35:96 cargo bench --bench train       # some (width:side, space separated)
-//!   KERAS_VENV=/path/to/venv cargo bench --bench train   # Keras from another venv
+//!   cargo bench --bench train                       # all configurations, 5 rounds each
+//!   CONFIGS="0.35:96" ROUNDS=7 cargo bench --bench train
+//!   VENV=/path/to/venv cargo bench --bench train    # PyTorch from another venv
 
 mod common;
 
@@ -19,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::Rounds;
 use pipe::images::augment::Policy;
 use pipe::images::preprocess::{Normalize, Preprocess, Resize};
 use pipe::images::synth::{self, SynthParams};
@@ -30,15 +36,18 @@ use pipe::util::rng::Rng;
 use serde_json::{Value, json};
 
 const BATCH: usize = 32;
-const FROZEN: usize = 14;
 
 fn main() {
     if let Ok(config) = std::env::var("PIPE_BENCH_CHILD") {
         child(&config);
         return;
     }
-    let configs =
-        std::env::var("CONFIGS").unwrap_or_else(|_| "1.0:224 1.0:128 0.5:128 0.35:96".into());
+    let configs = std::env::var("CONFIGS")
+        .unwrap_or_else(|_| "0.35:96 0.5:128 1.0:96 1.0:128 1.0:224".into());
+    let rounds: usize = std::env::var("ROUNDS").map_or(5, |r| r.parse().expect("ROUNDS"));
+    let frozen: Option<usize> = std::env::var("FROZEN")
+        .ok()
+        .map(|f| f.parse().expect("FROZEN"));
     let venv = std::env::var("VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
@@ -46,69 +55,91 @@ fn main() {
                 .join(".cache/pipe-anchors/venv")
         });
     let keras_venv = std::env::var("KERAS_VENV").map_or_else(|_| venv.clone(), PathBuf::from);
-    let torch = anchor("PyTorch", &venv, "torch_mobilenetv2.py", "torch");
-    let keras = anchor("Keras", &keras_venv, "keras_mobilenetv2.py", "tensorflow");
+    let mut anchors: Vec<(&str, PathBuf, PathBuf)> = Vec::new();
+    for (name, venv, script, module) in [
+        ("PyTorch", &venv, "torch_mobilenetv2.py", "torch"),
+        ("Keras", &keras_venv, "keras_mobilenetv2.py", "tensorflow"),
+    ] {
+        if let Some((python, script)) = anchor(name, venv, script, module) {
+            anchors.push((name, python, script));
+        }
+    }
     let data = tempfile::tempdir().expect("temp dir");
-    println!(
-        "{:<10} {:>14} {:>14} {:>14} {:>12} {:>12} {:>9}  load",
-        "config",
-        "pipe train",
-        "pipe frozen14",
-        "torch train",
-        "pipe infer",
-        "torch infer",
-        "RSS MiB"
-    );
+    println!("load average before: {}", common::load_average());
     for config in configs.split_whitespace() {
         let (width, side) = config.split_once(':').expect("width:side");
         let side: u32 = side.parse().expect("side");
-        let full = run_child(&format!("{width}:{side}:0"));
-        let frozen = run_child(&format!("{width}:{side}:{FROZEN}"));
         let tree = data.path().join(format!("s{side}"));
-        let anchor_run = |anchor: &Option<(PathBuf, PathBuf)>| {
-            anchor.as_ref().map(|(python, script)| {
-                if !tree.exists() {
-                    write_tree(&tree, side);
-                }
-                run_anchor(python, script, &tree, width, side)
+        if !anchors.is_empty() && !tree.exists() {
+            write_tree(&tree, side);
+        }
+        let mut ours = || run_child(&format!("{width}:{side}:0"));
+        let mut theirs: Vec<Box<dyn FnMut() -> Value>> = anchors
+            .iter()
+            .map(|(_, python, script)| {
+                let tree = tree.clone();
+                Box::new(move || run_anchor(python, script, &tree, width, side))
+                    as Box<dyn FnMut() -> Value>
             })
-        };
-        let theirs = anchor_run(&torch);
-        let keras_numbers = anchor_run(&keras);
-        let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-        let numbers = |anchor: &Option<Value>| {
-            anchor.as_ref().map_or((f64::NAN, f64::NAN, f64::NAN), |t| {
-                (
-                    num(t, "train_ips"),
-                    num(t, "infer_ips"),
-                    num(t, "peak_rss_mb"),
-                )
-            })
-        };
-        let (t_train, t_infer, t_rss) = numbers(&theirs);
-        println!(
-            "{config:<10} {:>8.1} img/s {:>8.1} img/s {:>8.1} img/s {:>6.0} img/s {:>6.0} img/s {:>4.0}/{:<4.0}  {}   pipe/torch train {:.2}x, infer {:.2}x",
-            num(&full, "train_ips"),
-            num(&frozen, "train_ips"),
-            t_train,
-            num(&full, "infer_ips"),
-            t_infer,
-            num(&full, "peak_rss_mb"),
-            t_rss,
-            common::load_average(),
-            num(&full, "train_ips") / t_train,
-            num(&full, "infer_ips") / t_infer,
+            .collect();
+        let mut tools: Vec<&mut dyn FnMut() -> Value> = vec![&mut ours];
+        tools.extend(
+            theirs
+                .iter_mut()
+                .map(|t| t.as_mut() as &mut dyn FnMut() -> Value),
         );
-        if keras_numbers.is_some() {
-            let (k_train, k_infer, k_rss) = numbers(&keras_numbers);
+        let measured = Rounds::run(rounds, &mut tools);
+        report(config, &anchors, &measured);
+        if let Some(frozen) = frozen {
+            let runs: Vec<Value> = (0..rounds)
+                .map(|_| run_child(&format!("{width}:{side}:{frozen}")))
+                .collect();
+            let train = common::Spread::of(runs.iter().map(|v| num(v, "train_ips")).collect());
             println!(
-                "{:<10} Keras train {k_train:.1} img/s, infer {k_infer:.0} img/s, {k_rss:.0} MiB   pipe/keras train {:.2}x, infer {:.2}x",
-                "",
-                num(&full, "train_ips") / k_train,
-                num(&full, "infer_ips") / k_infer,
+                "  pipe with {frozen} blocks frozen: train {} img/s",
+                train.show(1)
             );
         }
     }
+    println!("load average after: {}", common::load_average());
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(f64::NAN)
+}
+
+/// One configuration's lines: each tool's numbers and pipe's ratio to each anchor, as medians
+/// [min-max] over the rounds.
+fn report(config: &str, anchors: &[(&str, PathBuf, PathBuf)], measured: &Rounds<Value>) {
+    println!(
+        "{config} (width:side), {} rounds, {}",
+        measured.loads.len(),
+        measured.load()
+    );
+    let tools: Vec<&str> = std::iter::once("pipe")
+        .chain(anchors.iter().map(|(name, _, _)| *name))
+        .collect();
+    for (metric, unit, digits) in [
+        ("train_ips", "train img/s", 1),
+        ("infer_ips", "infer img/s", 0),
+        ("peak_rss_mb", "peak RSS MiB", 0),
+    ] {
+        let mut line = format!("  {unit:<13}");
+        for (t, name) in tools.iter().enumerate() {
+            let values = measured.values(t, |v| num(v, metric));
+            line += &format!("  {name} {}", values.show(digits));
+        }
+        for (t, name) in tools.iter().enumerate().skip(1) {
+            let ratio = measured.ratios(0, t, |v| num(v, metric));
+            line += &format!("  pipe/{name} {}x", ratio.show(2));
+        }
+        println!("{line}");
+    }
+    let cores = measured.values(0, |v| num(v, "train_cores"));
+    println!(
+        "  pipe's cores busy in training (CPU time / wall, second epoch) {}",
+        cores.show(2)
+    );
 }
 
 fn run_child(config: &str) -> Value {
@@ -165,7 +196,7 @@ fn child(config: &str) {
     };
     let mut net = MobileNetV2::new(Config::binary(width, side as usize), 1);
     let val = examples(BATCH, side);
-    let mut timing = Timing(Vec::new());
+    let mut timing = Timing(Vec::new(), Vec::new());
     fit::fit(
         &mut net,
         &images,
@@ -187,16 +218,33 @@ fn child(config: &str) {
     let infer_ips = inputs.len() as f64 / started.elapsed().as_secs_f64();
     println!(
         "{}",
-        json!({"train_ips": timing.0.last().copied(), "infer_ips": infer_ips, "peak_rss_mb": common::own_peak_rss_mb()})
+        json!({
+            "train_ips": timing.0.last().copied(),
+            "train_cores": timing.cores(),
+            "infer_ips": infer_ips,
+            "peak_rss_mb": common::own_peak_rss_mb(),
+        })
     );
 }
 
-struct Timing(Vec<f64>);
+/// Each epoch's training throughput, and the (wall, CPU) seconds at each epoch's end.
+struct Timing(Vec<f64>, Vec<(Instant, f64)>);
+
+impl Timing {
+    /// The cores the last epoch kept busy: its CPU time (user + system) over its wall time.
+    fn cores(&self) -> Option<f64> {
+        let [.., (wall0, cpu0), (wall1, cpu1)] = self.1[..] else {
+            return None;
+        };
+        Some((cpu1 - cpu0) / wall1.duration_since(wall0).as_secs_f64())
+    }
+}
 
 impl Observer for Timing {
     fn step(&mut self, _: usize, _: usize, _: usize, _: f64) {}
     fn epoch(&mut self, record: &Epoch, _: bool, _: &mut MobileNetV2) -> anyhow::Result<()> {
         self.0.push(record.images_per_second);
+        self.1.push((Instant::now(), common::own_cpu_seconds()));
         Ok(())
     }
 }

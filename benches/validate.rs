@@ -1,8 +1,9 @@
 //! Data-stage benchmark: `ingest` + `validate` over the real sample (`../shared/data/fracture-sample`,
 //! 1,067 X-rays, 34 MB), side by side with the Pillow loop of `../shared/bench/anchors/pillow_validate.py`
 //! (full decode, byte hash, 8 rotated/flipped difference hashes per image, a process per core).
-//! Both are timed from spawn to exit, alternating, median of the reps; pipe also copies every image into
-//! the workspace, hashes its source folder and groups near duplicates, which the Pillow loop does not.
+//! Both are timed from spawn to exit, taking turns (`ROUNDS`, default 5), as medians [min-max] with
+//! the ratio's; pipe also copies every image into the workspace, hashes its source folder and groups
+//! near duplicates, which the Pillow loop does not.
 //!
 //!     cargo bench --bench validate                 # Pillow from `python3`
 //!     PILLOW_PYTHON=/path/to/venv/bin/python cargo bench --bench validate
@@ -12,9 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Measured, load_average, measure, median};
-
-const REPS: usize = 5;
+use common::{Measured, Rounds, load_average, measure};
 
 const PIPELINE: &str = r#"
 stages:
@@ -30,14 +29,16 @@ fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
 }
 
-fn summarize(name: &str, images: usize, runs: &[Measured]) -> f64 {
-    let wall = median(runs.iter().map(|m| m.wall_s).collect());
-    let rss = runs.iter().map(|m| m.max_rss_mb).fold(0.0, f64::max);
+fn summarize(name: &str, images: usize, measured: &Rounds<Measured>, tool: usize) {
+    let wall = measured.values(tool, |m| m.wall_s);
+    let rate = measured.values(tool, |m| images as f64 / m.wall_s);
+    let rss = measured.values(tool, |m| m.max_rss_mb);
     println!(
-        "{name:<28} {wall:>8.3} s {:>10.0} images/s {rss:>9.1} MiB",
-        images as f64 / wall
+        "{name:<28} {} s  {} images/s  peak RSS {:.1} MiB",
+        wall.show(3),
+        rate.show(0),
+        rss.max
     );
-    images as f64 / wall
 }
 
 fn main() {
@@ -70,25 +71,31 @@ fn main() {
     let images = images_validated(ws.path());
 
     println!("load average before: {}", load_average());
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..REPS {
-        ours.push(measure(&mut pipe()));
-        if has_pillow {
-            theirs.push(measure(
-                Command::new(&python)
-                    .arg(&anchor)
-                    .arg(&sample)
-                    .args(["--procs", "2"]),
-            ));
-        }
-    }
-    println!("{images} images, {REPS} reps, median wall time, peak RSS (largest process)");
-    let pipe_rate = summarize("pipe ingest + validate", images, &ours);
+    let rounds: usize = std::env::var("ROUNDS").map_or(5, |r| r.parse().expect("ROUNDS"));
+    let mut ours = || measure(&mut pipe());
+    let mut theirs = || {
+        measure(
+            Command::new(&python)
+                .arg(&anchor)
+                .arg(&sample)
+                .args(["--procs", "2"]),
+        )
+    };
+    let mut tools: Vec<&mut dyn FnMut() -> Measured> = vec![&mut ours];
     if has_pillow {
-        let pillow_rate = summarize("Pillow loop (2 processes)", images, &theirs);
+        tools.push(&mut theirs);
+    }
+    let measured = Rounds::run(rounds, &mut tools);
+    println!(
+        "{images} images, {rounds} rounds (pipe, Pillow, pipe, ...), {}; median [min-max]",
+        measured.load()
+    );
+    summarize("pipe ingest + validate", images, &measured, 0);
+    if has_pillow {
+        summarize("Pillow loop (2 processes)", images, &measured, 1);
         println!(
-            "ratio: pipe is {:.2}x the Pillow loop",
-            pipe_rate / pillow_rate
+            "pipe / Pillow loop (images/s): {}x",
+            measured.ratios(1, 0, |m| m.wall_s).show(2)
         );
     } else {
         println!("Pillow anchor skipped: `{python} -c 'import PIL'` failed (set PILLOW_PYTHON)");
