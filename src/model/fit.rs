@@ -142,6 +142,62 @@ fn augmented_batch(
     inputs.concat()
 }
 
+/// One epoch of training steps over `train` in a fresh shuffled order: the sum of the batches' losses
+/// (each times its size) and the images classified right before their step. While a step runs, a
+/// second thread augments and preprocesses the next batches (at most two ahead), on the cores the
+/// step leaves idle; each image's augmentation depends on (seed, epoch, image) alone, so the batches
+/// are the same bits as when made in turn.
+fn train_epoch(
+    (net, engine): (&mut MobileNetV2, &mut Engine),
+    train: &[Example],
+    (augment, preprocess): ((&Policy, u64), &Preprocess),
+    (settings, class_weights): (&Settings, &[f32; 2]),
+    (epoch, lr): (usize, f32),
+    observer: &mut dyn Observer,
+) -> anyhow::Result<(f64, usize)> {
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    Rng::derive(settings.seed, "shuffle", epoch as u64, 0).shuffle(&mut order);
+    let mut dropout = Rng::derive(settings.seed, "dropout", epoch as u64, 0);
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let steps = order.len().div_ceil(settings.batch);
+    std::thread::scope(|scope| {
+        let (batches, ready) = std::sync::mpsc::sync_channel(1);
+        let order = &order;
+        scope.spawn(move || {
+            for indices in order.chunks(settings.batch) {
+                let images = augmented_batch(train, indices, augment, preprocess, epoch);
+                if batches.send(images).is_err() {
+                    break; // the epoch stopped at an error
+                }
+            }
+        });
+        for (step, indices) in order.chunks(settings.batch).enumerate() {
+            let images = ready
+                .recv()
+                .expect("the producer sends every batch unless the epoch stopped");
+            let labels: Vec<f32> = indices.iter().map(|&i| train[i].label as f32).collect();
+            let weights: Vec<f32> = indices
+                .iter()
+                .map(|&i| class_weights[train[i].label as usize])
+                .collect();
+            let (loss, logits) = engine.step(net, images, (&labels, &weights), lr, &mut dropout)?;
+            loss_sum += f64::from(loss) * indices.len() as f64;
+            correct += logits
+                .iter()
+                .zip(&labels)
+                .filter(|&(&z, &y)| (z > 0.0) == (y > 0.5))
+                .count();
+            observer.step(
+                epoch + 1,
+                step + 1,
+                steps,
+                loss_sum / (step * settings.batch + indices.len()) as f64,
+            );
+        }
+        Ok((loss_sum, correct))
+    })
+}
+
 /// Trains `net` on `train`, validating on `val`. Training images are augmented afresh each epoch: image
 /// `i` (its position in `train`) in epoch `e` gets the policy's draw for (seed, e, i).
 pub fn fit(
@@ -185,32 +241,14 @@ pub fn fit(
         }
         let lr = learning_rate(settings, epoch);
         let started = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        Rng::derive(settings.seed, "shuffle", epoch as u64, 0).shuffle(&mut order);
-        let mut dropout = Rng::derive(settings.seed, "dropout", epoch as u64, 0);
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let steps = order.len().div_ceil(settings.batch);
-        for (step, indices) in order.chunks(settings.batch).enumerate() {
-            let images = augmented_batch(train, indices, augment, preprocess, epoch);
-            let labels: Vec<f32> = indices.iter().map(|&i| train[i].label as f32).collect();
-            let weights: Vec<f32> = indices
-                .iter()
-                .map(|&i| class_weights[train[i].label as usize])
-                .collect();
-            let (loss, logits) = engine.step(net, images, (&labels, &weights), lr, &mut dropout)?;
-            loss_sum += f64::from(loss) * indices.len() as f64;
-            correct += logits
-                .iter()
-                .zip(&labels)
-                .filter(|&(&z, &y)| (z > 0.0) == (y > 0.5))
-                .count();
-            observer.step(
-                epoch + 1,
-                step + 1,
-                steps,
-                loss_sum / (step * settings.batch + indices.len()) as f64,
-            );
-        }
+        let (loss_sum, correct) = train_epoch(
+            (net, &mut engine),
+            train,
+            (augment, preprocess),
+            (settings, &class_weights),
+            (epoch, lr),
+            observer,
+        )?;
         let train_seconds = started.elapsed().as_secs_f64();
         engine.copy_to(net)?;
         let val_logits = engine.logits(net, &val_inputs, settings.batch)?;
