@@ -1,6 +1,7 @@
 //! Adam and AdamW over the model's parameters, and the learning-rate schedule. Weight decay applies
 //! to weights only (not to biases or BatchNorm), as is usual for MobileNetV2 fine-tuning.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::param::Param;
@@ -94,7 +95,6 @@ impl Adam {
                 .collect();
         }
         let u = self.next_step();
-        let (correct1, correct2) = u.corrections;
         for (p, (m, v)) in params.iter_mut().zip(&mut self.moments) {
             if !p.trainable {
                 continue;
@@ -102,21 +102,46 @@ impl Adam {
             let decay = if p.decays { u.weight_decay } else { 0.0 };
             let gradient = accumulate(grads, &p.slot)?;
             let w = p.value_mut();
-            for i in 0..w.len() {
-                let mut g = gradient[i];
-                if !u.decoupled {
-                    g += decay * w[i];
-                }
-                m[i] = u.beta1 * m[i] + (1.0 - u.beta1) * g;
-                v[i] = u.beta2 * v[i] + (1.0 - u.beta2) * g * g;
-                let update = (m[i] / correct1) / ((v[i] / correct2).sqrt() + u.eps);
-                w[i] -= lr * update;
-                if u.decoupled {
-                    w[i] -= lr * decay * w[i];
-                }
+            if w.len() <= PARALLEL_CHUNK {
+                u.apply((lr, decay), w, gradient, (m, v));
+            } else {
+                // Every element's update is its own: the chunks give the same bits in any order.
+                w.par_chunks_mut(PARALLEL_CHUNK)
+                    .zip(gradient.par_chunks(PARALLEL_CHUNK))
+                    .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+                    .zip(v.par_chunks_mut(PARALLEL_CHUNK))
+                    .for_each(|(((w, g), m), v)| u.apply((lr, decay), w, g, (m, v)));
             }
         }
         Ok(())
+    }
+}
+
+/// Parameters longer than this are updated in chunks of this many values on the thread pool (the
+/// 1x1 convolutions' weights, most of the network); shorter ones on the calling thread.
+const PARALLEL_CHUNK: usize = 16 * 1024;
+
+impl Update {
+    /// Updates the weights `w` from their gradient `g` and moments `m`, `v` at rate `lr`, with
+    /// `decay` as their weight decay.
+    fn apply(
+        &self,
+        (lr, decay): (f32, f32),
+        w: &mut [f32],
+        g: &[f32],
+        (m, v): (&mut [f32], &mut [f32]),
+    ) {
+        let (correct1, correct2) = self.corrections;
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+            let g = if self.decoupled { g } else { g + decay * *w };
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+            let update = (*m / correct1) / ((*v / correct2).sqrt() + self.eps);
+            *w -= lr * update;
+            if self.decoupled {
+                *w -= lr * decay * *w;
+            }
+        }
     }
 }
 
