@@ -168,26 +168,29 @@ fn a_stage_state_that_cannot_be_saved_is_an_io_error() {
 #[test]
 fn output_into_a_closed_pipe_ends_pipe_quietly() {
     use std::os::unix::process::ExitStatusExt;
-    let ws = crate::test::Ws::new();
-    // The reader is gone before pipe writes, as `pipe stages | head -0` would leave it. (Closing it
-    // after the start raced: a fast pipe could write everything into the pipe's buffer first.)
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let out = ws
-        .command(&["stages"])
-        .stdout(writer)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.is_empty(), "{stderr}");
-    // Ended by pipe itself, with the status a shell gives a tool that SIGPIPE ended: pipe ignores
-    // the signal so that a dropped connection to a remote is an error it reports.
-    assert_eq!(out.status.signal(), None, "{:?}", out.status);
-    assert_eq!(
-        out.status.code(),
-        Some(128 + libc::SIGPIPE),
-        "{:?}",
-        out.status
-    );
+    let ws = chain();
+    ws.ok(&["run", "p.yaml"]);
+    for args in [&["stages"][..], &["runs", "--csv"], &["runs", "--json"]] {
+        // The reader is gone before pipe writes, as `pipe stages | head -0` would leave it. (Closing
+        // it after the start raced: a fast pipe could write everything into the pipe's buffer first.)
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = ws
+            .command(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        // Ended by pipe itself, with the status a shell gives a tool that SIGPIPE ended: pipe
+        // ignores the signal so that a dropped connection to a remote is an error it reports.
+        assert_eq!(out.status.signal(), None, "{args:?}: {:?}", out.status);
+        assert_eq!(
+            out.status.code(),
+            Some(128 + libc::SIGPIPE),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
 }

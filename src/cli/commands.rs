@@ -7,11 +7,11 @@ use polars::prelude::{AnyValue, CsvWriter, SerWriter};
 use serde_json::{Value, json};
 
 use super::args::DagFormat;
+use super::output::{errln, out, outln};
 use super::render::{
     format_number, plan_word, plural, render_compare, render_dag, render_run_status, render_show,
     render_weights, run_summary,
 };
-use super::stdout::{out, outln};
 use super::terminal::{Terminal, Verbosity, paint, table, use_color, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::Pipeline;
@@ -77,7 +77,7 @@ pub(super) fn predict(
     for p in predictions {
         outln!("{}\t{}\t{:.4}", p.image.display(), p.class, p.probability);
     }
-    eprintln!("(probability of the positive class; threshold {threshold})");
+    errln!("(probability of the positive class; threshold {threshold})");
     Ok(EXIT_OK)
 }
 
@@ -338,7 +338,7 @@ pub(super) fn list_runs(
 ) -> Result<i32, Error> {
     let (mut records, warnings) = ws.runs.list();
     for w in &warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if let Some(spec) = sweep {
         let sweep = ws.runs.resolve_sweep(spec).map_err(Error::Usage)?;
@@ -362,10 +362,11 @@ pub(super) fn list_runs(
     }
     let mut index = crate::records::index::frame(&records);
     if csv {
-        let stdout = std::io::stdout();
-        CsvWriter::new(stdout.lock())
+        let mut table = Vec::new();
+        CsvWriter::new(&mut table)
             .finish(&mut index)
             .map_err(|e| Error::Io(format!("cannot write the run index: {e}")))?;
+        super::output::write_bytes(&table);
         return Ok(EXIT_OK);
     }
     if records.is_empty() {
@@ -421,7 +422,7 @@ pub(super) fn ui(
                 dir.display()
             ))
         })?;
-        eprintln!("wrote {pages} pages to {} (open index.html)", dir.display());
+        errln!("wrote {pages} pages to {} (open index.html)", dir.display());
         return Ok(EXIT_OK);
     }
     let listener = std::net::TcpListener::bind(address)
@@ -430,12 +431,12 @@ pub(super) fn ui(
         .local_addr()
         .map_err(|e| Error::Io(format!("cannot read the listening address: {e}")))?;
     let url = format!("http://{bound}/");
-    eprintln!(
+    errln!(
         "serving the runs of {} on {url} (Ctrl-C stops)",
         ws.runs.dir().display()
     );
     if !address.0.is_loopback() {
-        eprintln!(
+        errln!(
             "warning: listening on {}: anyone who can reach this machine can read every run",
             address.0
         );

@@ -1,13 +1,14 @@
 //! The command line: its grammar ([`args`]), one function per subcommand ([`commands`]), the text they
 //! print ([`render`]), the remote cache's commands ([`remote`]), and the terminal, the only writer to it
-//! while a pipeline runs ([`terminal`]), and standard output, which a reader may close early ([`stdout`]).
+//! while a pipeline runs ([`terminal`]), and what the other commands write to standard output and error, whose readers may go
+//! away early ([`output`]).
 //! This file maps each subcommand to its function. Nothing here hashes, schedules or reads YAML.
 
 mod args;
 mod commands;
+mod output;
 mod remote;
 mod render;
-mod stdout;
 mod sweep;
 mod terminal;
 

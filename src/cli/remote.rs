@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::args::Command;
+use super::output::errln;
 use super::render::plural;
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::ExecutorKind;
@@ -124,10 +125,10 @@ pub(super) fn exec_finish(ws: &Workspace, run_id: &str) -> Result<i32, Error> {
     if let Ok(record) = ws.runs.resolve(run_id) {
         let (warnings, line) = finish_pushes(ws, Some(&record));
         for warning in warnings {
-            eprintln!("warning: {warning}");
+            errln!("warning: {warning}");
         }
         if let Some(line) = line {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
     Ok(code)
@@ -279,9 +280,9 @@ pub(super) fn push(ws: &Workspace, runs: &[String]) -> Result<i32, Error> {
         }
     }
     for warning in &pushed.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
-    eprintln!(
+    errln!(
         "{} in {:.2} s",
         pushed_line(&pushed, remote),
         started.elapsed().as_secs_f64()
@@ -322,9 +323,9 @@ pub(super) fn pull(ws: &Workspace, runs: &[String], all: bool) -> Result<i32, Er
         }
     }
     for warning in &warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
-    eprintln!(
+    errln!(
         "pulled {fetched} stage result{} of {} run{} from {}; {} were here already, {missing} not on the remote ({:.2} s)",
         plural(fetched),
         records.len(),

@@ -1,8 +1,8 @@
 //! The sweep side of the command line: `pipe run FILE --sweep ...` (each run's stages on the terminal
 //! as for one run, a line per run, the grouped table at the end) and `pipe compare SWEEP --group-by`.
 
+use super::output::{errln, out, outln};
 use super::render::run_summary;
-use super::stdout::{out, outln};
 use super::terminal::{Terminal, Verbosity, table, wait_message};
 use crate::error::{EXIT_OK, EXIT_STAGE_FAILED, Error};
 use crate::pipeline::{Override, Pipeline};
@@ -42,8 +42,8 @@ pub(super) fn run_sweep(
     let (sweep, records) = ws.sweep(request, plan, &mut progress, &wait_message)?;
     let (mut push_warnings, pushed) = super::remote::finish_pushes(ws, None);
     push_warnings.extend(super::remote::push_sweep_records(ws, &sweep));
-    push_warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-    pushed.iter().for_each(|line| eprintln!("{line}"));
+    push_warnings.iter().for_each(|w| errln!("warning: {w}"));
+    pushed.iter().for_each(|line| errln!("{line}"));
     let report = crate::report::sweep::write(
         &ws.runs.run_dir(&sweep.id).report(),
         &sweep,
@@ -56,7 +56,7 @@ pub(super) fn run_sweep(
         .iter()
         .filter(|r| r.status == RunStatus::Succeeded)
         .count();
-    eprintln!(
+    errln!(
         "sweep {} {}: {done} of {} runs succeeded in {:.1}s ({})",
         sweep.id,
         sweep.status.word(),
@@ -100,7 +100,7 @@ fn detach(ws: &Workspace) -> Result<i32, Error> {
         });
     }
     let child = command.spawn().map_err(io)?;
-    eprintln!(
+    errln!(
         "sweep {id} started in the background (pid {}, output in {}); follow it with `pipe status --run {id}`, stop it with `pipe cancel {id}`",
         child.id(),
         dir.sweep_log().display()
@@ -216,12 +216,12 @@ impl SweepObserver for Progress {
     fn planned(&mut self, sweep: &str, total: usize, at_once: usize) {
         self.at_once = at_once;
         if self.verbosity > Verbosity::Quiet {
-            eprintln!("sweep {sweep}: {total} runs, up to {at_once} at once");
+            errln!("sweep {sweep}: {total} runs, up to {at_once} at once");
         }
     }
 
     fn warn(&mut self, message: &str) {
-        eprintln!("warning: {message}");
+        errln!("warning: {message}");
     }
 
     fn starting(
@@ -250,8 +250,8 @@ impl SweepObserver for Progress {
         let quiet = self.verbosity == Verbosity::Quiet;
         match (record, &run.error) {
             (Some(record), _) if quiet && record.status == RunStatus::Succeeded => {}
-            (Some(record), _) => eprintln!("{}", run_summary(record)),
-            (None, Some(error)) => eprintln!("{}: {error}", describe(&run.values)),
+            (Some(record), _) => errln!("{}", run_summary(record)),
+            (None, Some(error)) => errln!("{}: {error}", describe(&run.values)),
             (None, None) => {}
         }
     }

@@ -5,12 +5,13 @@
 //! commands.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::output::errln;
 use crate::builtin::Progress;
 use crate::pipeline::{Pipeline, Stage};
 use crate::run::events::{Event, Observer};
@@ -110,12 +111,8 @@ impl Terminal {
         match &self.bars {
             // A reader of stderr that went away (`pipe run 2>&1 | head`) does not stop the run; the
             // stages' logs keep their lines.
-            Some(bars) => bars.multi.suspend(|| {
-                let _ = writeln!(std::io::stderr(), "{text}");
-            }),
-            None => {
-                let _ = writeln!(std::io::stderr(), "{}{text}", self.label);
-            }
+            Some(bars) => bars.multi.suspend(|| errln!("{text}")),
+            None => errln!("{}{text}", self.label),
         }
     }
 
@@ -302,7 +299,7 @@ pub(super) fn wait_message(holder: &str) {
     } else {
         format!(" ({holder})")
     };
-    eprintln!("pipe: another pipe run{who} is using this workspace; waiting for it to finish");
+    errln!("pipe: another pipe run{who} is using this workspace; waiting for it to finish");
 }
 
 #[cfg(test)]
