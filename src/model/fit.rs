@@ -172,9 +172,9 @@ fn train_epoch(
             }
         });
         for (step, indices) in order.chunks(settings.batch).enumerate() {
-            let images = ready
-                .recv()
-                .expect("the producer sends every batch unless the epoch stopped");
+            let Ok(images) = ready.recv() else {
+                break; // the producer panicked: the scope passes its panic on
+            };
             let labels: Vec<f32> = indices.iter().map(|&i| train[i].label as f32).collect();
             let weights: Vec<f32> = indices
                 .iter()

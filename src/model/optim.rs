@@ -101,6 +101,12 @@ impl Adam {
             }
             let decay = if p.decays { u.weight_decay } else { 0.0 };
             let gradient = accumulate(grads, &p.slot)?;
+            let len = p.value.len();
+            assert!(
+                gradient.len() == len && m.len() == len && v.len() == len,
+                "`{}`: weights, gradient and moments differ in length",
+                p.name
+            );
             let w = p.value_mut();
             if w.len() <= PARALLEL_CHUNK {
                 u.apply((lr, decay), w, gradient, (m, v));
