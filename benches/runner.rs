@@ -195,7 +195,7 @@ fn main() {
             );
         }
         let rss = measure(&mut pipe(&ours, 2)).max_rss_mb;
-        println!("  pipe's peak RSS on a no-op {rss:.0} MB");
+        println!("  pipe's peak RSS on a no-op {rss:.0} MiB");
         let _ = std::fs::remove_dir_all(&ours);
         let _ = std::fs::remove_dir_all(&theirs);
     }
@@ -227,7 +227,7 @@ fn main() {
         let gbs = bytes as f64 / first.wall_s / 1e9;
         println!();
         println!(
-            "| data (10,000 files + 1 GiB) | first run (hash) s | GB/s | b3sum s | pipe / b3sum throughput | no-op s | peak RSS MB |"
+            "| data (10,000 files + 1 GiB) | first run (hash) s | GB/s | b3sum s | pipe / b3sum throughput | no-op s | peak RSS MiB |"
         );
         println!("|---|---|---|---|---|---|---|");
         println!(

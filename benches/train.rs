@@ -137,14 +137,16 @@ fn report(config: &str, anchors: &[(&str, PathBuf, PathBuf)], measured: &Rounds<
     }
     let cores = measured.values(0, |v| num(v, "train_cores"));
     println!(
-        "  pipe's cores busy in training (CPU time / wall, second epoch) {}",
+        "  pipe's cores busy (CPU time / wall over the second epoch's steps and its validation) {}",
         cores.show(2)
     );
 }
 
 fn run_child(config: &str) -> Value {
+    // Two threads, as the anchors get.
     let out = Command::new(std::env::current_exe().expect("own path"))
         .env("PIPE_BENCH_CHILD", config)
+        .env("RAYON_NUM_THREADS", "2")
         .output()
         .expect("run the benchmark child");
     assert!(

@@ -1,6 +1,6 @@
 //! Data-stage benchmark: `ingest` + `validate` over the real sample (`../shared/data/fracture-sample`,
 //! 1,067 X-rays, 34 MB), side by side with the Pillow loop of `../shared/bench/anchors/pillow_validate.py`
-//! (full decode, byte hash, 8 rotated/flipped difference hashes per image, a process per core).
+//! (full decode, byte hash, 8 rotated/flipped difference hashes per image, 2 processes).
 //! Both are timed from spawn to exit, taking turns (`ROUNDS`, default 5), as medians [min-max] with
 //! the ratio's; pipe also copies every image into the workspace, hashes its source folder and groups
 //! near duplicates, which the Pillow loop does not.
@@ -87,7 +87,7 @@ fn main() {
     }
     let measured = Rounds::run(rounds, &mut tools);
     println!(
-        "{images} images, {rounds} rounds (pipe, Pillow, pipe, ...), {}; median [min-max]",
+        "{images} images, {rounds} rounds (the tools taking turns), {}; median [min-max]",
         measured.load()
     );
     summarize("pipe ingest + validate", images, &measured, 0);

@@ -69,8 +69,8 @@ pub fn load_1min() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Measurements of several tools taken in turns (pipe, anchor, pipe, anchor, ...), so that a change
-/// of load touches every tool alike, with the 1-minute load before each round.
+/// Measurements of several tools taken in turns (pipe, anchor, anchor, pipe, pipe, ...), so that a
+/// change of load touches every tool alike, with the 1-minute load before each round.
 pub struct Rounds<T> {
     /// `by_tool[t][r]`: tool `t`'s measurement in round `r`.
     pub by_tool: Vec<Vec<T>>,
@@ -79,14 +79,21 @@ pub struct Rounds<T> {
 }
 
 impl<T> Rounds<T> {
-    /// Runs `rounds` rounds of `tools`, each tool once a round, in the order given.
+    /// Runs `rounds` rounds of `tools`, each tool once a round: in the order given in even rounds,
+    /// reversed in odd ones, so that no tool always goes first (into a cold cache, or right after
+    /// another tool's load).
     pub fn run(rounds: usize, tools: &mut [&mut dyn FnMut() -> T]) -> Rounds<T> {
         let mut by_tool: Vec<Vec<T>> = tools.iter().map(|_| Vec::new()).collect();
         let mut loads = Vec::new();
-        for _ in 0..rounds {
+        for round in 0..rounds {
             loads.push(load_1min());
-            for (tool, measure) in tools.iter_mut().enumerate() {
-                by_tool[tool].push(measure());
+            let mut order: Vec<usize> = (0..tools.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for tool in order {
+                let value = tools[tool]();
+                by_tool[tool].push(value);
             }
         }
         Rounds { by_tool, loads }
