@@ -18,7 +18,7 @@ use std::time::Instant;
 
 mod common;
 
-use common::{Rounds, load_average, measure, median};
+use common::{Rounds, Spread, load_average, measure};
 
 fn generate(generator: &Path, tool: &str, workload: &str, n: usize, out: &Path) {
     let _ = std::fs::remove_dir_all(out);
@@ -147,7 +147,8 @@ fn main() {
             tools.push(&mut smk_first);
         }
         let first = Rounds::run(rounds(5), &mut tools);
-        let overhead = first.values(0, |wall| (wall - alone) * 1000.0 / stages as f64);
+        let per_stage = |&wall: &f64| (wall - alone) * 1000.0 / stages as f64;
+        let overhead = first.values(0, per_stage);
         println!(
             "{workload} {n}, first run, one job ({} rounds, {}; the commands alone {alone:.2} s):",
             first.loads.len(),
@@ -159,7 +160,7 @@ fn main() {
             overhead.show(2)
         );
         if smk.is_some() {
-            let smk_overhead = first.values(1, |wall| (wall - alone) * 1000.0 / stages as f64);
+            let smk_overhead = first.values(1, per_stage);
             println!(
                 "  Snakemake {} s, its own overhead {} ms a stage; Snakemake / pipe {}x",
                 first.values(1, |&w| w).show(2),
@@ -216,14 +217,15 @@ fn main() {
                     .current_dir(&ws);
                 measure(&mut cmd).wall_s
             };
-            median((0..3).map(|_| run()).collect())
+            Spread::of((0..3).map(|_| run()).collect()).median
         });
         let first = measure(&mut pipe(&ws, 2));
-        let noop = median(
+        let noop = Spread::of(
             (0..rounds(5))
                 .map(|_| measure(&mut pipe(&ws, 2)).wall_s)
                 .collect(),
-        );
+        )
+        .median;
         let gbs = bytes as f64 / first.wall_s / 1e9;
         println!();
         println!(
